@@ -1,0 +1,201 @@
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+const MIB = 1024 * 1024;
+
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+const bool = z
+  .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1');
+
+/**
+ * "12" means at most 12 failed users; "0.5%" means at most 0.5% of the users processed.
+ * Kept as a rule, not a number, because the user count is only known at the end of the scan.
+ */
+const tolerance = z
+  .string()
+  .regex(/^(\d+|\d+(\.\d+)?%)$/, { error: 'must be a count like "10" or a percentage like "0.5%"' })
+  .transform((v) =>
+    v.endsWith('%')
+      ? ({ kind: 'percent', value: Number(v.slice(0, -1)) } as const)
+      : ({ kind: 'count', value: Number(v) } as const),
+  )
+  .refine((t) => t.kind === 'count' || t.value <= 100, { error: 'a percentage must be at most 100%' });
+
+/**
+ * Every environment variable the job reads, with its default and rule. This is the only place
+ * that reads `process.env` (see `loadConfig`); everything else receives a `Config`.
+ * The README's configuration table mirrors this schema.
+ */
+const envShape = z.object({
+  USERS_TABLE_NAME: z.string({ error: 'is required' }).min(3, { error: 'must be a DynamoDB table name' }),
+  USER_ID_ATTRIBUTE: z.string().min(1).default('user_id'),
+  EXPORT_BUCKET_NAME: z
+    .string({ error: 'is required' })
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' }),
+  EXPORT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/, {
+      error: 'must be key segments separated by "/", without leading or trailing "/"',
+    })
+    .default('moonkey'),
+  MOONKEY_API_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .default('https://api.moonkey.fun'),
+  MOONKEY_API_KEY: z.string().min(1, { error: 'must not be empty' }).optional(),
+  MOONKEY_API_KEY_SECRET_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
+      error: 'must be a Secrets Manager secret ARN',
+    })
+    .optional(),
+  EXPORT_CONCURRENCY: int(1, 2048).default(16),
+  EXPORT_MAX_RPS: z.coerce
+    .number({ error: 'must be a number' })
+    .positive({ error: 'must be greater than 0' })
+    .optional(),
+  EXPORT_ADAPTIVE_CONCURRENCY: bool.default(false),
+  EXPORT_REQUEST_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  EXPORT_MAX_ATTEMPTS: int(1, 20).default(5),
+  EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
+  EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
+  EXPORT_SCAN_SEGMENTS: int(1, 1000).default(1),
+  EXPORT_SCAN_PAGE_SIZE: int(1, 10_000).default(1000),
+  EXPORT_FAILED_USERS_TOLERANCE: tolerance.default(() => ({ kind: 'count', value: 0 }) as const),
+  // S3 rejects multipart parts under 5 MiB (except the last); files above 5 GiB cannot be completed in one CopyObject-free part set we size for.
+  EXPORT_TARGET_FILE_BYTES: int(1024, 5 * 1024 * MIB).default(128 * MIB),
+  EXPORT_UPLOAD_PART_BYTES: int(5 * MIB, 512 * MIB).default(8 * MIB),
+  EXPORT_GZIP_LEVEL: int(1, 9).default(6),
+  EXPORT_DEADLINE_MARGIN_MS: int(0, 600_000).default(60_000),
+  EXPORT_PROGRESS_INTERVAL_MS: int(100, 3_600_000).default(5_000),
+  S3_FORCE_PATH_STYLE: bool.default(false),
+  LOG_LEVEL: z
+    .enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT', 'CRITICAL'], {
+      error: 'must be one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, SILENT',
+    })
+    .default('INFO'),
+  METRICS_NAMESPACE: z.string().min(1).default('MoonKeySessionExport'),
+  METRICS_ENABLED: bool.default(true),
+});
+
+export const envSchema = envShape.superRefine((env, ctx) => {
+  const keys = [env.MOONKEY_API_KEY, env.MOONKEY_API_KEY_SECRET_ARN].filter((v) => v !== undefined);
+  if (keys.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['MOONKEY_API_KEY'],
+      message: `exactly one of MOONKEY_API_KEY or MOONKEY_API_KEY_SECRET_ARN must be set (found ${keys.length})`,
+    });
+  }
+  if (env.EXPORT_RETRY_MAX_DELAY_MS < env.EXPORT_RETRY_BASE_DELAY_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['EXPORT_RETRY_MAX_DELAY_MS'],
+      message: 'must be at least EXPORT_RETRY_BASE_DELAY_MS',
+    });
+  }
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export type ApiKeySource = { kind: 'value'; value: string } | { kind: 'secret'; secretArn: string };
+
+export interface Config {
+  readonly usersTableName: string;
+  readonly userIdAttribute: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly apiUrl: string;
+  readonly apiKey: ApiKeySource;
+  readonly concurrency: number;
+  readonly maxRps: number | undefined;
+  readonly adaptiveConcurrency: boolean;
+  readonly requestTimeoutMs: number;
+  readonly maxAttempts: number;
+  readonly retryBaseDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  readonly scanSegments: number;
+  readonly scanPageSize: number;
+  readonly failedUsersTolerance: Env['EXPORT_FAILED_USERS_TOLERANCE'];
+  readonly targetFileBytes: number;
+  readonly uploadPartBytes: number;
+  readonly gzipLevel: number;
+  readonly deadlineMarginMs: number;
+  readonly progressIntervalMs: number;
+  readonly s3ForcePathStyle: boolean;
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly metricsNamespace: string;
+  readonly metricsEnabled: boolean;
+}
+
+/** Empty strings count as unset: CloudFormation and shells both produce them for "no value". */
+function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(envShape.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') out[key] = value.trim();
+  }
+  return out;
+}
+
+/** Parses the environment; throws one ConfigError naming every bad variable and its rule. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = envSchema.safeParse(withoutEmpty(env));
+  if (!result.success) {
+    const issues = result.error.issues.map(
+      (issue) => `${String(issue.path[0] ?? 'environment')} ${issue.message}`,
+    );
+    throw new ConfigError(`Invalid configuration: ${issues.join('; ')}`, issues);
+  }
+  const e = result.data;
+  return {
+    usersTableName: e.USERS_TABLE_NAME,
+    userIdAttribute: e.USER_ID_ATTRIBUTE,
+    bucket: e.EXPORT_BUCKET_NAME,
+    prefix: e.EXPORT_PREFIX,
+    apiUrl: e.MOONKEY_API_URL.replace(/\/+$/, ''),
+    apiKey:
+      e.MOONKEY_API_KEY !== undefined
+        ? { kind: 'value', value: e.MOONKEY_API_KEY }
+        : { kind: 'secret', secretArn: e.MOONKEY_API_KEY_SECRET_ARN ?? '' },
+    concurrency: e.EXPORT_CONCURRENCY,
+    maxRps: e.EXPORT_MAX_RPS,
+    adaptiveConcurrency: e.EXPORT_ADAPTIVE_CONCURRENCY,
+    requestTimeoutMs: e.EXPORT_REQUEST_TIMEOUT_MS,
+    maxAttempts: e.EXPORT_MAX_ATTEMPTS,
+    retryBaseDelayMs: e.EXPORT_RETRY_BASE_DELAY_MS,
+    retryMaxDelayMs: e.EXPORT_RETRY_MAX_DELAY_MS,
+    scanSegments: e.EXPORT_SCAN_SEGMENTS,
+    scanPageSize: e.EXPORT_SCAN_PAGE_SIZE,
+    failedUsersTolerance: e.EXPORT_FAILED_USERS_TOLERANCE,
+    targetFileBytes: e.EXPORT_TARGET_FILE_BYTES,
+    uploadPartBytes: e.EXPORT_UPLOAD_PART_BYTES,
+    gzipLevel: e.EXPORT_GZIP_LEVEL,
+    deadlineMarginMs: e.EXPORT_DEADLINE_MARGIN_MS,
+    progressIntervalMs: e.EXPORT_PROGRESS_INTERVAL_MS,
+    s3ForcePathStyle: e.S3_FORCE_PATH_STYLE,
+    logLevel: e.LOG_LEVEL,
+    metricsNamespace: e.METRICS_NAMESPACE,
+    metricsEnabled: e.METRICS_ENABLED,
+  };
+}
+
+/** The one reader of `process.env` in the job. */
+export function loadConfig(): Config {
+  return parseConfig(process.env);
+}
+
+/** Settings recorded in the manifest: everything but secrets (the key source says only which kind). */
+export function effectiveSettings(config: Config): Record<string, unknown> {
+  const { apiKey, ...rest } = config;
+  return {
+    ...rest,
+    apiKey: apiKey.kind === 'secret' ? { secretArn: apiKey.secretArn } : '(from MOONKEY_API_KEY)',
+  };
+}

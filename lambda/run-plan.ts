@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { InvalidEventError } from './errors';
+
+/**
+ * A scheduled invocation: the "Scheduled Event" an EventBridge rule sends, or the same shape the
+ * stack's EventBridge Scheduler target sends (`source: aws.scheduler`, `time` from
+ * `<aws.scheduler.scheduled-time>`). `moonkey.cli` is `npm run export` acting as the scheduler.
+ */
+export const scheduledEventSchema = z.looseObject({
+  'detail-type': z.literal('Scheduled Event'),
+  source: z.enum(['aws.events', 'aws.scheduler', 'moonkey.cli']),
+  time: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp' }),
+});
+
+/** A manual audit: `{ "reason": "...", "userIds": [...], "dryRun": false }`. Unknown keys are refused. */
+export const auditRequestSchema = z.strictObject({
+  reason: z
+    .string({ error: 'is required: say why this audit runs' })
+    .trim()
+    .min(3, { error: 'must be at least 3 characters' })
+    .max(1000, { error: 'must be at most 1000 characters' }),
+  userIds: z
+    .array(z.string().min(1, { error: 'must not be empty' }).max(1024), { error: 'must be a list of user ids' })
+    .min(1, { error: 'must name at least one user when given' })
+    .max(10_000, { error: 'must name at most 10000 users (omit it to export everyone)' })
+    .optional(),
+  dryRun: z.boolean({ error: 'must be true or false' }).default(false),
+});
+
+export type UserSource = { kind: 'scan' } | { kind: 'list'; userIds: readonly string[] };
+
+/** Everything a run needs to know about *what* to export; *how* comes from Config. */
+export interface RunPlan {
+  readonly snapshotId: string;
+  /** Epoch seconds; also decides the `dt=` partition (UTC date). */
+  readonly snapshotAt: number;
+  readonly trigger: 'scheduled' | 'audit';
+  readonly reason: string | undefined;
+  readonly users: UserSource;
+  readonly dryRun: boolean;
+}
+
+const compactIso = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+
+/**
+ * Turns an invocation payload into a plan, or throws InvalidEventError listing what is wrong
+ * with it as each kind of event. A scheduled slot's id depends only on the scheduled time, so a
+ * duplicate delivery or a retry rewrites the same snapshot; an audit gets an id of its own.
+ */
+export function planFromEvent(event: unknown, now: Date, invocationId: string): RunPlan {
+  const scheduled = scheduledEventSchema.safeParse(event);
+  if (scheduled.success) {
+    const at = new Date(scheduled.data.time);
+    return {
+      snapshotId: `scheduled-${compactIso(at)}`,
+      snapshotAt: Math.floor(at.getTime() / 1000),
+      trigger: 'scheduled',
+      reason: undefined,
+      users: { kind: 'scan' },
+      dryRun: false,
+    };
+  }
+  const looksScheduled = typeof event === 'object' && event !== null && 'detail-type' in event;
+  const audit = auditRequestSchema.safeParse(event);
+  if (audit.success) {
+    const suffix = invocationId.replace(/[^A-Za-z0-9]/g, '').slice(0, 8).toLowerCase() || 'manual';
+    return {
+      snapshotId: `audit-${compactIso(now)}-${suffix}`,
+      snapshotAt: Math.floor(now.getTime() / 1000),
+      trigger: 'audit',
+      reason: audit.data.reason,
+      users: audit.data.userIds ? { kind: 'list', userIds: [...new Set(audit.data.userIds)] } : { kind: 'scan' },
+      dryRun: audit.data.dryRun,
+    };
+  }
+  const failed = looksScheduled ? scheduled.error : audit.error;
+  const issues = failed.issues.map((i) => `${i.path.length ? i.path.join('.') : 'event'}: ${i.message}`);
+  const kind = looksScheduled ? 'a scheduled event' : 'an audit request';
+  throw new InvalidEventError(
+    `Rejected the invocation payload: it is neither a scheduled event nor an audit request ({"reason": "...", "userIds"?: [...], "dryRun"?: false}). As ${kind}: ${issues.join('; ')}`,
+    issues,
+  );
+}
+
+/** `dt=YYYY-MM-DD` of a snapshot: the UTC date of its snapshot time. */
+export function partitionDate(snapshotAt: number): string {
+  return new Date(snapshotAt * 1000).toISOString().slice(0, 10);
+}
