@@ -20,7 +20,9 @@ export const auditRequestSchema = z.strictObject({
     .min(3, { error: 'must be at least 3 characters' })
     .max(1000, { error: 'must be at most 1000 characters' }),
   userIds: z
-    .array(z.string().min(1, { error: 'must not be empty' }).max(1024), { error: 'must be a list of user ids' })
+    .array(z.string().min(1, { error: 'must not be empty' }).max(1024), {
+      error: 'must be a list of user ids',
+    })
     .min(1, { error: 'must name at least one user when given' })
     .max(10_000, { error: 'must name at most 10000 users (omit it to export everyone)' })
     .optional(),
@@ -40,7 +42,11 @@ export interface RunPlan {
   readonly dryRun: boolean;
 }
 
-const compactIso = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+const compactIso = (date: Date) =>
+  date
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 
 /**
  * Turns an invocation payload into a plan, or throws InvalidEventError listing what is wrong
@@ -63,13 +69,19 @@ export function planFromEvent(event: unknown, now: Date, invocationId: string): 
   const looksScheduled = typeof event === 'object' && event !== null && 'detail-type' in event;
   const audit = auditRequestSchema.safeParse(event);
   if (audit.success) {
-    const suffix = invocationId.replace(/[^A-Za-z0-9]/g, '').slice(0, 8).toLowerCase() || 'manual';
+    const suffix =
+      invocationId
+        .replace(/[^A-Za-z0-9]/g, '')
+        .slice(0, 8)
+        .toLowerCase() || 'manual';
     return {
       snapshotId: `audit-${compactIso(now)}-${suffix}`,
       snapshotAt: Math.floor(now.getTime() / 1000),
       trigger: 'audit',
       reason: audit.data.reason,
-      users: audit.data.userIds ? { kind: 'list', userIds: [...new Set(audit.data.userIds)] } : { kind: 'scan' },
+      users: audit.data.userIds
+        ? { kind: 'list', userIds: [...new Set(audit.data.userIds)] }
+        : { kind: 'scan' },
       dryRun: audit.data.dryRun,
     };
   }

@@ -1,0 +1,46 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { resolveApiKey } from './api-key';
+import type { Config } from './config';
+import { createLogger, createMetricsSink, type JobLogger, type MetricsSink } from './observability';
+import type { ExportContext } from './run-export';
+import { createSessionsClient } from './sessions-client';
+
+export interface ExportRuntime extends ExportContext {
+  close(): Promise<void>;
+}
+
+/**
+ * Builds every client once from the parsed config (a Lambda cold start, a CLI run, a test).
+ * Endpoints and checksum behaviour come from the SDK's own standard variables
+ * (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB, AWS_REQUEST_CHECKSUM_CALCULATION, ...), so
+ * pointing the job at emulators needs no code path of its own; only path-style is ours.
+ */
+export async function createExportRuntime(
+  config: Config,
+  overrides: { logger?: JobLogger; metrics?: MetricsSink } = {},
+): Promise<ExportRuntime> {
+  const apiKey = await resolveApiKey(config.apiKey);
+  const sessions = createSessionsClient({
+    apiUrl: config.apiUrl,
+    apiKey,
+    // A few spare sockets so a slow close never holds back a slot.
+    connections: config.concurrency + 4,
+    requestTimeoutMs: config.requestTimeoutMs,
+  });
+  const s3 = new S3Client({ forcePathStyle: config.s3ForcePathStyle });
+  const dynamodb = new DynamoDBClient({});
+  return {
+    config,
+    s3,
+    dynamodb,
+    fetchSessions: sessions.fetchSessions,
+    logger: overrides.logger ?? createLogger(config),
+    metrics: overrides.metrics ?? createMetricsSink(config),
+    async close() {
+      await sessions.close();
+      s3.destroy();
+      dynamodb.destroy();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Config } from './config';
+
+export const SERVICE_NAME = 'moonkey-session-export';
+
+/** The logging surface the job uses; Powertools' Logger satisfies it, tests can pass their own. */
+export type JobLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return new Logger({ serviceName: SERVICE_NAME, logLevel: config.logLevel });
+}
+
+/** Counts published once per run, as CloudWatch embedded metric format; the stack's alarms read them. */
+export interface RunMetrics {
+  readonly usersProcessed: number;
+  readonly usersFailed: number;
+  readonly sessionsExported: number;
+  readonly itemsRejected: number;
+  readonly retries: number;
+  readonly durationSeconds: number;
+  readonly committed: boolean;
+}
+
+export type MetricsSink = (metrics: RunMetrics) => void;
+
+export const noMetrics: MetricsSink = () => {};
+
+/**
+ * EMF via Powertools: one JSON line on stdout that CloudWatch turns into metrics, no API calls.
+ * `SnapshotCommitted` is 1 or 0 per run so "no commit in 26 hours" is a simple Sum alarm.
+ */
+export function createMetricsSink(config: Pick<Config, 'metricsEnabled' | 'metricsNamespace'>): MetricsSink {
+  if (!config.metricsEnabled) return noMetrics;
+  const metrics = new Metrics({ namespace: config.metricsNamespace, serviceName: SERVICE_NAME });
+  return (m) => {
+    metrics.addMetric('UsersProcessed', MetricUnit.Count, m.usersProcessed);
+    metrics.addMetric('UsersFailed', MetricUnit.Count, m.usersFailed);
+    metrics.addMetric('SessionsExported', MetricUnit.Count, m.sessionsExported);
+    metrics.addMetric('ItemsRejected', MetricUnit.Count, m.itemsRejected);
+    metrics.addMetric('Retries', MetricUnit.Count, m.retries);
+    metrics.addMetric('RunDuration', MetricUnit.Seconds, m.durationSeconds);
+    metrics.addMetric('SnapshotCommitted', MetricUnit.Count, m.committed ? 1 : 0);
+    metrics.publishStoredMetrics();
+  };
+}
