@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -97,6 +98,8 @@ class ExportRun {
     private readonly options: RunOptions,
   ) {
     this.config = ctx.config;
+    // Every in-flight call and backoff sleep listens to this one signal.
+    setMaxListeners(0, this.abort.signal);
     this.keys = new SnapshotKeys(this.config.prefix, plan);
     this.limit = pLimit(this.config.concurrency);
     this.limiter = this.config.maxRps === undefined ? unlimited : createRateLimiter(this.config.maxRps);

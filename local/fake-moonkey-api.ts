@@ -1,0 +1,192 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { sessionsFor } from './fake-sessions';
+
+/**
+ * One scripted answer for a user's next request. After a user's script is used up, requests get
+ * the normal answer. `invalid-items` answers 200 with the user's real sessions plus items that
+ * break the schema, to exercise the quarantine.
+ */
+export type FaultStep =
+  | { kind: 'status'; status: number; retryAfter?: string; body?: string }
+  | { kind: 'hang' }
+  | { kind: 'malformed' }
+  | { kind: 'invalid-items' };
+
+export interface FakeApiSettings {
+  /** The only key the fake accepts, as `Authorization: Bearer <key>`. */
+  apiKey: string;
+  /** Epoch seconds that generated sessions are relative to. */
+  baseTime: number;
+  /** Added before every answer. */
+  latencyMs: number;
+  /** A hidden rate limit: above it the fake answers 429 with `Retry-After: 1`. */
+  rateLimitRps: number | undefined;
+  /** Per-user scripts, consumed one step per request. */
+  faults: Record<string, FaultStep[]>;
+  /** Users whose every answer carries schema-invalid items beside the valid ones. */
+  invalidItemUsers: string[];
+}
+
+export interface FakeApiStats {
+  requests: number;
+  byStatus: Record<string, number>;
+  /** Requests per user id (as decoded from the query). */
+  byUser: Record<string, number>;
+  /** Requests started in each whole second since start: what a rate cap is checked against. */
+  perSecond: number[];
+}
+
+export interface FakeApi {
+  readonly url: string;
+  readonly settings: FakeApiSettings;
+  readonly stats: FakeApiStats;
+  configure(settings: Partial<FakeApiSettings>): void;
+  resetStats(): void;
+  close(): Promise<void>;
+}
+
+export const INVALID_ITEMS = [
+  { id: '', user_id: 'x', note: 'empty id, missing everything else' },
+  { id: 'sess_invalid_time', started_at: 'yesterday' },
+];
+
+const SESSIONS_PATH = '/v1/auth/sessions/list';
+
+/**
+ * Our own MoonKey: the one endpoint of the OpenAPI document, its bearer auth and response
+ * shape, plus latency, a hidden rate limit and per-user fault scripts. Control endpoints under
+ * `/_fake/` let a test or benchmark in another process configure it and read its counters.
+ */
+export async function startFakeMoonKeyApi(
+  initial: Partial<FakeApiSettings> = {},
+  port = 0,
+): Promise<FakeApi> {
+  const settings: FakeApiSettings = {
+    apiKey: 'sk_test_local',
+    baseTime: 1_764_115_200,
+    latencyMs: 0,
+    rateLimitRps: undefined,
+    faults: {},
+    invalidItemUsers: [],
+    ...initial,
+  };
+  let invalidUsers = new Set(settings.invalidItemUsers);
+  const startedAt = Date.now();
+  const stats: FakeApiStats = { requests: 0, byStatus: {}, byUser: {}, perSecond: [] };
+  let tokens = 0;
+  let tokensAt = performance.now();
+  const sockets = new Set<Socket>();
+
+  const overRateLimit = (): boolean => {
+    if (settings.rateLimitRps === undefined) return false;
+    const capacity = Math.max(1, settings.rateLimitRps / 10);
+    const now = performance.now();
+    tokens = Math.min(capacity, tokens + ((now - tokensAt) / 1000) * settings.rateLimitRps);
+    tokensAt = now;
+    if (tokens < 1) return true;
+    tokens -= 1;
+    return false;
+  };
+
+  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
+    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+    const write = () => {
+      if (res.destroyed) return;
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        ...headers,
+      });
+      res.end(body);
+    };
+    if (settings.latencyMs > 0) setTimeout(write, settings.latencyMs);
+    else write();
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    if (url.pathname.startsWith('/_fake/')) return control(url.pathname, req, res);
+    stats.requests++;
+    const second = Math.floor((Date.now() - startedAt) / 1000);
+    stats.perSecond[second] = (stats.perSecond[second] ?? 0) + 1;
+    if (url.pathname !== SESSIONS_PATH) return send(res, 404, JSON.stringify({ error: 'not_found' }));
+    if (req.method !== 'GET') return send(res, 405, JSON.stringify({ error: 'method_not_allowed' }));
+    if (req.headers.authorization !== `Bearer ${settings.apiKey}`) {
+      return send(res, 401, JSON.stringify({ error: 'unauthorized', message: 'invalid api key' }));
+    }
+    const userId = url.searchParams.get('user_id');
+    if (userId === null || userId === '') {
+      return send(res, 400, JSON.stringify({ error: 'bad_request', message: 'user_id is required' }));
+    }
+    stats.byUser[userId] = (stats.byUser[userId] ?? 0) + 1;
+    if (overRateLimit())
+      return send(res, 429, JSON.stringify({ error: 'rate_limited' }), { 'retry-after': '1' });
+    const step = settings.faults[userId]?.shift();
+    if (step?.kind === 'hang') return; // never answers; the client's timeout must fire
+    if (step?.kind === 'status') {
+      return send(res, step.status, step.body ?? JSON.stringify({ error: `status_${step.status}` }), {
+        ...(step.retryAfter === undefined ? {} : { 'retry-after': step.retryAfter }),
+      });
+    }
+    if (step?.kind === 'malformed') return send(res, 200, '{"sessions": [{"id": "sess_trunc');
+    const sessions: unknown[] = sessionsFor(userId, settings.baseTime);
+    if (step?.kind === 'invalid-items' || invalidUsers.has(userId)) sessions.push(...INVALID_ITEMS);
+    return send(res, 200, JSON.stringify({ sessions }));
+  };
+
+  const control = (path: string, req: IncomingMessage, res: ServerResponse) => {
+    const reply = (value: unknown) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(value));
+    };
+    if (path === '/_fake/stats') return reply(stats);
+    if (path === '/_fake/reset-stats' && req.method === 'POST') {
+      api.resetStats();
+      return reply({ ok: true });
+    }
+    if (path === '/_fake/configure' && req.method === 'POST') {
+      let body = '';
+      req.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      req.on('end', () => {
+        api.configure(JSON.parse(body) as Partial<FakeApiSettings>);
+        reply({ ok: true });
+      });
+      return;
+    }
+    res.writeHead(404).end();
+  };
+
+  const server: Server = createServer({ keepAlive: true }, handle);
+  server.keepAliveTimeout = 65_000;
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const { port: actualPort } = server.address() as AddressInfo;
+
+  const api: FakeApi = {
+    url: `http://127.0.0.1:${actualPort}`,
+    settings,
+    stats,
+    configure(update) {
+      Object.assign(settings, update);
+      invalidUsers = new Set(settings.invalidItemUsers);
+    },
+    resetStats() {
+      stats.requests = 0;
+      stats.byStatus = {};
+      stats.byUser = {};
+      stats.perSecond = [];
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  return api;
+}

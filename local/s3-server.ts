@@ -1,0 +1,37 @@
+import { join } from 'node:path';
+import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { type ChildServer, freePort, startChildServer } from './child-server';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from './dynamodb-local';
+
+export interface S3Server extends ChildServer {
+  readonly endpoint: string;
+}
+
+/**
+ * fauxqs 1.9.2 (in memory, its own process): multipart, abort, delimiter listing and
+ * byte-identical reads all behave like S3 here; s3rver corrupts streamed bodies and cannot abort
+ * uploads, and fauxqs 2.x needs Node 22. Path-style only, like every local S3.
+ */
+export async function startS3Server(): Promise<S3Server> {
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const probe = new S3Client({
+    endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    forcePathStyle: true,
+    maxAttempts: 1,
+  });
+  const server = await startChildServer({
+    name: 'fauxqs S3',
+    command: process.execPath,
+    args: [join(__dirname, 's3-server-main.mjs')],
+    env: { ...process.env, FAUXQS_PORT: String(port), FAUXQS_HOST: '127.0.0.1', FAUXQS_LOGGER: 'false' },
+    ready: async () => {
+      await probe.send(new ListBucketsCommand({}));
+      return true;
+    },
+  });
+  probe.destroy();
+  return { ...server, endpoint };
+}
