@@ -186,9 +186,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   };
 }
 
-/** The one reader of `process.env` in the job. */
-export function loadConfig(): Config {
-  return parseConfig(process.env);
+/**
+ * The one reader of `process.env` in the job. `defaults` apply only where the environment says
+ * nothing (the CLI uses it to log less on a terminal).
+ */
+export function loadConfig(defaults: Record<string, string> = {}): Config {
+  return parseConfig({ ...defaults, ...process.env });
 }
 
 /** Settings recorded in the manifest: everything but secrets (the key source says only which kind). */

@@ -2,7 +2,7 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from './config';
 import { createExportRuntime, type ExportRuntime } from './export-context';
 import type { Manifest } from './manifest';
-import { runExport } from './run-export';
+import { type RunOptions, type RunOutcome, runExport } from './run-export';
 import { planFromEvent } from './run-plan';
 
 /** What a successful invocation returns: enough to find the snapshot without opening S3. */
@@ -16,10 +16,13 @@ export interface HandlerResult {
 
 let runtime: Promise<ExportRuntime> | undefined;
 
-/** Cold start: config and clients once per container. A failed init is retried by the next invocation. */
-function getRuntime(): Promise<ExportRuntime> {
+/**
+ * Cold start: config and clients once per container. A failed init (say, Secrets Manager was
+ * briefly unreachable) is not cached, so the next invocation tries again.
+ */
+export function getRuntime(configDefaults: Record<string, string> = {}): Promise<ExportRuntime> {
   runtime ??= Promise.resolve()
-    .then(() => createExportRuntime(loadConfig()))
+    .then(() => createExportRuntime(loadConfig(configDefaults)))
     .catch((error: unknown) => {
       runtime = undefined;
       throw error;
@@ -27,25 +30,41 @@ function getRuntime(): Promise<ExportRuntime> {
   return runtime;
 }
 
+/** Releases the cached clients (sockets) so a CLI or test process can exit. */
+export async function closeRuntime(): Promise<void> {
+  const current = runtime;
+  runtime = undefined;
+  await (await current?.catch(() => undefined))?.close();
+}
+
+/** One invocation, shared by the Lambda handler and `npm run export`: parse, run, report. */
+export async function invoke(
+  event: unknown,
+  invocationId: string,
+  options: RunOptions & { configDefaults?: Record<string, string> } = {},
+): Promise<RunOutcome> {
+  const rt = await getRuntime(options.configDefaults);
+  const plan = planFromEvent(event, new Date(), invocationId);
+  return runExport(plan, rt, options);
+}
+
 /**
- * Thin on purpose: parse the event, run the export, map the outcome. A failed snapshot is thrown
- * (after its manifest is written) so Lambda counts an error and the Errors alarm fires; a bad
- * payload is thrown before anything is written.
+ * Thin on purpose. A failed snapshot is thrown (after its manifest is written) so Lambda counts
+ * an error and the Errors alarm fires; a bad payload is thrown before anything is written.
  */
 export async function handler(
   event: unknown,
   context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
-) {
-  const rt = await getRuntime();
-  const plan = planFromEvent(event, new Date(), context.awsRequestId);
-  const outcome = await runExport(plan, rt, { deadlineAt: Date.now() + context.getRemainingTimeInMillis() });
+): Promise<HandlerResult> {
+  const outcome = await invoke(event, context.awsRequestId, {
+    deadlineAt: Date.now() + context.getRemainingTimeInMillis(),
+  });
   if (outcome.error) throw outcome.error;
-  const result: HandlerResult = {
+  return {
     snapshotId: outcome.manifest.snapshot_id,
     status: outcome.manifest.status,
     manifestKey: outcome.manifestKey,
     counts: outcome.manifest.counts,
     files: outcome.manifest.files.sessions.length,
   };
-  return result;
 }
