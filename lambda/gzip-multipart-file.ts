@@ -82,7 +82,11 @@ export class GzipMultipartFile {
   async write(text: string, records: number): Promise<void> {
     this.throwIfFailed();
     this.records += records;
-    if (!this.gzip.write(text)) await once(this.gzip, 'drain');
+    // Resolves once zlib has compressed this text, so `compressedBytes` is current when the
+    // writer decides whether to rotate (deflate may still hold up to one block back).
+    await new Promise<void>((resolve, reject) => {
+      this.gzip.write(text, (error) => (error ? reject(this.wrap('compressing', error)) : resolve()));
+    });
   }
 
   /** Ends the gzip stream, uploads the last part and returns the still-invisible file. */

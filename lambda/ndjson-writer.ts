@@ -11,8 +11,11 @@ export interface NdjsonWriterOptions {
   readonly gzipLevel: number;
 }
 
-/** Lines are handed to gzip in batches of this many characters: one stream write per batch, not per line. */
-const BATCH_CHARS = 64 * 1024;
+/**
+ * Lines are handed to gzip in batches of up to this many characters: one stream write per batch,
+ * not per line. Smaller when the target file size is smaller, so rotation can happen near it.
+ */
+const MAX_BATCH_CHARS = 64 * 1024;
 
 /**
  * Gzip NDJSON into a sequence of files, each rotated once its compressed size reaches the target
@@ -30,7 +33,11 @@ export class NdjsonWriter {
   private chain: Promise<void> = Promise.resolve();
   records = 0;
 
-  constructor(private readonly options: NdjsonWriterOptions) {}
+  private readonly batchChars: number;
+
+  constructor(private readonly options: NdjsonWriterOptions) {
+    this.batchChars = Math.min(MAX_BATCH_CHARS, options.targetFileBytes);
+  }
 
   /** `lines` must end with a newline; `count` is how many records it holds. */
   write(lines: string, count: number): Promise<void> {
@@ -39,7 +46,7 @@ export class NdjsonWriter {
     this.records += count;
     // Only the caller that fills a batch waits (for S3/gzip to take it); the rest go on. Memory
     // stays bounded because each waiting caller is one of at most `concurrency` user tasks.
-    if (this.batch.length < BATCH_CHARS) return Promise.resolve();
+    if (this.batch.length < this.batchChars) return Promise.resolve();
     return this.flushBatch();
   }
 

@@ -1,0 +1,455 @@
+/**
+ * The job against real parts: DynamoDB Local (the AWS jar), the fauxqs S3 server and the fake
+ * MoonKey API, through the real AWS SDK and real HTTP. One stack for the file; each test uses
+ * its own table and/or prefix so tests cannot see each other's output.
+ */
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { listKeys } from '../../lambda/commit-snapshot';
+import { parseConfig } from '../../lambda/config';
+import { ApiAuthError, DeadlineExceededError, TooManyFailedUsersError } from '../../lambda/errors';
+import { createExportRuntime, type ExportRuntime } from '../../lambda/export-context';
+import type { Manifest } from '../../lambda/manifest';
+import { type RunOptions, runExport } from '../../lambda/run-export';
+import { planFromEvent, type RunPlan } from '../../lambda/run-plan';
+import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
+import { sessionsFor, userIdFor } from '../../local/fake-sessions';
+import { type LocalStack, startLocalStack } from '../../local/local-stack';
+import { createUsersTable, putUserItems, seedUsers } from '../../local/seed-users';
+import { type CapturedLogger, captureLogger } from '../helpers/capture-logger';
+import { readObjects, readRecords } from '../helpers/snapshot-reader';
+import { useProcessEnv } from '../helpers/stack-env';
+
+const BASE_TIME = 1_764_115_200;
+const ODD_IDS = ['user with space', 'ünïcødé/ñ?&=#+%', 'a+b=c&d', 'user_24wFP9pDa9YiMJLun94iKykoZs2'];
+const USERS_TABLE = 'users-main';
+const USER_COUNT = 300;
+
+let stack: LocalStack;
+let restoreEnv: () => void = () => {};
+let allUsers: string[];
+let prefixCounter = 0;
+
+const scheduled = (time = '2026-11-26T02:00:00Z') =>
+  planFromEvent(
+    { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time, detail: {} },
+    new Date(),
+    'x',
+  );
+
+interface Run {
+  manifest: Manifest;
+  manifestKey: string | undefined;
+  error: Error | undefined;
+  logger: CapturedLogger;
+  prefix: string;
+}
+
+/** Runs one export with the stack's environment plus `env`, into a fresh prefix unless given one. */
+async function run(plan: RunPlan, env: Record<string, string> = {}, options: RunOptions = {}): Promise<Run> {
+  const prefix = env.EXPORT_PREFIX ?? `t${++prefixCounter}`;
+  const config = parseConfig({
+    ...stack.env,
+    USERS_TABLE_NAME: USERS_TABLE,
+    EXPORT_CONCURRENCY: '16',
+    EXPORT_RETRY_BASE_DELAY_MS: '5',
+    EXPORT_RETRY_MAX_DELAY_MS: '50',
+    ...env,
+    EXPORT_PREFIX: prefix,
+  });
+  const logger = captureLogger();
+  let runtime: ExportRuntime | undefined;
+  try {
+    runtime = await createExportRuntime(config, { logger });
+    const outcome = await runExport(plan, runtime, options);
+    return { ...outcome, logger, prefix };
+  } finally {
+    await runtime?.close();
+  }
+}
+
+const truthFor = (ids: readonly string[]) => ids.flatMap((id) => sessionsFor(id, BASE_TIME));
+const byId = (a: { id?: unknown }, b: { id?: unknown }) => String(a.id).localeCompare(String(b.id));
+const withoutSnapshotFields = (records: Record<string, unknown>[]) =>
+  records.map(({ snapshot_id: _i, snapshot_at: _a, ...session }) => session);
+
+beforeAll(async () => {
+  stack = await startLocalStack({ api: { baseTime: BASE_TIME } });
+  restoreEnv = useProcessEnv(stack.env);
+  await createUsersTable(stack.dynamodbClient, USERS_TABLE);
+  const seeded = await seedUsers(stack.dynamodbClient, USERS_TABLE, USER_COUNT);
+  await putUserItems(
+    stack.dynamodbClient,
+    USERS_TABLE,
+    ODD_IDS.map((id) => ({ Item: { user_id: { S: id } } })),
+  );
+  allUsers = [...seeded, ...ODD_IDS];
+}, 120_000);
+
+afterAll(async () => {
+  restoreEnv();
+  await stack?.stop();
+});
+
+beforeEach(() => {
+  stack.api.configure({ faults: {}, invalidItemUsers: [], latencyMs: 0, rateLimitRps: undefined });
+  stack.api.resetStats();
+});
+
+describe('a scheduled snapshot', () => {
+  it('exports every session of every user exactly once, as the API returned it, and commits', async () => {
+    const plan = scheduled();
+    const result = await run(plan);
+
+    expect(result.error).toBeUndefined();
+    expect(result.manifest.status).toBe('committed');
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    const truth = truthFor(allUsers);
+    expect(truth.length).toBeGreaterThan(USER_COUNT / 2);
+    expect(withoutSnapshotFields(records).sort(byId)).toEqual([...truth].sort(byId));
+    for (const record of records) {
+      expect(record.snapshot_id).toBe('scheduled-20261126T020000Z');
+      expect(record.snapshot_at).toBe(plan.snapshotAt);
+    }
+    expect(result.manifest.counts).toMatchObject({
+      users_scanned: allUsers.length,
+      users_processed: allUsers.length,
+      users_with_sessions: allUsers.filter((id) => sessionsFor(id, BASE_TIME).length > 0).length,
+      sessions_exported: truth.length,
+      users_failed: 0,
+      items_rejected: 0,
+      requests: allUsers.length,
+    });
+  });
+
+  it('lays files out for Athena: sessions under dt=<UTC date of the slot>, manifest last, nothing else', async () => {
+    const result = await run(scheduled('2026-11-25T23:30:00-05:00'));
+
+    const keys = await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`);
+    expect(keys.sort()).toEqual(
+      [
+        `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.json`,
+        `${result.prefix}/sessions/dt=2026-11-26/scheduled-20261126T043000Z-000-00000.ndjson.gz`,
+      ].sort(),
+    );
+    expect(result.manifestKey).toBe(
+      `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.json`,
+    );
+    const manifestText = (await readObjects(stack.s3Client, stack.bucket, result.manifestKey ?? '')).get(
+      result.manifestKey ?? '',
+    );
+    expect(manifestText?.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(manifestText ?? '{}')).toMatchObject({
+      snapshot_id: 'scheduled-20261126T043000Z',
+      trigger: 'scheduled',
+      status: 'committed',
+      dt: '2026-11-26',
+    });
+  });
+
+  it('sends each odd user id URL-encoded and exports it under the exact id', async () => {
+    const result = await run(scheduled());
+
+    for (const id of ODD_IDS) expect(stack.api.stats.byUser[id]).toBe(1);
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    const oddTruth = truthFor(ODD_IDS);
+    expect(oddTruth.length).toBeGreaterThan(0);
+    expect(records.filter((r) => ODD_IDS.includes(String(r.user_id))).length).toBe(oddTruth.length);
+  });
+
+  it('writes the same slot twice as one copy, replacing the first run files and deleting its leftovers', async () => {
+    const prefix = 'rerun';
+    const first = await run(scheduled(), { EXPORT_PREFIX: prefix, EXPORT_TARGET_FILE_BYTES: '1024' });
+    const firstFiles = first.manifest.files.sessions.length;
+    expect(firstFiles).toBeGreaterThan(2);
+
+    const second = await run(scheduled(), { EXPORT_PREFIX: prefix });
+
+    expect(second.manifest.status).toBe('committed');
+    const keys = await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
+    expect(keys).toEqual([second.manifest.files.sessions[0]?.key]);
+    const records = await readRecords(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
+    expect(records).toHaveLength(truthFor(allUsers).length);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${prefix}/manifests/`)).toHaveLength(1);
+  });
+
+  it('rotates files by compressed size, each a whole gzip file, with every record in exactly one', async () => {
+    const result = await run(scheduled(), { EXPORT_TARGET_FILE_BYTES: '2048' });
+
+    const files = result.manifest.files.sessions;
+    expect(files.length).toBeGreaterThan(2);
+    // A file is closed only once it reached the target; only the last may be smaller.
+    for (const file of files.slice(0, -1)) expect(file.bytes).toBeGreaterThanOrEqual(2048);
+    expect(files.reduce((sum, f) => sum + f.records, 0)).toBe(truthFor(allUsers).length);
+    const objects = await readObjects(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(objects.size).toBe(files.length);
+    for (const file of files) {
+      expect(objects.get(file.key)?.trim().split('\n')).toHaveLength(file.records);
+    }
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(new Set(records.map((r) => r.id)).size).toBe(records.length);
+  });
+
+  it('walks parallel scan segments to the same result', async () => {
+    const result = await run(scheduled(), { EXPORT_SCAN_SEGMENTS: '4', EXPORT_SCAN_PAGE_SIZE: '25' });
+
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(withoutSnapshotFields(records).sort(byId)).toEqual(truthFor(allUsers).sort(byId));
+    expect(result.manifest.counts.users_scanned).toBe(allUsers.length);
+  });
+
+  it('counts items whose id attribute is missing, not a string or empty, and exports the rest', async () => {
+    const table = 'users-keyed-by-pk';
+    await createUsersTable(stack.dynamodbClient, table, 'pk');
+    const good = [userIdFor(10_001), userIdFor(10_002)];
+    await putUserItems(stack.dynamodbClient, table, [
+      ...good.map((id) => ({ Item: { pk: { S: `USER#${id}` }, user_id: { S: id } } })),
+      { Item: { pk: { S: 'USER#no-id' } } },
+      { Item: { pk: { S: 'USER#numeric' }, user_id: { N: '42' } } },
+      { Item: { pk: { S: 'USER#empty' }, user_id: { S: '' } } },
+    ]);
+
+    const result = await run(scheduled(), { USERS_TABLE_NAME: table });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({ users_scanned: 2, users_unusable: 3, users_processed: 2 });
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(records).toHaveLength(truthFor(good).length);
+  });
+});
+
+describe('retries', () => {
+  it('waits out a 429 with Retry-After, then exports the user', async () => {
+    const user = allUsers[3] as string;
+    stack.api.configure({ faults: { [user]: [{ kind: 'status', status: 429, retryAfter: '1' }] } });
+
+    const started = Date.now();
+    const result = await run(planFromEvent({ reason: 'retry test', userIds: [user] }, new Date(), 'r'));
+
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({ retries: 1, requests: 2, users_failed: 0 });
+    expect(stack.api.stats.byStatus['429']).toBe(1);
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(records).toHaveLength(sessionsFor(user, BASE_TIME).length);
+  });
+
+  it('retries 5xx, a hung request and a malformed body, then exports the user', async () => {
+    const users = allUsers.slice(10, 13) as [string, string, string];
+    stack.api.configure({
+      faults: {
+        [users[0]]: [
+          { kind: 'status', status: 503 },
+          { kind: 'status', status: 500 },
+        ],
+        [users[1]]: [{ kind: 'hang' }],
+        [users[2]]: [{ kind: 'malformed' }],
+      },
+    });
+
+    const result = await run(planFromEvent({ reason: 'retry test', userIds: users }, new Date(), 'r'), {
+      EXPORT_REQUEST_TIMEOUT_MS: '300',
+    });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({ retries: 4, users_failed: 0, users_processed: 3 });
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(records).toHaveLength(truthFor(users).length);
+  });
+
+  it('records a user whose retries run out as failed, and still commits within the tolerance', async () => {
+    const [bad, good] = allUsers.slice(20, 22) as [string, string];
+    const outage = Array.from({ length: 5 }, () => ({ kind: 'status' as const, status: 502 }));
+    stack.api.configure({ faults: { [bad]: outage } });
+
+    const result = await run(planFromEvent({ reason: 'tolerance', userIds: [bad, good] }, new Date(), 'r'), {
+      EXPORT_MAX_ATTEMPTS: '3',
+      EXPORT_FAILED_USERS_TOLERANCE: '1',
+    });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(stack.api.stats.byUser[bad]).toBe(3);
+    expect(result.manifest.counts).toMatchObject({ users_failed: 1, retries: 2 });
+    expect(result.manifest.failed_users).toEqual([
+      { user_id: bad, error_type: 'RetriesExhaustedError', error: 'gave up after 3 attempts: HTTP 502' },
+    ]);
+    const failedFile = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/failed-users/`);
+    expect(failedFile).toEqual([
+      expect.objectContaining({ user_id: bad, error_type: 'RetriesExhaustedError' }),
+    ]);
+  });
+
+  it('fails without committing when failed users exceed the tolerance, leaving nothing under sessions/', async () => {
+    const users = allUsers.slice(30, 60);
+    const bad = users[5] as string;
+    stack.api.configure({ faults: { [bad]: [{ kind: 'status', status: 404 }] } });
+
+    const result = await run(planFromEvent({ reason: 'tolerance', userIds: users }, new Date(), 'r'));
+
+    expect(result.error).toBeInstanceOf(TooManyFailedUsersError);
+    expect(result.manifest.status).toBe('failed');
+    expect(result.manifest.failed_users).toEqual([
+      expect.objectContaining({ user_id: bad, error_type: 'ApiRequestError' }),
+    ]);
+    expect(stack.api.stats.byUser[bad]).toBe(1);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`)).toEqual([]);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`)).toEqual([result.manifestKey]);
+  });
+
+  it('accepts a percentage tolerance, judged against all users processed', async () => {
+    const users = allUsers.slice(60, 160);
+    stack.api.configure({ faults: { [users[0] as string]: [{ kind: 'status', status: 404 }] } });
+
+    const ok = await run(planFromEvent({ reason: 'pct', userIds: users }, new Date(), 'r'), {
+      EXPORT_FAILED_USERS_TOLERANCE: '1%',
+    });
+    stack.api.configure({
+      faults: {
+        [users[0] as string]: [{ kind: 'status', status: 404 }],
+        [users[1] as string]: [{ kind: 'status', status: 404 }],
+      },
+    });
+    const tooMany = await run(planFromEvent({ reason: 'pct', userIds: users }, new Date(), 'r'), {
+      EXPORT_FAILED_USERS_TOLERANCE: '1%',
+    });
+
+    expect(ok.manifest.status).toBe('committed');
+    expect(tooMany.manifest.status).toBe('failed');
+    expect(tooMany.error).toBeInstanceOf(TooManyFailedUsersError);
+  });
+});
+
+describe('a rejected API key', () => {
+  it('aborts the run at once, commits nothing and never leaks the key', async () => {
+    const result = await run(scheduled(), {
+      MOONKEY_API_KEY: 'sk_live_wrong_key_123',
+      EXPORT_CONCURRENCY: '4',
+    });
+
+    expect(result.error).toBeInstanceOf(ApiAuthError);
+    expect(result.manifest.status).toBe('failed');
+    expect(result.manifest.error?.type).toBe('ApiAuthError');
+    // At most the calls already in flight when the first 401 came back; never one per user.
+    expect(stack.api.stats.requests).toBeLessThanOrEqual(4);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`)).toEqual([]);
+    const everything = [
+      result.logger.text(),
+      JSON.stringify(result.manifest),
+      ...(await readObjects(stack.s3Client, stack.bucket, `${result.prefix}/`)).values(),
+    ].join('\n');
+    expect(everything).not.toContain('sk_live_wrong_key_123');
+  });
+});
+
+describe('validation', () => {
+  it('quarantines invalid items with the user id and zod issues, and exports their valid siblings', async () => {
+    const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 2) as string;
+    stack.api.configure({ invalidItemUsers: [user] });
+
+    const result = await run(planFromEvent({ reason: 'validation', userIds: [user] }, new Date(), 'r'));
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({
+      items_rejected: INVALID_ITEMS.length,
+      sessions_exported: sessionsFor(user, BASE_TIME).length,
+    });
+    const rejects = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/rejects/`);
+    expect(rejects).toHaveLength(INVALID_ITEMS.length);
+    for (const reject of rejects) {
+      expect(reject).toMatchObject({
+        user_id: user,
+        reason: 'schema',
+        snapshot_id: result.manifest.snapshot_id,
+      });
+      expect(INVALID_ITEMS).toContainEqual(reject.item);
+      expect((reject.issues as unknown[]).length).toBeGreaterThan(0);
+    }
+    const sessions = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(withoutSnapshotFields(sessions).sort(byId)).toEqual(sessionsFor(user, BASE_TIME).sort(byId));
+  });
+});
+
+describe('audits and dry runs', () => {
+  it('exports only the named users, without scanning, and records the reason', async () => {
+    const users = [allUsers[1] as string, 'user with space'];
+    const plan = planFromEvent(
+      { reason: 'SEC-142 account takeover review', userIds: users },
+      new Date(),
+      'abc',
+    );
+
+    const result = await run(plan);
+
+    expect(result.manifest).toMatchObject({ trigger: 'audit', reason: 'SEC-142 account takeover review' });
+    expect(stack.api.stats.requests).toBe(2);
+    const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
+    expect(withoutSnapshotFields(records).sort(byId)).toEqual(truthFor(users).sort(byId));
+  });
+
+  it('counts users in a dry run and neither calls the API nor writes anything', async () => {
+    const plan = planFromEvent({ reason: 'how many?', dryRun: true }, new Date(), 'abc');
+
+    const result = await run(plan);
+
+    expect(result.manifest.status).toBe('dry_run');
+    expect(result.manifest.counts.users_scanned).toBe(allUsers.length);
+    expect(stack.api.stats.requests).toBe(0);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`)).toEqual([]);
+  });
+});
+
+describe('the Lambda deadline', () => {
+  it('stops before the deadline, commits nothing and says why in the manifest', async () => {
+    stack.api.configure({ latencyMs: 100 });
+
+    const result = await run(
+      scheduled(),
+      { EXPORT_CONCURRENCY: '2', EXPORT_DEADLINE_MARGIN_MS: '0' },
+      {
+        deadlineAt: Date.now() + 600,
+      },
+    );
+
+    expect(result.error).toBeInstanceOf(DeadlineExceededError);
+    expect(result.manifest.status).toBe('failed');
+    expect(result.manifest.counts.users_processed).toBeLessThan(allUsers.length);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`)).toEqual([]);
+    expect(result.manifestKey).toBeDefined();
+  });
+});
+
+describe('a failed rerun of a committed slot', () => {
+  it('leaves the committed files and manifest alone and writes its failure beside them', async () => {
+    const prefix = 'failed-rerun';
+    const first = await run(scheduled(), { EXPORT_PREFIX: prefix });
+    const before = await readObjects(stack.s3Client, stack.bucket, `${prefix}/`);
+
+    const second = await run(scheduled(), { EXPORT_PREFIX: prefix, MOONKEY_API_KEY: 'sk_wrong' });
+
+    expect(second.manifest.status).toBe('failed');
+    expect(second.manifestKey).not.toBe(first.manifestKey);
+    expect(second.manifestKey).toMatch(/scheduled-20261126T020000Z\.failed-\d+\.json$/);
+    const after = await readObjects(stack.s3Client, stack.bucket, `${prefix}/`);
+    for (const [key, text] of before) expect(after.get(key)).toBe(text);
+  });
+});
+
+describe('scan backpressure', () => {
+  it('never holds more users than in flight plus a bounded queue', async () => {
+    stack.api.configure({ latencyMs: 20 });
+    const samples: number[] = [];
+    const progress = (p: { usersScanned: number; usersDone: number }) =>
+      samples.push(p.usersScanned - p.usersDone);
+
+    await run(
+      scheduled(),
+      { EXPORT_CONCURRENCY: '4', EXPORT_SCAN_PAGE_SIZE: '10', EXPORT_PROGRESS_INTERVAL_MS: '100' },
+      {
+        onProgress: progress,
+      },
+    );
+
+    expect(samples.length).toBeGreaterThan(3);
+    // in flight (4) + queue (2 × 4 + 32) + one scan page (10)
+    expect(Math.max(...samples)).toBeLessThanOrEqual(4 + 40 + 10);
+  });
+});
