@@ -1,0 +1,118 @@
+import { effectiveSettings, parseConfig } from '../../lambda/config';
+import { ConfigError } from '../../lambda/errors';
+
+const minimal = { USERS_TABLE_NAME: 'users', EXPORT_BUCKET_NAME: 'my-exports', MOONKEY_API_KEY: 'sk_test_x' };
+
+const errorOf = (env: Record<string, string | undefined>): ConfigError => {
+  try {
+    parseConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('parseConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = parseConfig(minimal);
+
+    expect(config).toMatchObject({
+      userIdAttribute: 'user_id',
+      prefix: 'moonkey',
+      apiUrl: 'https://api.moonkey.fun',
+      concurrency: 16,
+      maxRps: undefined,
+      maxAttempts: 5,
+      scanSegments: 1,
+      failedUsersTolerance: { kind: 'count', value: 0 },
+      targetFileBytes: 128 * 1024 * 1024,
+      uploadPartBytes: 8 * 1024 * 1024,
+      s3ForcePathStyle: false,
+    });
+    expect(config.apiKey).toEqual({ kind: 'value', value: 'sk_test_x' });
+  });
+
+  it('names every bad variable and its rule in one error', () => {
+    const error = errorOf({
+      ...minimal,
+      EXPORT_CONCURRENCY: '0',
+      EXPORT_MAX_RPS: '-3',
+      EXPORT_PREFIX: '/leading',
+    });
+
+    expect(error.issues).toEqual([
+      'EXPORT_PREFIX must be key segments separated by "/", without leading or trailing "/"',
+      'EXPORT_CONCURRENCY must be at least 1',
+      'EXPORT_MAX_RPS must be greater than 0',
+    ]);
+    expect(error.message).toContain('EXPORT_CONCURRENCY must be at least 1');
+  });
+
+  it('requires the table and bucket names', () => {
+    expect(errorOf({ MOONKEY_API_KEY: 'k' }).issues).toEqual([
+      'USERS_TABLE_NAME is required',
+      'EXPORT_BUCKET_NAME is required',
+    ]);
+  });
+
+  it('requires exactly one of MOONKEY_API_KEY and MOONKEY_API_KEY_SECRET_ARN', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey-AbCdEf';
+    const { MOONKEY_API_KEY: _, ...withoutKey } = minimal;
+
+    expect(errorOf(withoutKey).message).toContain(
+      'exactly one of MOONKEY_API_KEY or MOONKEY_API_KEY_SECRET_ARN',
+    );
+    expect(errorOf({ ...minimal, MOONKEY_API_KEY_SECRET_ARN: arn }).message).toContain('(found 2)');
+    expect(parseConfig({ ...withoutKey, MOONKEY_API_KEY_SECRET_ARN: arn }).apiKey).toEqual({
+      kind: 'secret',
+      secretArn: arn,
+    });
+    expect(errorOf({ ...withoutKey, MOONKEY_API_KEY_SECRET_ARN: 'moonkey' }).issues).toEqual([
+      'MOONKEY_API_KEY_SECRET_ARN must be a Secrets Manager secret ARN',
+    ]);
+  });
+
+  it('treats empty values as unset, as CloudFormation and shells produce them', () => {
+    expect(parseConfig({ ...minimal, EXPORT_MAX_RPS: '', EXPORT_PREFIX: '  ' })).toMatchObject({
+      maxRps: undefined,
+      prefix: 'moonkey',
+    });
+  });
+
+  it('reads the failed-users tolerance as a count or a percentage', () => {
+    expect(parseConfig({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: '25' }).failedUsersTolerance).toEqual({
+      kind: 'count',
+      value: 25,
+    });
+    expect(parseConfig({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: '0.5%' }).failedUsersTolerance).toEqual({
+      kind: 'percent',
+      value: 0.5,
+    });
+    expect(errorOf({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: 'some' }).issues[0]).toMatch(
+      /^EXPORT_FAILED_USERS_TOLERANCE must be a count/,
+    );
+    expect(errorOf({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: '150%' }).issues[0]).toBe(
+      'EXPORT_FAILED_USERS_TOLERANCE a percentage must be at most 100%',
+    );
+  });
+
+  it('refuses S3 part sizes S3 itself would refuse', () => {
+    expect(errorOf({ ...minimal, EXPORT_UPLOAD_PART_BYTES: String(1024 * 1024) }).issues[0]).toBe(
+      'EXPORT_UPLOAD_PART_BYTES must be at least 5242880',
+    );
+  });
+
+  it('refuses an API URL that is not http(s)', () => {
+    expect(errorOf({ ...minimal, MOONKEY_API_URL: 'ftp://moonkey' }).issues[0]).toBe(
+      'MOONKEY_API_URL must be an http(s) URL',
+    );
+  });
+
+  it('keeps the API key out of the settings recorded in manifests', () => {
+    const settings = effectiveSettings(parseConfig(minimal));
+
+    expect(JSON.stringify(settings)).not.toContain('sk_test_x');
+    expect(settings.apiKey).toBe('(from MOONKEY_API_KEY)');
+  });
+});

@@ -1,0 +1,110 @@
+import { InvalidEventError } from '../../lambda/errors';
+import { partitionDate, planFromEvent } from '../../lambda/run-plan';
+
+const now = new Date('2026-11-26T09:15:30.123Z');
+const ruleEvent = {
+  version: '0',
+  id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa',
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  account: '123456789012',
+  time: '2026-11-26T02:00:00Z',
+  region: 'eu-west-1',
+  resources: ['arn:aws:events:eu-west-1:123456789012:rule/nightly'],
+  detail: {},
+};
+
+const rejection = (event: unknown): InvalidEventError => {
+  try {
+    planFromEvent(event, now, 'req-1');
+  } catch (error) {
+    if (error instanceof InvalidEventError) return error;
+    throw error;
+  }
+  throw new Error('expected InvalidEventError');
+};
+
+describe('planFromEvent', () => {
+  it('derives a scheduled snapshot id from the scheduled time alone', () => {
+    const first = planFromEvent(ruleEvent, now, 'req-1');
+    const retry = planFromEvent({ ...ruleEvent, id: 'another-delivery' }, new Date(), 'req-2');
+
+    expect(first).toEqual({
+      snapshotId: 'scheduled-20261126T020000Z',
+      snapshotAt: Date.parse('2026-11-26T02:00:00Z') / 1000,
+      trigger: 'scheduled',
+      reason: undefined,
+      users: { kind: 'scan' },
+      dryRun: false,
+    });
+    expect(retry.snapshotId).toBe(first.snapshotId);
+  });
+
+  it('accepts the EventBridge Scheduler shape the stack sends, with an offset time', () => {
+    const plan = planFromEvent(
+      {
+        'detail-type': 'Scheduled Event',
+        source: 'aws.scheduler',
+        time: '2026-11-26T03:00:00+01:00',
+        detail: {},
+      },
+      now,
+      'req',
+    );
+
+    expect(plan.snapshotId).toBe('scheduled-20261126T020000Z');
+  });
+
+  it('gives an audit its own id and records the reason, deduplicating user ids', () => {
+    const plan = planFromEvent(
+      { reason: '  SEC-142 account takeover review ', userIds: ['user_a', 'user_b', 'user_a'] },
+      now,
+      'c0ffee00-1111-2222',
+    );
+
+    expect(plan).toEqual({
+      snapshotId: 'audit-20261126T091530Z-c0ffee00',
+      snapshotAt: Math.floor(now.getTime() / 1000),
+      trigger: 'audit',
+      reason: 'SEC-142 account takeover review',
+      users: { kind: 'list', userIds: ['user_a', 'user_b'] },
+      dryRun: false,
+    });
+  });
+
+  it('scans everyone for an audit without user ids, and keeps dryRun', () => {
+    const plan = planFromEvent({ reason: 'quarterly review', dryRun: true }, now, 'r');
+
+    expect(plan.users).toEqual({ kind: 'scan' });
+    expect(plan.dryRun).toBe(true);
+  });
+
+  it('rejects an audit without a reason, with unknown keys, or with an empty user list', () => {
+    expect(rejection({ userIds: ['u'] }).issues).toEqual(['reason: is required: say why this audit runs']);
+    expect(rejection({ reason: 'review', userId: 'u' }).issues).toEqual([
+      'event: Unrecognized key: "userId"',
+    ]);
+    expect(rejection({ reason: 'review', userIds: [] }).issues).toEqual([
+      'userIds: must name at least one user when given',
+    ]);
+  });
+
+  it('rejects a scheduled event with a bad time, explaining it as a scheduled event', () => {
+    const error = rejection({ ...ruleEvent, time: 'tonight' });
+
+    expect(error.message).toContain('As a scheduled event: time: must be an ISO-8601 timestamp');
+  });
+
+  it.each([null, 'run please', 42, [], {}])('rejects %p with a clear message', (event) => {
+    expect(rejection(event).message).toMatch(
+      /^Rejected the invocation payload: it is neither a scheduled event nor an audit request/,
+    );
+  });
+});
+
+describe('partitionDate', () => {
+  it('is the UTC date of the snapshot time', () => {
+    expect(partitionDate(Date.parse('2026-11-26T23:59:59Z') / 1000)).toBe('2026-11-26');
+    expect(partitionDate(Date.parse('2026-11-27T00:00:00Z') / 1000)).toBe('2026-11-27');
+  });
+});

@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { MalformedResponseError } from '../../lambda/errors';
+import { validateSessions } from '../../lambda/validate-sessions';
+
+/** The vendor's own example response, read from the contract fixture (not retyped). */
+const openapi = parse(readFileSync(join(__dirname, '../fixtures/moonkey-openapi.yaml'), 'utf8'));
+const example = openapi.paths['/v1/auth/sessions/list'].get.responses['200'].content['application/json']
+  .examples.ListSessionsResp.value as { sessions: Record<string, unknown>[] };
+const exampleUser = 'user_24wFP9pDa9YiMJLun94iKykoZs2';
+const exampleSession = example.sessions[0] as Record<string, unknown>;
+
+describe('validateSessions', () => {
+  it("accepts the document's own example, including its empty device_fingerprint.ip", () => {
+    const result = validateSessions(exampleUser, example);
+
+    expect(result.rejected).toEqual([]);
+    expect(result.valid).toEqual(example.sessions);
+  });
+
+  it('keeps fields the API adds later, at every level, exactly as sent', () => {
+    const session = {
+      ...exampleSession,
+      risk_score: 0.2,
+      device_fingerprint: { user_agent: 'ua', ip: '203.0.113.9', city: 'Lisbon' },
+    };
+
+    const { valid } = validateSessions(exampleUser, { sessions: [session], next_cursor: null });
+
+    expect(valid).toEqual([session]);
+    expect(valid[0]).toBe(session);
+  });
+
+  it('quarantines an invalid item with its zod issues and exports its valid sibling', () => {
+    const broken = { ...exampleSession, id: 'sess_broken', factors: [], started_at: 1.5 };
+
+    const { valid, rejected } = validateSessions(exampleUser, { sessions: [exampleSession, broken] });
+
+    expect(valid).toEqual([exampleSession]);
+    expect(rejected).toEqual([
+      {
+        user_id: exampleUser,
+        reason: 'schema',
+        item: broken,
+        issues: expect.arrayContaining([
+          expect.objectContaining({ path: 'started_at' }),
+          expect.objectContaining({ path: 'factors' }),
+        ]),
+      },
+    ]);
+  });
+
+  it('quarantines a session listed under another user', () => {
+    const { valid, rejected } = validateSessions('user_someone_else', example);
+
+    expect(valid).toEqual([]);
+    expect(rejected[0]).toMatchObject({ reason: 'user_id_mismatch', user_id: 'user_someone_else' });
+  });
+
+  it('quarantines the second copy of a session id within one response', () => {
+    const { valid, rejected } = validateSessions(exampleUser, {
+      sessions: [exampleSession, { ...exampleSession }],
+    });
+
+    expect(valid).toHaveLength(1);
+    expect(rejected).toEqual([expect.objectContaining({ reason: 'duplicate_session_id' })]);
+  });
+
+  it('accepts a user without sessions', () => {
+    expect(validateSessions(exampleUser, { sessions: [] })).toEqual({ valid: [], rejected: [] });
+  });
+
+  it.each([
+    ['no sessions field', { data: [] }],
+    ['sessions not an array', { sessions: {} }],
+    ['not an object', 'ok'],
+    ['null', null],
+  ])('treats a body with %s as a failed call', (_label, body) => {
+    expect(() => validateSessions(exampleUser, body)).toThrow(MalformedResponseError);
+  });
+});
