@@ -1,0 +1,119 @@
+import { z } from 'zod';
+import {
+  type AthenaColumn,
+  type AthenaType,
+  athenaColumnsOf,
+  hiveType,
+  manifestColumns,
+  PARTITION_COLUMN,
+  sessionColumns,
+} from '../../lambda/athena-columns';
+import { type ExportedSessionRecord, exportedSessionRecordSchema } from '../../lambda/session-record';
+import { FACTOR_MAKERS, sessionsFor, userIdFor } from '../../local/fake-sessions';
+
+/** Every field path of a JSON value that has no column (arrays checked element by element). */
+function uncovered(value: unknown, type: AthenaType, path: string): string[] {
+  if (value === null || value === undefined) return [];
+  if (type.kind === 'array') {
+    return Array.isArray(value)
+      ? value.flatMap((v, i) => uncovered(v, type.element, `${path}[${i}]`))
+      : [path];
+  }
+  if (type.kind === 'struct') {
+    if (typeof value !== 'object' || Array.isArray(value)) return [path];
+    return Object.entries(value as Record<string, unknown>).flatMap(([key, v]) => {
+      const field = type.fields.find((f) => f.name === key);
+      return field ? uncovered(v, field.type, `${path}.${key}`) : [`${path}.${key}`];
+    });
+  }
+  const ok =
+    type.name === 'string'
+      ? typeof value === 'string'
+      : type.name === 'boolean'
+        ? typeof value === 'boolean'
+        : type.name === 'double'
+          ? typeof value === 'number'
+          : Number.isInteger(value);
+  return ok ? [] : [`${path} (${JSON.stringify(value)} is not ${type.name})`];
+}
+
+const asStruct = (columns: readonly AthenaColumn[]): AthenaType => ({ kind: 'struct', fields: columns });
+
+/** Records as the job writes them: the fake API's sessions (every factor kind) plus the snapshot fields. */
+function exportedRecords(): ExportedSessionRecord[] {
+  const records: ExportedSessionRecord[] = [];
+  for (let i = 0; i < 40; i++) {
+    for (const session of sessionsFor(userIdFor(i), 1_760_000_000)) {
+      records.push(
+        exportedSessionRecordSchema.parse({
+          ...session,
+          snapshot_id: 'scheduled-20261126T020000Z',
+          snapshot_at: 1_764_122_400,
+        }),
+      );
+    }
+  }
+  return records;
+}
+
+describe('sessionColumns', () => {
+  it('has a column of the right type for every field of every exported record', () => {
+    // Prepare
+    const records = exportedRecords();
+    // Act
+    const missing = records.flatMap((r) => uncovered(r, asStruct(sessionColumns), 'record'));
+    // Assess
+    expect(records.length).toBeGreaterThan(40);
+    expect([...new Set(missing)]).toEqual([]);
+  });
+
+  it('covers every factor kind the fake API generates', () => {
+    const methodFields = new Set(
+      exportedRecords().flatMap((r) => r.factors.flatMap((f) => Object.keys(f.method))),
+    );
+    expect(FACTOR_MAKERS.length).toBeGreaterThan(0);
+    const factors = sessionColumns.find((c) => c.name === 'factors');
+    const text = factors ? hiveType(factors.type) : '';
+    for (const field of methodFields) expect(text).toContain(`${field}:`);
+  });
+
+  it('types epoch seconds as bigint, factors as array<struct>, device_fingerprint as struct', () => {
+    const byName = Object.fromEntries(sessionColumns.map((c) => [c.name, hiveType(c.type)]));
+    for (const name of [
+      'started_at',
+      'expires_at',
+      'last_active_at',
+      'updated_at',
+      'created_at',
+      'snapshot_at',
+    ]) {
+      expect(byName[name]).toBe('bigint');
+    }
+    expect(byName.factors).toMatch(
+      /^array<struct<delivery_channel:string,type:string,method:struct<.*last_verified_at:bigint.*>>>$/,
+    );
+    expect(byName.device_fingerprint).toBe('struct<user_agent:string,ip:string>');
+    expect(byName.snapshot_id).toBe('string');
+  });
+
+  it('follows the schema: a field added to the record schema becomes a column', () => {
+    const extended = exportedSessionRecordSchema.extend({
+      risk_score: z.number(),
+      tags: z.array(z.string()),
+    });
+    const columns = athenaColumnsOf(extended).map((c) => `${c.name} ${hiveType(c.type)}`);
+    expect(columns).toContain('risk_score double');
+    expect(columns).toContain('tags array<string>');
+    expect(columns).toHaveLength(sessionColumns.length + 2);
+  });
+
+  it('rejects a field that is not a valid Athena column name', () => {
+    const bad = z.object({ 'Bad-Name': z.string() });
+    expect(() => athenaColumnsOf(bad)).toThrow(/Bad-Name is not a valid Athena column name/);
+  });
+
+  it('keeps the partition column out of the data columns', () => {
+    expect(sessionColumns.map((c) => c.name)).not.toContain(PARTITION_COLUMN.name);
+    expect(manifestColumns.map((c) => c.name)).not.toContain(PARTITION_COLUMN.name);
+  });
+});
