@@ -1,0 +1,11 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { propsFromContext } from './props-from-context';
+import { SessionExportStack } from './session-export-stack';
+
+const app = new App();
+new SessionExportStack(app, 'MoonKeySessionExport', {
+  ...propsFromContext(app.node),
+  description: 'MoonKey session snapshots: scheduled export to S3, Athena tables, alarms',
+});
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

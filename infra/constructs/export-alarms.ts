@@ -1,0 +1,116 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { SERVICE_NAME } from '../../lambda/observability';
+
+export interface ExportAlarmsProps {
+  readonly function: IFunction;
+  /** The function timeout; the duration alarm fires at 90% of it. */
+  readonly timeout: Duration;
+  readonly failureQueue: IQueue;
+  /** CloudWatch namespace of the job's EMF metrics (`METRICS_NAMESPACE`). */
+  readonly metricsNamespace: string;
+  /**
+   * @default - no e-mail subscription
+   */
+  readonly email?: string;
+  /**
+   * Hours without a committed snapshot before the staleness alarm fires.
+   * @default 26 (a daily schedule plus two hours of slack)
+   */
+  readonly staleAfterHours?: number;
+}
+
+/**
+ * What someone should hear about, on one SNS topic: a failed run, a run close to the 15-minute
+ * wall, users that could not be exported, a dead-lettered event, and (the catch-all) no committed
+ * snapshot for 26 hours, where no data at all counts as breaching, so a schedule that silently
+ * stopped firing is caught too.
+ */
+export class ExportAlarms extends Construct {
+  readonly topic: Topic;
+  readonly alarms: readonly Alarm[];
+
+  constructor(scope: Construct, id: string, props: ExportAlarmsProps) {
+    super(scope, id);
+    this.topic = new Topic(this, 'Topic', { displayName: 'MoonKey session export alarms', enforceSSL: true });
+    Validations.of(this.topic).acknowledge({
+      id: 'AwsSolutions-SNS2',
+      reason:
+        'Alarm notifications carry alarm names and states only, no session or user data; CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer key for alarm texts is not worth its cost.',
+    });
+    if (props.email) this.topic.addSubscription(new EmailSubscription(props.email));
+
+    const jobMetric = (metricName: string, period: Duration) =>
+      new Metric({
+        namespace: props.metricsNamespace,
+        metricName,
+        dimensionsMap: { service: SERVICE_NAME },
+        statistic: 'Sum',
+        period,
+      });
+    const staleAfterHours = props.staleAfterHours ?? 26;
+
+    this.alarms = [
+      new Alarm(this, 'Errors', {
+        alarmDescription: 'An export run failed (see its failed manifest and the function logs).',
+        metric: props.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'NearTimeout', {
+        alarmDescription:
+          'An export run used more than 90% of the function timeout: raise concurrency or split the run.',
+        metric: props.function.metricDuration({ period: Duration.minutes(5), statistic: 'Maximum' }),
+        threshold: props.timeout.toMilliseconds() * 0.9,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'FailedUsers', {
+        alarmDescription:
+          'Users whose sessions could not be exported (listed in the manifest and failed-users/).',
+        metric: jobMetric('UsersFailed', Duration.minutes(5)),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'DeadLetters', {
+        alarmDescription:
+          'A scheduled event could not be delivered, or an invocation failed: see the failure queue.',
+        metric: props.failureQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: 'Maximum',
+        }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      // Hourly sums: an hour without a run has no data (breaching), an hour whose run failed sums to 0
+      // (breaching); one committed snapshot in the last N hours keeps the alarm OK.
+      new Alarm(this, 'NoRecentSnapshot', {
+        alarmDescription: `No snapshot committed in the last ${staleAfterHours} hours (failed runs or no runs at all).`,
+        metric: jobMetric('SnapshotCommitted', Duration.hours(1)),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: staleAfterHours,
+        datapointsToAlarm: staleAfterHours,
+        treatMissingData: TreatMissingData.BREACHING,
+      }),
+    ];
+    const action = new SnsAction(this.topic);
+    for (const alarm of this.alarms) {
+      alarm.addAlarmAction(action);
+      if (alarm.node.id === 'NoRecentSnapshot' || alarm.node.id === 'DeadLetters') alarm.addOkAction(action);
+    }
+  }
+}

@@ -1,0 +1,157 @@
+import * as path from 'node:path';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { iam5ResourceFinding } from '../nag-finding';
+
+const REPO_ROOT = path.join(__dirname, '..', '..');
+
+/** The Lambda entry: the job's thin handler. */
+export const EXPORT_FUNCTION_ENTRY = path.join(REPO_ROOT, 'lambda', 'handler.ts');
+
+/**
+ * esbuild options of the function, local esbuild only (there is no Docker). Everything is bundled,
+ * the AWS SDK included, so what runs in Lambda is exactly the versions the tests ran, not whatever
+ * SDK the runtime ships that month.
+ */
+export const EXPORT_FUNCTION_BUNDLING: BundlingOptions = {
+  forceDockerBundling: false,
+  format: OutputFormat.CJS,
+  target: 'node24',
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  externalModules: [],
+};
+
+export interface ExportFunctionProps {
+  readonly usersTable: ITable;
+  readonly bucket: IBucket;
+  /** Key prefix the function may touch; S3 permissions are scoped to `<prefix>/*`. */
+  readonly prefix: string;
+  readonly apiKeySecret: ISecret;
+  /** Where failed asynchronous runs (and expired events) are sent. */
+  readonly failureQueue: IQueue;
+  /** The job's environment besides what this construct derives from the resources above. */
+  readonly environment: Readonly<Record<string, string>>;
+  /**
+   * @default 1024
+   */
+  readonly memoryMiB?: number;
+  /**
+   * @default RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Reserve a concurrency of 1 so runs never overlap.
+   * @default true
+   */
+  readonly singleRun?: boolean;
+}
+
+/**
+ * The export job as a Lambda function: nodejs24.x on arm64, 15 minutes, its own log group with
+ * retention, and a role that can do exactly what the job does (Scan one table, write/read/delete
+ * objects under the prefix, list the prefix, read one secret, write its own logs). Asynchronous
+ * invocations are never retried by Lambda: a failed run already wrote a failed manifest and raised
+ * the Errors alarm, and an automatic rerun would double the load on the MoonKey API for a failure
+ * (a 401, a tolerance breach) that usually fails the same way again. The failed event goes to the
+ * failure queue instead, to be replayed by a person.
+ */
+export class ExportFunction extends Construct {
+  readonly function: NodejsFunction;
+  readonly logGroup: LogGroup;
+  readonly role: Role;
+
+  constructor(scope: Construct, id: string, props: ExportFunctionProps) {
+    super(scope, id);
+    const singleRun = props.singleRun ?? true;
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description:
+        'MoonKey session export: scan users, write snapshots under the export prefix, read the API key',
+    });
+    this.role.addToPolicy(
+      new PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    this.role.addToPolicy(
+      new PolicyStatement({
+        sid: 'ScanUsersTable',
+        actions: ['dynamodb:Scan'],
+        resources: [props.usersTable.tableArn],
+      }),
+    );
+    this.role.addToPolicy(
+      new PolicyStatement({
+        sid: 'SnapshotObjects',
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:GetObject', 's3:DeleteObject'],
+        resources: [props.bucket.arnForObjects(`${props.prefix}/*`)],
+      }),
+    );
+    this.role.addToPolicy(
+      new PolicyStatement({
+        sid: 'ListSnapshotPrefix',
+        effect: Effect.ALLOW,
+        actions: ['s3:ListBucket'],
+        resources: [props.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${props.prefix}/*`] } },
+      }),
+    );
+    this.role.addToPolicy(
+      new PolicyStatement({
+        sid: 'ReadApiKey',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [props.apiKeySecret.secretArn],
+      }),
+    );
+    Validations.of(this.role).acknowledge({
+      id: iam5ResourceFinding(this, props.bucket.arnForObjects(`${props.prefix}/*`)),
+      reason: `Objects under "${props.prefix}/" only: snapshot file names are chosen per run (snapshot id, writer, part number), so they cannot be listed at deploy time.`,
+    });
+
+    this.function = new NodejsFunction(this, 'Function', {
+      description: 'MoonKey session snapshot export (scheduled, or an audit payload)',
+      entry: EXPORT_FUNCTION_ENTRY,
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      timeout: Duration.minutes(15),
+      memorySize: props.memoryMiB ?? 1024,
+      role: this.role,
+      logGroup: this.logGroup,
+      bundling: EXPORT_FUNCTION_BUNDLING,
+      environment: {
+        ...props.environment,
+        USERS_TABLE_NAME: props.usersTable.tableName,
+        EXPORT_BUCKET_NAME: props.bucket.bucketName,
+        EXPORT_PREFIX: props.prefix,
+        MOONKEY_API_KEY_SECRET_ARN: props.apiKeySecret.secretArn,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      reservedConcurrentExecutions: singleRun ? 1 : undefined,
+      retryAttempts: 0,
+      maxEventAge: Duration.hours(6),
+      onFailure: new SqsDestination(props.failureQueue),
+    });
+  }
+}

@@ -1,0 +1,26 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/**
+ * Where runs that did not happen (or did not finish) wait for a person: events Scheduler could not
+ * deliver, and asynchronous invocations that failed or expired in Lambda's queue. Each message is
+ * the original event, so replaying it with `aws lambda invoke` reruns the same snapshot slot.
+ */
+export class FailureQueue extends Construct {
+  readonly queue: Queue;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.queue = new Queue(this, 'Queue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.queue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue IS the dead-letter queue (Scheduler DLQ and Lambda on-failure destination); nothing consumes it automatically, so a DLQ of its own would never receive anything.',
+    });
+  }
+}

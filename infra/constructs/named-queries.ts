@@ -1,0 +1,107 @@
+/**
+ * The Athena queries users actually run, as named queries in the stack's workgroup. `db` is the
+ * Glue database; the tables are `sessions` and `manifests`. Every query bounds `dt` so partition
+ * projection only enumerates the days it needs.
+ *
+ * "Complete" means a scheduled snapshot whose manifest says committed: an audit snapshot may hold a
+ * handful of users, and a failed run's files were never made visible.
+ */
+export interface NamedQueryText {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string;
+  readonly sql: (db: string) => string;
+}
+
+const latestSnapshot = (db: string) => `latest AS (
+  SELECT snapshot_id, dt
+  FROM "${db}"."manifests"
+  WHERE status = 'committed' AND trigger = 'scheduled'
+    AND dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+  ORDER BY snapshot_at DESC
+  LIMIT 1
+),
+snapshot AS (
+  SELECT s.*
+  FROM "${db}"."sessions" s
+  JOIN latest l ON s.dt = l.dt AND s.snapshot_id = l.snapshot_id
+  WHERE s.dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+)`;
+
+export const NAMED_QUERIES: readonly NamedQueryText[] = [
+  {
+    id: 'LatestSnapshot',
+    name: 'Latest complete snapshot',
+    description: 'Every session of the latest committed scheduled snapshot (looks back 7 days).',
+    sql: (db) => `WITH ${latestSnapshot(db)}
+SELECT id, user_id, from_unixtime(started_at) AS started, from_unixtime(last_active_at) AS last_active,
+       from_unixtime(expires_at) AS expires, device_fingerprint.ip AS ip, cardinality(factors) AS factor_count,
+       snapshot_id, dt
+FROM snapshot
+ORDER BY user_id, started_at;`,
+  },
+  {
+    id: 'SessionsPerUser',
+    name: 'Sessions per user (top 50)',
+    description: 'Users with the most live sessions in the latest complete snapshot.',
+    sql: (db) => `WITH ${latestSnapshot(db)}
+SELECT user_id, count(*) AS sessions, count(DISTINCT device_fingerprint.ip) AS distinct_ips,
+       from_unixtime(max(last_active_at)) AS last_active
+FROM snapshot
+GROUP BY user_id
+ORDER BY sessions DESC
+LIMIT 50;`,
+  },
+  {
+    id: 'FactorMix',
+    name: 'Factor mix',
+    description:
+      'Which authentication factors live sessions were established with (latest complete snapshot).',
+    sql: (db) => `WITH ${latestSnapshot(db)}
+SELECT f.type, f.delivery_channel, count(*) AS factors, count(DISTINCT s.id) AS sessions,
+       count(DISTINCT s.user_id) AS users
+FROM snapshot s
+CROSS JOIN UNNEST(s.factors) AS t(f)
+GROUP BY f.type, f.delivery_channel
+ORDER BY factors DESC;`,
+  },
+  {
+    id: 'SharedIp',
+    name: 'Sessions sharing one IP',
+    description: 'IP addresses used by live sessions of more than one user (latest complete snapshot).',
+    sql: (db) => `WITH ${latestSnapshot(db)}
+SELECT device_fingerprint.ip AS ip, count(DISTINCT user_id) AS users, count(*) AS sessions,
+       slice(array_agg(DISTINCT user_id), 1, 20) AS some_users
+FROM snapshot
+WHERE device_fingerprint.ip <> ''
+GROUP BY device_fingerprint.ip
+HAVING count(DISTINCT user_id) > 1
+ORDER BY users DESC
+LIMIT 100;`,
+  },
+  {
+    id: 'ExpiringSoon',
+    name: 'Sessions about to expire',
+    description: 'Live sessions of the latest complete snapshot that expire within 24 hours of it.',
+    sql: (db) => `WITH ${latestSnapshot(db)}
+SELECT user_id, id, from_unixtime(expires_at) AS expires,
+       (expires_at - snapshot_at) / 3600 AS hours_left_at_snapshot, device_fingerprint.ip AS ip
+FROM snapshot
+WHERE expires_at BETWEEN snapshot_at AND snapshot_at + 86400
+ORDER BY expires_at;`,
+  },
+  {
+    id: 'UserAudit',
+    name: "One user's sessions (audit)",
+    description:
+      'Every session of one user in every snapshot of the last 90 days; run with the user id as parameter.',
+    sql: (db) => `SELECT snapshot_id, from_unixtime(snapshot_at) AS snapshot_time, id AS session_id,
+       from_unixtime(started_at) AS started, from_unixtime(last_active_at) AS last_active,
+       from_unixtime(expires_at) AS expires, device_fingerprint.ip AS ip, device_fingerprint.user_agent AS user_agent,
+       transform(factors, f -> f.type || '/' || f.delivery_channel) AS factors
+FROM "${db}"."sessions"
+WHERE user_id = ?
+  AND dt >= date_format(current_date - INTERVAL '90' DAY, '%Y-%m-%d')
+ORDER BY snapshot_at DESC, started_at;`,
+  },
+];

@@ -1,0 +1,183 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CfnNamedQuery, CfnWorkGroup } from 'aws-cdk-lib/aws-athena';
+import {
+  ClassificationString,
+  type Column,
+  Database,
+  DataFormat,
+  InputFormat,
+  OutputFormat,
+  PartitionProjectionConfiguration,
+  S3Table,
+  S3TableStorage,
+  Schema,
+  SerializationLibrary,
+  type Type,
+} from 'aws-cdk-lib/aws-glue';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type IBucket,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import {
+  type AthenaColumn,
+  type AthenaType,
+  manifestColumns,
+  PARTITION_COLUMN,
+  sessionColumns,
+} from '../../lambda/athena-columns';
+import { NAMED_QUERIES } from './named-queries';
+
+/**
+ * NDJSON read with the Hive JSON SerDe (org.apache.hive.hcatalog.data.JsonSerDe). AWS's Athena
+ * guide warns that the OpenX SerDe can return non-deterministic results (extra or missing rows,
+ * unexpected NULLs) and points to the Hive SerDe; CDK's `DataFormat.JSON` still means OpenX.
+ * Gzip is read by the text input format from the `.gz` extension.
+ */
+export const HIVE_JSON_NDJSON = new DataFormat({
+  inputFormat: InputFormat.TEXT,
+  outputFormat: OutputFormat.HIVE_IGNORE_KEY_TEXT,
+  serializationLibrary: SerializationLibrary.HIVE_JSON,
+  classificationString: ClassificationString.JSON,
+});
+
+export interface SessionsCatalogProps {
+  readonly bucket: IBucket;
+  /** The job's key prefix: sessions live under `<prefix>/sessions/`, manifests under `<prefix>/manifests/`. */
+  readonly prefix: string;
+  readonly accessLogsBucket: IBucket;
+  /**
+   * @default - the stack name in snake_case
+   */
+  readonly databaseName?: string;
+  /**
+   * @default 10 GiB
+   */
+  readonly bytesScannedCutoffPerQuery?: number;
+  /**
+   * First day partition projection enumerates.
+   * @default '2024-01-01'
+   */
+  readonly firstPartitionDate?: string;
+}
+
+function glueType(type: AthenaType): Type {
+  switch (type.kind) {
+    case 'primitive':
+      return {
+        string: Schema.STRING,
+        bigint: Schema.BIG_INT,
+        int: Schema.INTEGER,
+        double: Schema.DOUBLE,
+        boolean: Schema.BOOLEAN,
+      }[type.name];
+    case 'array':
+      return Schema.array(glueType(type.element));
+    case 'struct':
+      return Schema.struct(type.fields.map(glueColumn));
+  }
+}
+
+const glueColumn = (column: AthenaColumn): Column => ({ name: column.name, type: glueType(column.type) });
+
+/** `MoonKeySessionExport` -> `moon_key_session_export`. */
+export function snakeCase(name: string): string {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9]+/g, '_')
+    .toLowerCase();
+}
+
+/**
+ * Makes snapshots queryable without DDL: a Glue database with `sessions` (columns derived from the
+ * record schema) and `manifests`, both partitioned by `dt` with date projection up to NOW, so a new
+ * day is queryable the moment its files land (no MSCK REPAIR, no crawler). An Athena workgroup with
+ * its own encrypted results bucket, enforced settings and a bytes-scanned cutoff, and named queries.
+ */
+export class SessionsCatalog extends Construct {
+  readonly database: Database;
+  readonly sessionsTable: S3Table;
+  readonly manifestsTable: S3Table;
+  readonly workGroup: CfnWorkGroup;
+  readonly resultsBucket: Bucket;
+
+  constructor(scope: Construct, id: string, props: SessionsCatalogProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const databaseName = props.databaseName ?? snakeCase(stack.stackName);
+    const firstDay = props.firstPartitionDate ?? '2024-01-01';
+
+    this.database = new Database(this, 'Database', {
+      databaseName,
+      description: 'MoonKey session snapshots (gzip NDJSON written by the export function)',
+    });
+    const table = (id: string, tableName: string, kind: string, columns: readonly AthenaColumn[]) =>
+      new S3Table(this, id, {
+        database: this.database,
+        tableName,
+        description: `MoonKey ${kind} under s3://${props.bucket.bucketName}/${props.prefix}/${kind}/`,
+        storage: S3TableStorage.fromBucket(props.bucket),
+        s3Prefix: `${props.prefix}/${kind}/`,
+        dataFormat: HIVE_JSON_NDJSON,
+        columns: columns.map(glueColumn),
+        partitionKeys: [glueColumn(PARTITION_COLUMN)],
+        partitionProjection: {
+          [PARTITION_COLUMN.name]: PartitionProjectionConfiguration.date({
+            min: firstDay,
+            max: 'NOW',
+            format: 'yyyy-MM-dd',
+          }),
+        },
+        compressed: kind === 'sessions',
+        hasEncryptedData: false,
+      });
+    this.sessionsTable = table('SessionsTable', 'sessions', 'sessions', sessionColumns);
+    this.manifestsTable = table('ManifestsTable', 'manifests', 'manifests', manifestColumns);
+
+    this.resultsBucket = new Bucket(this, 'ResultsBucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      removalPolicy: RemovalPolicy.RETAIN,
+      serverAccessLogsBucket: props.accessLogsBucket,
+      serverAccessLogsPrefix: 'athena-results/',
+      lifecycleRules: [
+        { id: 'expire-query-results', expiration: Duration.days(30) },
+        { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+
+    this.workGroup = new CfnWorkGroup(this, 'WorkGroup', {
+      name: `${stack.stackName}-sessions`,
+      description: 'Queries over MoonKey session snapshots',
+      state: 'ENABLED',
+      recursiveDeleteOption: true,
+      workGroupConfiguration: {
+        enforceWorkGroupConfiguration: true,
+        publishCloudWatchMetricsEnabled: true,
+        bytesScannedCutoffPerQuery: props.bytesScannedCutoffPerQuery ?? 10 * 1024 ** 3,
+        engineVersion: { selectedEngineVersion: 'Athena engine version 3' },
+        resultConfiguration: {
+          outputLocation: `s3://${this.resultsBucket.bucketName}/results/`,
+          encryptionConfiguration: { encryptionOption: 'SSE_S3' },
+        },
+      },
+    });
+
+    for (const query of NAMED_QUERIES) {
+      const named = new CfnNamedQuery(this, query.id, {
+        name: query.name,
+        description: query.description,
+        database: databaseName,
+        workGroup: this.workGroup.ref,
+        queryString: query.sql(databaseName),
+      });
+      named.node.addDependency(this.sessionsTable, this.manifestsTable);
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import type { StackProps } from 'aws-cdk-lib';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+
+/**
+ * Everything a deployer decides. Each prop is optional with a documented default, except the users
+ * table: say which table to read (`usersTableName`) or ask for a demo one (`createDemoUsersTable`).
+ * Conflicting or malformed settings are rejected once, at synth, by `validateSessionExportProps`.
+ */
+export interface SessionExportProps extends StackProps {
+  /**
+   * Name of the existing DynamoDB users table (same account and region). The function may only Scan it.
+   * @default - none: set this or `createDemoUsersTable`
+   */
+  readonly usersTableName?: string;
+  /**
+   * Create a small on-demand `user_id`-keyed table to try the stack without a real one.
+   * Deleted with the stack (it holds demo data only).
+   * @default false
+   */
+  readonly createDemoUsersTable?: boolean;
+  /**
+   * Attribute of each users-table item that holds the MoonKey user id.
+   * @default 'user_id'
+   */
+  readonly userIdAttribute?: string;
+  /**
+   * Full ARN (with its 6-character suffix) of an existing Secrets Manager secret holding the API key,
+   * either the bare key or `{"apiKey": "..."}`.
+   * @default - the stack creates an empty secret whose value you set after deploy
+   */
+  readonly apiKeySecretArn?: string;
+  /**
+   * MoonKey API base URL.
+   * @default 'https://api.moonkey.fun'
+   */
+  readonly apiUrl?: string;
+  /**
+   * Name of an existing bucket to write into (it keeps its own encryption, policy and lifecycle).
+   * Conflicts with `snapshotRetentionDays` and `bucketVersioned`, which only shape a created bucket.
+   * @default - the stack creates the bucket
+   */
+  readonly existingBucketName?: string;
+  /**
+   * Key prefix of everything the job writes, without leading or trailing `/`.
+   * @default 'moonkey'
+   */
+  readonly exportPrefix?: string;
+  /**
+   * Days after which the created bucket expires snapshot objects under the prefix.
+   * @default 400 (a little over a year, so a year-on-year audit still finds its snapshot)
+   */
+  readonly snapshotRetentionDays?: number;
+  /**
+   * Versioning of the created bucket. Off by default: a rerun deliberately replaces a slot's files and
+   * deletes its stale ones; versioning would keep every replaced copy (and its cost) invisible to Athena.
+   * @default false
+   */
+  readonly bucketVersioned?: boolean;
+  /**
+   * Function memory in MiB (CPU scales with it; gzip and JSON parsing are CPU-bound).
+   * @default 1024
+   */
+  readonly memoryMiB?: number;
+  /**
+   * Retention of the function's log group.
+   * @default RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * At most one run at a time (reserved concurrency 1). See README "Overlapping runs".
+   * Turn off only in accounts whose concurrency quota cannot spare a reservation.
+   * @default true
+   */
+  readonly singleRun?: boolean;
+  /**
+   * Concurrent MoonKey API calls (`EXPORT_CONCURRENCY`).
+   * @default 16
+   */
+  readonly concurrency?: number;
+  /**
+   * Cap on MoonKey API requests per second (`EXPORT_MAX_RPS`).
+   * @default - no cap (the job still honours 429 / Retry-After)
+   */
+  readonly maxRequestsPerSecond?: number;
+  /**
+   * Further job settings by environment variable name (any `EXPORT_*`, `LOG_LEVEL`), validated
+   * against lambda/config.ts at synth. Variables the stack owns (table, bucket, prefix, secret,
+   * API URL, metrics namespace) and `MOONKEY_API_KEY` (a plaintext key) are refused.
+   * @default {}
+   */
+  readonly jobEnvironment?: Readonly<Record<string, string>>;
+  /**
+   * EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`.
+   * @default 'cron(0 2 * * ? *)' (daily 02:00)
+   */
+  readonly scheduleExpression?: string;
+  /**
+   * IANA time zone the schedule expression is read in.
+   * @default 'Etc/UTC'
+   */
+  readonly scheduleTimeZone?: string;
+  /**
+   * Whether the schedule fires (the function stays invocable by hand either way).
+   * @default true
+   */
+  readonly scheduleEnabled?: boolean;
+  /**
+   * Scheduler's retries when it cannot hand the event to Lambda (throttling, service errors).
+   * @default 3
+   */
+  readonly scheduleRetryAttempts?: number;
+  /**
+   * E-mail address subscribed to the alarm topic (confirm the subscription mail once).
+   * @default - no subscription; subscribe to the topic output yourself
+   */
+  readonly alarmEmail?: string;
+  /**
+   * Glue database name.
+   * @default - the stack name in snake_case, e.g. `moonkey_session_export`
+   */
+  readonly glueDatabaseName?: string;
+  /**
+   * Athena per-query bytes-scanned cutoff of the workgroup.
+   * @default 10 GiB
+   */
+  readonly athenaBytesScannedCutoff?: number;
+}

@@ -1,0 +1,167 @@
+import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { AccessLogsBucket } from './constructs/access-logs-bucket';
+import { ExportAlarms } from './constructs/export-alarms';
+import { ExportBucket } from './constructs/export-bucket';
+import { ExportFunction } from './constructs/export-function';
+import { ExportSchedule } from './constructs/export-schedule';
+import { FailureQueue } from './constructs/failure-queue';
+import { SessionsCatalog } from './constructs/sessions-catalog';
+import type { SessionExportProps } from './session-export-props';
+import { validateSessionExportProps } from './validate-props';
+
+/** Names of the stack outputs; `npm run audit` finds the function by `FunctionName`. */
+export const OUTPUTS = {
+  functionName: 'FunctionName',
+  bucketName: 'ExportBucketName',
+  exportPrefix: 'ExportPrefix',
+  secretArn: 'ApiKeySecretArn',
+  alarmTopicArn: 'AlarmTopicArn',
+  failureQueueUrl: 'FailureQueueUrl',
+  glueDatabase: 'GlueDatabaseName',
+  athenaWorkGroup: 'AthenaWorkGroup',
+} as const;
+
+const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
+
+/**
+ * The deployable unit: wires the constructs together from validated props. No business logic:
+ * each construct owns its defaults, this class only decides what connects to what.
+ */
+export class SessionExportStack extends Stack {
+  readonly exportFunction: ExportFunction;
+  readonly catalog: SessionsCatalog;
+
+  constructor(scope: Construct, id: string, props: SessionExportProps = {}) {
+    super(scope, id, props);
+    validateSessionExportProps(props);
+    const prefix = props.exportPrefix ?? 'moonkey';
+
+    const usersTable = this.usersTable(props);
+    const apiKeySecret = this.apiKeySecret(props);
+    const accessLogs = new AccessLogsBucket(this, 'AccessLogs');
+    const { bucket } = new ExportBucket(this, 'Export', {
+      existingBucketName: props.existingBucketName,
+      prefix,
+      expireAfterDays: props.snapshotRetentionDays,
+      versioned: props.bucketVersioned,
+      accessLogsBucket: accessLogs.bucket,
+    });
+    const failures = new FailureQueue(this, 'Failures');
+
+    const environment: Record<string, string> = {
+      ...props.jobEnvironment,
+      USER_ID_ATTRIBUTE: props.userIdAttribute ?? 'user_id',
+      MOONKEY_API_URL: props.apiUrl ?? 'https://api.moonkey.fun',
+      EXPORT_CONCURRENCY: String(props.concurrency ?? 16),
+      METRICS_NAMESPACE: DEFAULT_METRICS_NAMESPACE,
+    };
+    if (props.maxRequestsPerSecond !== undefined) {
+      environment.EXPORT_MAX_RPS = String(props.maxRequestsPerSecond);
+    }
+
+    this.exportFunction = new ExportFunction(this, 'Job', {
+      usersTable,
+      bucket,
+      prefix,
+      apiKeySecret,
+      failureQueue: failures.queue,
+      environment,
+      memoryMiB: props.memoryMiB,
+      logRetention: props.logRetention,
+      singleRun: props.singleRun,
+    });
+    if (apiKeySecret instanceof Secret) {
+      // Only the function may read the key this stack created, whatever else the account's policies allow.
+      apiKeySecret.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'OnlyTheExportFunctionReadsTheKey',
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: ['*'],
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': this.exportFunction.role.roleArn } },
+        }),
+      );
+    }
+
+    new ExportSchedule(this, 'Schedule', {
+      target: this.exportFunction.function,
+      deadLetterQueue: failures.queue,
+      expression: props.scheduleExpression,
+      timeZone: props.scheduleTimeZone,
+      enabled: props.scheduleEnabled,
+      retryAttempts: props.scheduleRetryAttempts,
+    });
+
+    const alarms = new ExportAlarms(this, 'Alarms', {
+      function: this.exportFunction.function,
+      timeout: Duration.minutes(15),
+      failureQueue: failures.queue,
+      metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+      email: props.alarmEmail,
+    });
+
+    this.catalog = new SessionsCatalog(this, 'Athena', {
+      bucket,
+      prefix,
+      accessLogsBucket: accessLogs.bucket,
+      databaseName: props.glueDatabaseName,
+      bytesScannedCutoffPerQuery: props.athenaBytesScannedCutoff,
+    });
+
+    const out = (id: string, value: string, description: string) =>
+      new CfnOutput(this, id, { value, description });
+    out(
+      OUTPUTS.functionName,
+      this.exportFunction.function.functionName,
+      'The export function (npm run audit invokes it)',
+    );
+    out(OUTPUTS.bucketName, bucket.bucketName, 'Bucket holding the snapshots');
+    out(OUTPUTS.exportPrefix, prefix, 'Key prefix of everything the job writes');
+    out(OUTPUTS.secretArn, apiKeySecret.secretArn, 'Secret holding the MoonKey API key');
+    out(OUTPUTS.alarmTopicArn, alarms.topic.topicArn, 'SNS topic of the alarms');
+    out(OUTPUTS.failureQueueUrl, failures.queue.queueUrl, 'Dead-letter queue of undelivered and failed runs');
+    out(
+      OUTPUTS.glueDatabase,
+      this.catalog.database.databaseName,
+      'Glue database (tables sessions, manifests)',
+    );
+    out(OUTPUTS.athenaWorkGroup, this.catalog.workGroup.ref, 'Athena workgroup with the named queries');
+  }
+
+  private usersTable(props: SessionExportProps): ITable {
+    if (props.usersTableName !== undefined) {
+      return Table.fromTableName(this, 'UsersTable', props.usersTableName);
+    }
+    return new Table(this, 'DemoUsersTable', {
+      partitionKey: { name: props.userIdAttribute ?? 'user_id', type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // Demo data only: it goes with the stack.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+  }
+
+  private apiKeySecret(props: SessionExportProps): ISecret {
+    if (props.apiKeySecretArn !== undefined) {
+      return Secret.fromSecretCompleteArn(this, 'ApiKeySecret', props.apiKeySecretArn);
+    }
+    const secret = new Secret(this, 'ApiKey', {
+      description:
+        'MoonKey API key for the session export: set the value after deploy (bare key or {"apiKey":"..."})',
+      // A visible placeholder, not a key: until it is replaced, runs fail with "holds no API key".
+      secretStringValue: SecretValue.unsafePlainText('{"apiKey":""}'),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'The value is an API key issued by MoonKey: it can only be rotated in the MoonKey console, so a rotation Lambda has nothing to call. Rotate it there and put the new value here.',
+    });
+    return secret;
+  }
+}

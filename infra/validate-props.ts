@@ -1,0 +1,159 @@
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { envSchema } from '../lambda/config';
+import type { SessionExportProps } from './session-export-props';
+
+/** Job variables the stack sets from its own resources and typed props; `jobEnvironment` may not. */
+export const STACK_OWNED_VARIABLES = [
+  'USERS_TABLE_NAME',
+  'USER_ID_ATTRIBUTE',
+  'EXPORT_BUCKET_NAME',
+  'EXPORT_PREFIX',
+  'MOONKEY_API_URL',
+  'MOONKEY_API_KEY_SECRET_ARN',
+  'EXPORT_CONCURRENCY',
+  'EXPORT_MAX_RPS',
+  'METRICS_NAMESPACE',
+  'METRICS_ENABLED',
+  'S3_FORCE_PATH_STYLE',
+] as const;
+
+const SECRET_ARN =
+  /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+const SCHEDULE = /^(cron\(.+\)|rate\(.+\)|at\(.+\))$/;
+const GLUE_NAME = /^[a-z0-9_]{1,255}$/;
+const RETENTION_VALUES = new Set<number>(
+  Object.values(RetentionDays).filter((v): v is number => typeof v === 'number'),
+);
+
+/** `field` in message form: `problem`. */
+type Problem = string;
+
+function checkInt(problems: Problem[], name: string, value: number | undefined, min: number, max: number) {
+  if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
+    problems.push(`${name} must be a whole number from ${min} to ${max} (got ${value})`);
+  }
+}
+
+/**
+ * Collects every conflict and malformed value, then throws ONE error listing them all, so a
+ * deployer fixes their settings in one pass instead of one synth per mistake.
+ */
+export function validateSessionExportProps(props: SessionExportProps): void {
+  const problems: Problem[] = [];
+
+  if (props.usersTableName !== undefined && props.createDemoUsersTable) {
+    problems.push(
+      'usersTableName and createDemoUsersTable conflict: import your table by name OR create the demo table, not both',
+    );
+  }
+  if (props.usersTableName === undefined && !props.createDemoUsersTable) {
+    problems.push(
+      'no users table: set usersTableName (context usersTable=<name>) or createDemoUsersTable (context usersTable=demo)',
+    );
+  }
+  if (props.usersTableName !== undefined && !TABLE_NAME.test(props.usersTableName)) {
+    problems.push(`usersTableName "${props.usersTableName}" is not a DynamoDB table name`);
+  }
+  if (props.apiKeySecretArn !== undefined && !SECRET_ARN.test(props.apiKeySecretArn)) {
+    problems.push(
+      'apiKeySecretArn must be the full Secrets Manager secret ARN, including the 6-character suffix after the name',
+    );
+  }
+  if (props.existingBucketName !== undefined) {
+    if (props.snapshotRetentionDays !== undefined) {
+      problems.push(
+        'existingBucketName and snapshotRetentionDays conflict: the stack does not change the lifecycle of a bucket it does not own',
+      );
+    }
+    if (props.bucketVersioned !== undefined) {
+      problems.push(
+        'existingBucketName and bucketVersioned conflict: the stack does not change the versioning of a bucket it does not own',
+      );
+    }
+    if (!envSchema.shape.EXPORT_BUCKET_NAME.safeParse(props.existingBucketName).success) {
+      problems.push(`existingBucketName "${props.existingBucketName}" is not an S3 bucket name`);
+    }
+  }
+  if (
+    props.exportPrefix !== undefined &&
+    !envSchema.shape.EXPORT_PREFIX.safeParse(props.exportPrefix).success
+  ) {
+    problems.push(
+      `exportPrefix "${props.exportPrefix}" must be key segments separated by "/", without leading or trailing "/"`,
+    );
+  }
+  if (props.apiUrl !== undefined && !envSchema.shape.MOONKEY_API_URL.safeParse(props.apiUrl).success) {
+    problems.push(`apiUrl "${props.apiUrl}" must be an http(s) URL`);
+  }
+  checkInt(problems, 'snapshotRetentionDays', props.snapshotRetentionDays, 1, 36_500);
+  checkInt(problems, 'memoryMiB', props.memoryMiB, 128, 10_240);
+  checkInt(problems, 'concurrency', props.concurrency, 1, 2048);
+  checkInt(problems, 'scheduleRetryAttempts', props.scheduleRetryAttempts, 0, 185);
+  checkInt(
+    problems,
+    'athenaBytesScannedCutoff',
+    props.athenaBytesScannedCutoff,
+    10_000_000,
+    Number.MAX_SAFE_INTEGER,
+  );
+  if (props.maxRequestsPerSecond !== undefined && !(props.maxRequestsPerSecond > 0)) {
+    problems.push(`maxRequestsPerSecond must be greater than 0 (got ${props.maxRequestsPerSecond})`);
+  }
+  if (props.logRetention !== undefined && !RETENTION_VALUES.has(props.logRetention)) {
+    problems.push(
+      `logRetention ${props.logRetention} is not a CloudWatch Logs retention (days: 1, 3, 5, 7, 14, 30, ...)`,
+    );
+  }
+  if (props.scheduleExpression !== undefined && !SCHEDULE.test(props.scheduleExpression)) {
+    problems.push(`scheduleExpression "${props.scheduleExpression}" must be cron(...), rate(...) or at(...)`);
+  }
+  if (props.scheduleTimeZone !== undefined && !isTimeZone(props.scheduleTimeZone)) {
+    problems.push(
+      `scheduleTimeZone "${props.scheduleTimeZone}" is not an IANA time zone (e.g. Europe/Berlin)`,
+    );
+  }
+  if (props.alarmEmail !== undefined && !EMAIL.test(props.alarmEmail)) {
+    problems.push(`alarmEmail "${props.alarmEmail}" is not an e-mail address`);
+  }
+  if (props.glueDatabaseName !== undefined && !GLUE_NAME.test(props.glueDatabaseName)) {
+    problems.push(`glueDatabaseName "${props.glueDatabaseName}" must be lower-case letters, digits and _`);
+  }
+  problems.push(...jobEnvironmentProblems(props.jobEnvironment ?? {}));
+
+  if (problems.length > 0) {
+    throw new Error(
+      `Invalid SessionExport settings (${problems.length}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+  }
+}
+
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Each extra variable must be one the job reads, not one the stack owns, and valid by the job's own rule. */
+function jobEnvironmentProblems(env: Readonly<Record<string, string>>): Problem[] {
+  const problems: Problem[] = [];
+  const shape = envSchema.shape as Record<string, { safeParse(v: unknown): { success: boolean } }>;
+  for (const [name, value] of Object.entries(env)) {
+    if (name === 'MOONKEY_API_KEY') {
+      problems.push(
+        'jobEnvironment.MOONKEY_API_KEY is refused: a plaintext key in the function configuration; use the secret',
+      );
+    } else if ((STACK_OWNED_VARIABLES as readonly string[]).includes(name)) {
+      problems.push(`jobEnvironment.${name} is set by the stack: use the typed prop instead`);
+    } else if (!(name in shape)) {
+      problems.push(`jobEnvironment.${name} is not a variable the job reads (see lambda/config.ts)`);
+    } else if (!shape[name]?.safeParse(value).success) {
+      problems.push(`jobEnvironment.${name}="${value}" is rejected by the job's own rule (lambda/config.ts)`);
+    }
+  }
+  return problems;
+}
