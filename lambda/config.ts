@@ -33,7 +33,7 @@ const tolerance = z
  * that reads `process.env` (see `loadConfig`); everything else receives a `Config`.
  * The README's configuration table mirrors this schema.
  */
-const envShape = z.object({
+export const envShape = z.object({
   USERS_TABLE_NAME: z.string({ error: 'is required' }).min(3, { error: 'must be a DynamoDB table name' }),
   USER_ID_ATTRIBUTE: z.string().min(1).default('user_id'),
   EXPORT_BUCKET_NAME: z
