@@ -1,9 +1,10 @@
 import type { Context } from 'aws-lambda';
 import { loadConfig } from './config';
+import { InvalidEventError } from './errors';
 import { createExportRuntime, type ExportRuntime } from './export-context';
 import type { Manifest } from './manifest';
 import { type RunOptions, type RunOutcome, runExport } from './run-export';
-import { planFromEvent } from './run-plan';
+import { planFromEvent, type RunPlan } from './run-plan';
 
 /** What a successful invocation returns: enough to find the snapshot without opening S3. */
 export interface HandlerResult {
@@ -44,7 +45,17 @@ export async function invoke(
   options: RunOptions & { configDefaults?: Record<string, string> } = {},
 ): Promise<RunOutcome> {
   const rt = await getRuntime(options.configDefaults);
-  const plan = planFromEvent(event, new Date(), invocationId);
+  let plan: RunPlan;
+  try {
+    plan = planFromEvent(event, new Date(), invocationId);
+  } catch (error) {
+    // Reported here, counted by Lambda's Errors metric, and (for asynchronous invocations) kept
+    // whole in the function's on-failure destination: a bad payload is never silently dropped.
+    if (error instanceof InvalidEventError) {
+      rt.logger.error('rejected the invocation payload', { invocationId, issues: [...error.issues] });
+    }
+    throw error;
+  }
   return runExport(plan, rt, options);
 }
 

@@ -88,9 +88,12 @@ describe('handler', () => {
   it('rejects a payload that is neither kind of event and writes nothing', async () => {
     const before = await listKeys(stack.s3Client, stack.bucket, '');
 
-    const { error } = await captureStdout(() => handler({ reason: 'x', userIds: 'user_1' }, fakeContext()));
+    const { error, output } = await captureStdout(() =>
+      handler({ reason: 'x', userIds: 'user_1' }, fakeContext()),
+    );
 
     expect(error).toBeInstanceOf(InvalidEventError);
+    expect(output).toContain('"message":"rejected the invocation payload"');
     expect((error as Error).message).toContain('reason: must be at least 3 characters');
     expect((error as Error).message).toContain('userIds: must be a list of user ids');
     expect(await listKeys(stack.s3Client, stack.bucket, '')).toEqual(before);
