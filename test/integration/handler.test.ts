@@ -14,21 +14,26 @@ const API_KEY = 'sk_live_handler_secret_987';
 let stack: LocalStack;
 let restoreEnv: () => void = () => {};
 
-/** Everything the process printed while `fn` ran (Powertools Logger and EMF write to stdout). */
+/** Everything the process printed while `fn` ran (Powertools Logger and EMF). */
 async function captureStdout<T>(
   fn: () => Promise<T>,
 ): Promise<{ result: T | undefined; error: unknown; output: string }> {
   const chunks: string[] = [];
-  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+  const keep = (chunk: string | Uint8Array) => {
     chunks.push(String(chunk));
     return true;
-  });
+  };
+  // Powertools writes WARN/ERROR to stderr; in Lambda both streams land in the same log group.
+  const spies = [
+    jest.spyOn(process.stdout, 'write').mockImplementation(keep),
+    jest.spyOn(process.stderr, 'write').mockImplementation(keep),
+  ];
   try {
     return { result: await fn(), error: undefined, output: chunks.join('') };
   } catch (error) {
     return { result: undefined, error, output: chunks.join('') };
   } finally {
-    spy.mockRestore();
+    for (const spy of spies) spy.mockRestore();
   }
 }
 
