@@ -11,6 +11,7 @@ import { createExportRuntime, type ExportRuntime } from '../../lambda/export-con
 import type { Manifest } from '../../lambda/manifest';
 import { type RunOptions, runExport } from '../../lambda/run-export';
 import { planFromEvent, type RunPlan } from '../../lambda/run-plan';
+import { freePort } from '../../local/child-server';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
 import { sessionsFor, userIdFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
@@ -254,6 +255,20 @@ describe('retries', () => {
     expect(result.manifest.counts).toMatchObject({ retries: 4, users_failed: 0, users_processed: 3 });
     const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
     expect(records).toHaveLength(truthFor(users).length);
+  });
+
+  it('retries connection errors, then records the user as failed with the cause', async () => {
+    const closedPort = await freePort();
+    const user = allUsers[25] as string;
+
+    const result = await run(planFromEvent({ reason: 'network', userIds: [user] }, new Date(), 'r'), {
+      MOONKEY_API_URL: `http://127.0.0.1:${closedPort}`,
+      EXPORT_MAX_ATTEMPTS: '2',
+      EXPORT_FAILED_USERS_TOLERANCE: '1',
+    });
+
+    expect(result.manifest.counts).toMatchObject({ requests: 2, retries: 1, users_failed: 1 });
+    expect(result.manifest.failed_users[0]?.error).toMatch(/^gave up after 2 attempts: .*ECONNREFUSED/);
   });
 
   it('records a user whose retries run out as failed, and still commits within the tolerance', async () => {
