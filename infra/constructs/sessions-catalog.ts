@@ -133,6 +133,10 @@ export class SessionsCatalog extends Construct {
         },
         compressed: kind === 'sessions',
         hasEncryptedData: false,
+        // The job writes Hive-style `dt=` folders; spelled out so nobody has to know Athena's default.
+        parameters: {
+          'storage.location.template': `s3://${props.bucket.bucketName}/${props.prefix}/${kind}/dt=\${${PARTITION_COLUMN.name}}/`,
+        },
       });
     this.sessionsTable = table('SessionsTable', 'sessions', 'sessions', sessionColumns);
     this.manifestsTable = table('ManifestsTable', 'manifests', 'manifests', manifestColumns);

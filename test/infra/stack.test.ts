@@ -1,0 +1,531 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { propsFromContext } from '../../infra/props-from-context';
+import type { SessionExportProps } from '../../infra/session-export-props';
+import { SessionExportStack } from '../../infra/session-export-stack';
+import { hiveType, manifestColumns, sessionColumns } from '../../lambda/athena-columns';
+
+const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+const ACCOUNT_ENV = { account: '123456789012', region: 'eu-west-1' };
+const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey/api-key-AbC123';
+
+/** Synthesizes one stack with cdk-nag's AwsSolutions pack, as `cdk synth` does (it throws on any finding). */
+function synth(props: SessionExportProps, context: Record<string, unknown> = {}): Template {
+  const app = new App({ context: { ...SKIP_BUNDLING, ...context } });
+  const stack = new SessionExportStack(app, 'MoonKeySessionExport', { env: ACCOUNT_ENV, ...props });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return Template.fromStack(stack);
+}
+
+type Statement = {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+};
+
+function statementsOfRole(template: Template, rolePrefix: string): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  return Object.values(policies)
+    .filter((p) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref.startsWith(rolePrefix)))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+}
+
+const actionsOf = (statements: Statement[]) =>
+  statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])).sort();
+
+describe('SessionExportStack with defaults (demo table, created bucket and secret)', () => {
+  let template: Template;
+
+  beforeAll(() => {
+    // Prepare / Act: cdk-nag runs during this synth and throws ValidationFailed on any finding.
+    template = synth({ createDemoUsersTable: true });
+  });
+
+  it('passes cdk-nag AwsSolutions with every acknowledgement on a named finding', () => {
+    expect(template.toJSON().Resources).toBeDefined();
+  });
+
+  describe('the function', () => {
+    it('runs nodejs24.x on arm64 for 15 minutes with reserved concurrency 1', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Timeout: 900,
+        MemorySize: 1024,
+        ReservedConcurrentExecutions: 1,
+        Handler: 'index.handler',
+      });
+    });
+
+    it('sets every variable the job needs from the stack resources', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: {
+          Variables: {
+            USERS_TABLE_NAME: { Ref: Match.stringLikeRegexp('^DemoUsersTable') },
+            USER_ID_ATTRIBUTE: 'user_id',
+            EXPORT_BUCKET_NAME: { Ref: Match.stringLikeRegexp('^ExportBucket') },
+            EXPORT_PREFIX: 'moonkey',
+            MOONKEY_API_URL: 'https://api.moonkey.fun',
+            MOONKEY_API_KEY_SECRET_ARN: { Ref: Match.stringLikeRegexp('^ApiKey') },
+            EXPORT_CONCURRENCY: '16',
+            METRICS_NAMESPACE: 'MoonKeySessionExport',
+            NODE_OPTIONS: '--enable-source-maps',
+          },
+        },
+      });
+      const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
+      expect(fn?.Properties.Environment.Variables.MOONKEY_API_KEY).toBeUndefined();
+    });
+
+    it('is never retried asynchronously and sends failed events to the failure queue', () => {
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        MaximumRetryAttempts: 0,
+        MaximumEventAgeInSeconds: 6 * 3600,
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^FailuresQueue'), 'Arn'] } },
+        },
+      });
+    });
+
+    it('logs to its own log group with retention, kept on stack deletion', () => {
+      template.hasResource('AWS::Logs::LogGroup', {
+        Properties: { RetentionInDays: 90 },
+        DeletionPolicy: 'Retain',
+      });
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        LoggingConfig: { LogGroup: { Ref: Match.stringLikeRegexp('^JobLogs') } },
+      });
+    });
+  });
+
+  describe('least privilege', () => {
+    it('grants the function exactly the actions the job uses', () => {
+      const statements = statementsOfRole(template, 'JobRole');
+      expect(actionsOf(statements)).toEqual(
+        [
+          'dynamodb:Scan',
+          'logs:CreateLogStream',
+          'logs:PutLogEvents',
+          's3:AbortMultipartUpload',
+          's3:DeleteObject',
+          's3:GetObject',
+          's3:ListBucket',
+          's3:PutObject',
+          'secretsmanager:GetSecretValue',
+          'sqs:GetQueueAttributes',
+          'sqs:GetQueueUrl',
+          'sqs:SendMessage',
+        ].sort(),
+      );
+      expect(statements.every((s) => s.Effect === 'Allow')).toBe(true);
+    });
+
+    it('scopes S3 object actions to <prefix>/* and listing to the prefix', () => {
+      const statements = statementsOfRole(template, 'JobRole');
+      const objects = statements.find((s) => s.Sid === 'SnapshotObjects');
+      expect(objects?.Resource).toEqual({
+        'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/^ExportBucket/), 'Arn'] }, '/moonkey/*']],
+      });
+      const list = statements.find((s) => s.Sid === 'ListSnapshotPrefix');
+      expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['moonkey/*'] } });
+      expect(list?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^ExportBucket/), 'Arn'] });
+    });
+
+    it('allows Scan on the users table only and GetSecretValue on the one secret', () => {
+      const statements = statementsOfRole(template, 'JobRole');
+      expect(statements.find((s) => s.Sid === 'ScanUsersTable')?.Resource).toEqual({
+        'Fn::GetAtt': [expect.stringMatching(/^DemoUsersTable/), 'Arn'],
+      });
+      expect(statements.find((s) => s.Sid === 'ReadApiKey')?.Resource).toEqual({
+        Ref: expect.stringMatching(/^ApiKey/),
+      });
+    });
+
+    it('denies reading the created secret to every principal but the function role', () => {
+      template.hasResourceProperties('AWS::SecretsManager::ResourcePolicy', {
+        ResourcePolicy: {
+          Statement: [
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 'secretsmanager:GetSecretValue',
+              Condition: {
+                ArnNotEquals: {
+                  'aws:PrincipalArn': { 'Fn::GetAtt': [Match.stringLikeRegexp('^JobRole'), 'Arn'] },
+                },
+              },
+            }),
+          ],
+        },
+      });
+    });
+
+    it('lets the scheduler invoke only the export function and dead-letter to the failure queue', () => {
+      expect(actionsOf(statementsOfRole(template, 'ScheduleRole'))).toEqual([
+        'lambda:InvokeFunction',
+        'sqs:SendMessage',
+      ]);
+    });
+  });
+
+  describe('the schedule', () => {
+    it('fires daily at 02:00 UTC with a retry policy and a dead-letter queue', () => {
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'cron(0 2 * * ? *)',
+        ScheduleExpressionTimezone: 'Etc/UTC',
+        State: 'ENABLED',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: {
+          RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 7200 },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^FailuresQueue'), 'Arn'] } },
+        },
+      });
+    });
+
+    it('sends a Scheduled Event carrying the scheduled time, the shape the handler accepts', () => {
+      const schedule = Object.values(template.findResources('AWS::Scheduler::Schedule'))[0];
+      const input = JSON.parse(JSON.stringify(schedule?.Properties.Target.Input));
+      const text = typeof input === 'string' ? input : JSON.stringify(input);
+      expect(text).toContain('"detail-type":"Scheduled Event"');
+      expect(text).toContain('"source":"aws.scheduler"');
+      expect(text).toContain('"time":"<aws.scheduler.scheduled-time>"');
+      expect(text).toContain('<aws.scheduler.schedule-arn>');
+    });
+  });
+
+  describe('the export bucket', () => {
+    it('is encrypted, private, retained, and expires snapshots and stale uploads', () => {
+      template.hasResource('AWS::S3::Bucket', {
+        DeletionPolicy: 'Retain',
+        Properties: {
+          BucketEncryption: {
+            ServerSideEncryptionConfiguration: [
+              { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+            ],
+          },
+          PublicAccessBlockConfiguration: {
+            BlockPublicAcls: true,
+            BlockPublicPolicy: true,
+            IgnorePublicAcls: true,
+            RestrictPublicBuckets: true,
+          },
+          LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'export-bucket/' }),
+          LifecycleConfiguration: {
+            Rules: [
+              { Id: 'expire-snapshots', Prefix: 'moonkey/', ExpirationInDays: 400, Status: 'Enabled' },
+              {
+                Id: 'abort-incomplete-multipart-uploads',
+                AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+                Status: 'Enabled',
+              },
+            ],
+          },
+        },
+      });
+      const exportBucket = Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) =>
+        id.startsWith('ExportBucket'),
+      );
+      expect(exportBucket?.[1].Properties.VersioningConfiguration).toBeUndefined();
+    });
+
+    it('refuses non-TLS requests in its bucket policy', () => {
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: Match.stringLikeRegexp('^ExportBucket') },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 's3:*',
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    });
+  });
+
+  describe('alarms', () => {
+    const alarmNamed = (prefix: string) =>
+      Object.entries(template.findResources('AWS::CloudWatch::Alarm')).find(([id]) =>
+        id.startsWith(prefix),
+      )?.[1].Properties;
+
+    it('alarm on errors, near-timeout runs, failed users and dead letters, all to the SNS topic', () => {
+      expect(alarmNamed('AlarmsErrors')).toMatchObject({
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+      expect(alarmNamed('AlarmsNearTimeout')).toMatchObject({ MetricName: 'Duration', Threshold: 810_000 });
+      expect(alarmNamed('AlarmsFailedUsers')).toMatchObject({
+        MetricName: 'UsersFailed',
+        Namespace: 'MoonKeySessionExport',
+        Dimensions: [{ Name: 'service', Value: 'moonkey-session-export' }],
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+      expect(alarmNamed('AlarmsDeadLetters')).toMatchObject({
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+      });
+      for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+        expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^AlarmsTopic/) }]);
+      }
+    });
+
+    it('alarm when no snapshot committed for 26 hours, missing data breaching', () => {
+      expect(alarmNamed('AlarmsNoRecentSnapshot')).toMatchObject({
+        MetricName: 'SnapshotCommitted',
+        Namespace: 'MoonKeySessionExport',
+        Statistic: 'Sum',
+        Period: 3600,
+        EvaluationPeriods: 26,
+        DatapointsToAlarm: 26,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+      });
+    });
+
+    it('has no e-mail subscription unless asked', () => {
+      template.resourceCountIs('AWS::SNS::Subscription', 0);
+    });
+  });
+
+  describe('Glue and Athena', () => {
+    const tableNamed = (name: string) =>
+      Object.values(template.findResources('AWS::Glue::Table')).find(
+        (t) => t.Properties.TableInput.Name === name,
+      )?.Properties.TableInput;
+
+    it('declares the sessions columns exactly as derived from the record schema', () => {
+      const table = tableNamed('sessions');
+      expect(table.StorageDescriptor.Columns).toEqual(
+        sessionColumns.map((c) => ({ Name: c.name, Type: hiveType(c.type) })),
+      );
+      expect(table.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string' }]);
+    });
+
+    it('reads gzip NDJSON under <prefix>/sessions/ with the Hive JSON SerDe', () => {
+      const table = tableNamed('sessions');
+      expect(table.StorageDescriptor.SerdeInfo.SerializationLibrary).toBe(
+        'org.apache.hive.hcatalog.data.JsonSerDe',
+      );
+      expect(table.StorageDescriptor.InputFormat).toBe('org.apache.hadoop.mapred.TextInputFormat');
+      expect(JSON.stringify(table.StorageDescriptor.Location)).toContain('/moonkey/sessions/');
+    });
+
+    it('projects dt partitions as dates up to NOW (no MSCK REPAIR)', () => {
+      const table = tableNamed('sessions');
+      expect(table.Parameters).toMatchObject({
+        'projection.enabled': 'true',
+        'projection.dt.type': 'date',
+        'projection.dt.format': 'yyyy-MM-dd',
+        'projection.dt.range': '2024-01-01,NOW',
+        classification: 'json',
+      });
+      expect(JSON.stringify(table.Parameters['storage.location.template'])).toContain(
+        '/moonkey/sessions/dt=${dt}/',
+      );
+    });
+
+    it('declares the manifests table over <prefix>/manifests/', () => {
+      const table = tableNamed('manifests');
+      expect(table.StorageDescriptor.Columns).toEqual(
+        manifestColumns.map((c) => ({ Name: c.name, Type: hiveType(c.type) })),
+      );
+      expect(JSON.stringify(table.StorageDescriptor.Location)).toContain('/moonkey/manifests/');
+      expect(table.Parameters['projection.dt.type']).toBe('date');
+    });
+
+    it('has a workgroup with enforced settings, encrypted results and a bytes-scanned cutoff', () => {
+      template.hasResourceProperties('AWS::Athena::WorkGroup', {
+        WorkGroupConfiguration: {
+          EnforceWorkGroupConfiguration: true,
+          BytesScannedCutoffPerQuery: 10 * 1024 ** 3,
+          ResultConfiguration: {
+            EncryptionConfiguration: { EncryptionOption: 'SSE_S3' },
+            OutputLocation: Match.anyValue(),
+          },
+        },
+      });
+    });
+
+    it('ships the six named queries against the stack database', () => {
+      const queries = Object.values(template.findResources('AWS::Athena::NamedQuery')).map(
+        (q) => q.Properties,
+      );
+      expect(queries.map((q) => q.Name).sort()).toEqual(
+        [
+          'Factor mix',
+          'Latest complete snapshot',
+          "One user's sessions (audit)",
+          'Sessions about to expire',
+          'Sessions per user (top 50)',
+          'Sessions sharing one IP',
+        ].sort(),
+      );
+      const latest = queries.find((q) => q.Name === 'Latest complete snapshot');
+      expect(latest.QueryString).toContain(`status = 'committed'`);
+      expect(latest.QueryString).toContain('"moon_key_session_export"."manifests"');
+      expect(queries.every((q) => q.Database === 'moon_key_session_export')).toBe(true);
+    });
+  });
+});
+
+describe('SessionExportStack with existing resources', () => {
+  let template: Template;
+
+  beforeAll(() => {
+    template = synth({
+      usersTableName: 'prod-users',
+      userIdAttribute: 'uid',
+      apiKeySecretArn: SECRET_ARN,
+      existingBucketName: 'acme-audit-exports',
+      exportPrefix: 'moonkey/sessions-export',
+      singleRun: false,
+      alarmEmail: 'oncall@example.com',
+      scheduleExpression: 'cron(30 3 * * ? *)',
+      scheduleTimeZone: 'Europe/Berlin',
+      scheduleEnabled: false,
+      memoryMiB: 2048,
+      maxRequestsPerSecond: 40,
+      jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4', LOG_LEVEL: 'DEBUG' },
+    });
+  });
+
+  it('uses the named table, secret and bucket, scoped to the prefix', () => {
+    const statements = statementsOfRole(template, 'JobRole');
+    expect(JSON.stringify(statements.find((s) => s.Sid === 'ScanUsersTable')?.Resource)).toContain(
+      ':table/prod-users',
+    );
+    expect(statements.find((s) => s.Sid === 'ReadApiKey')?.Resource).toBe(SECRET_ARN);
+    expect(JSON.stringify(statements.find((s) => s.Sid === 'SnapshotObjects')?.Resource)).toContain(
+      ':s3:::acme-audit-exports/moonkey/sessions-export/*',
+    );
+    expect(statements.find((s) => s.Sid === 'ListSnapshotPrefix')?.Condition).toEqual({
+      StringLike: { 's3:prefix': ['moonkey/sessions-export/*'] },
+    });
+  });
+
+  it('creates no export bucket, table or secret of its own', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 0);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    // The access-log bucket and the Athena results bucket only.
+    template.resourceCountIs('AWS::S3::Bucket', 2);
+  });
+
+  it('passes the settings to the function and the schedule', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: 2048,
+      ReservedConcurrentExecutions: Match.absent(),
+      Environment: {
+        Variables: Match.objectLike({
+          USER_ID_ATTRIBUTE: 'uid',
+          EXPORT_PREFIX: 'moonkey/sessions-export',
+          EXPORT_MAX_RPS: '40',
+          EXPORT_SCAN_SEGMENTS: '4',
+          LOG_LEVEL: 'DEBUG',
+        }),
+      },
+    });
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(30 3 * * ? *)',
+      ScheduleExpressionTimezone: 'Europe/Berlin',
+      State: 'DISABLED',
+    });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+  });
+});
+
+describe('settings validation', () => {
+  const build = (props: SessionExportProps) => () =>
+    new SessionExportStack(new App({ context: SKIP_BUNDLING }), 'S', props);
+
+  it('rejects every conflict at once, in one message', () => {
+    expect(
+      build({
+        usersTableName: 'users',
+        createDemoUsersTable: true,
+        existingBucketName: 'acme-exports',
+        snapshotRetentionDays: 30,
+        bucketVersioned: true,
+        apiKeySecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey',
+        jobEnvironment: {
+          MOONKEY_API_KEY: 'plain',
+          EXPORT_PREFIX: 'x',
+          EXPORT_NOPE: '1',
+          EXPORT_GZIP_LEVEL: '42',
+        },
+      }),
+    ).toThrow(
+      new RegExp(
+        [
+          'Invalid SessionExport settings \\(8\\)',
+          'usersTableName and createDemoUsersTable conflict',
+          'apiKeySecretArn must be the full Secrets Manager secret ARN',
+          'existingBucketName and snapshotRetentionDays conflict',
+          'existingBucketName and bucketVersioned conflict',
+          'jobEnvironment.MOONKEY_API_KEY is refused',
+          'jobEnvironment.EXPORT_PREFIX is set by the stack',
+          'jobEnvironment.EXPORT_NOPE is not a variable the job reads',
+          'jobEnvironment.EXPORT_GZIP_LEVEL="42" is rejected',
+        ].join('[\\s\\S]*'),
+      ),
+    );
+  });
+
+  it('asks for a users table when none is given', () => {
+    expect(build({})).toThrow(/no users table: set usersTableName .* or createDemoUsersTable/);
+  });
+
+  it('rejects malformed schedule, time zone, e-mail, sizes and prefix', () => {
+    const attempt = build({
+      createDemoUsersTable: true,
+      scheduleExpression: '0 2 * * *',
+      scheduleTimeZone: 'Mars/Olympus',
+      alarmEmail: 'nobody',
+      memoryMiB: 64,
+      exportPrefix: '/leading',
+    });
+    let message = '';
+    try {
+      attempt();
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('Invalid SessionExport settings (5)');
+    expect(message).toContain('scheduleExpression "0 2 * * *" must be cron(...), rate(...) or at(...)');
+    expect(message).toContain('scheduleTimeZone "Mars/Olympus" is not an IANA time zone');
+    expect(message).toContain('alarmEmail "nobody" is not an e-mail address');
+    expect(message).toContain('memoryMiB must be a whole number from 128 to 10240 (got 64)');
+    expect(message).toContain('exportPrefix "/leading" must be key segments');
+  });
+});
+
+describe('propsFromContext', () => {
+  it('turns CLI strings into typed props and usersTable into a table choice', () => {
+    const app = new App({
+      context: {
+        usersTable: 'prod-users',
+        memoryMiB: '2048',
+        scheduleEnabled: 'false',
+        jobEnvironment: '{"EXPORT_SCAN_SEGMENTS":"4"}',
+      },
+    });
+    expect(propsFromContext(app.node)).toEqual({
+      usersTableName: 'prod-users',
+      memoryMiB: 2048,
+      scheduleEnabled: false,
+      jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' },
+    });
+    expect(propsFromContext(new App({ context: { usersTable: 'demo' } }).node)).toEqual({
+      createDemoUsersTable: true,
+    });
+  });
+});
