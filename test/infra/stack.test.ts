@@ -327,7 +327,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         classification: 'json',
       });
       expect(JSON.stringify(table.Parameters['storage.location.template'])).toContain(
-        '/moonkey/sessions/dt=${dt}/',
+        `/moonkey/sessions/dt=\${dt}/`,
       );
     });
 

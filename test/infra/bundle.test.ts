@@ -1,0 +1,224 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { App, type AssetStaging } from 'aws-cdk-lib';
+import { SessionExportStack } from '../../infra/session-export-stack';
+import {
+  type AthenaColumn,
+  type AthenaType,
+  manifestColumns,
+  sessionColumns,
+} from '../../lambda/athena-columns';
+import { listKeys } from '../../lambda/commit-snapshot';
+import type { Manifest } from '../../lambda/manifest';
+import { type LocalStack, startLocalStack } from '../../local/local-stack';
+import { createUsersTable, seedUsers } from '../../local/seed-users';
+
+const run = promisify(execFile);
+
+const TABLE = 'users-bundle-test';
+const PREFIX = 'moonkey';
+const USERS = 12;
+const SCHEDULED_TIME = '2026-11-26T02:00:00Z';
+const SNAPSHOT_ID = 'scheduled-20261126T020000Z';
+const DT = '2026-11-26';
+
+/**
+ * Runs the bundled handler the way Lambda does: plain Node, `require(index.js).handler(event, ctx)`,
+ * in its own process, so the environment is exactly what we pass and nothing of jest's module system
+ * or of the repository's node_modules is reachable (the bundle must be self-contained).
+ */
+const RUNNER = `
+const { writeFileSync } = require('node:fs');
+const { handler } = require(process.env.BUNDLE_ENTRY);
+const started = Date.now();
+const context = { awsRequestId: 'bundle-test-0001', getRemainingTimeInMillis: () => 900000 - (Date.now() - started) };
+handler(JSON.parse(process.env.TEST_EVENT), context).then(
+  (result) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ ok: true, result })); process.exit(0); },
+  (error) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ ok: false, error: String(error) })); process.exit(0); },
+);
+`;
+
+/** Glue/Hive type -> DuckDB type, so DuckDB reads with exactly the columns the Glue table declares. */
+function duckType(type: AthenaType): string {
+  switch (type.kind) {
+    case 'primitive':
+      return { string: 'VARCHAR', bigint: 'BIGINT', int: 'INTEGER', double: 'DOUBLE', boolean: 'BOOLEAN' }[
+        type.name
+      ];
+    case 'array':
+      return `${duckType(type.element)}[]`;
+    case 'struct':
+      return `STRUCT(${type.fields.map((f) => `"${f.name}" ${duckType(f.type)}`).join(', ')})`;
+  }
+}
+
+const duckColumns = (columns: readonly AthenaColumn[]) =>
+  `{${columns.map((c) => `'${c.name}': '${duckType(c.type)}'`).join(', ')}}`;
+
+describe('the bundled function (as synthesized by the stack) against the local stack', () => {
+  let outdir: string;
+  let snapshotDir: string;
+  let bundleDir: string;
+  let local: LocalStack;
+  let outcome: {
+    ok: boolean;
+    result?: { snapshotId: string; status: string; manifestKey: string };
+    error?: string;
+  };
+  let manifest: Manifest;
+
+  beforeAll(async () => {
+    // Prepare: synthesize WITH bundling: the NodejsFunction runs local esbuild with the stack's options.
+    outdir = await mkdtemp(path.join(tmpdir(), 'moonkey-cdk-'));
+    snapshotDir = await mkdtemp(path.join(tmpdir(), 'moonkey-snapshot-'));
+    const app = new App({ outdir });
+    const stack = new SessionExportStack(app, 'BundleTest', { createDemoUsersTable: true });
+    const staging = stack.exportFunction.function.node
+      .findChild('Code')
+      .node.findChild('Stage') as AssetStaging;
+    bundleDir = staging.absoluteStagedPath;
+
+    local = await startLocalStack();
+    await createUsersTable(local.dynamodbClient, TABLE);
+    await seedUsers(local.dynamodbClient, TABLE, USERS);
+
+    // Act: invoke the bundle with the event EventBridge Scheduler sends.
+    const resultFile = path.join(outdir, 'result.json');
+    const event = {
+      'detail-type': 'Scheduled Event',
+      source: 'aws.scheduler',
+      time: SCHEDULED_TIME,
+      resources: ['arn:aws:scheduler:us-east-1:123456789012:schedule/default/test'],
+      detail: {},
+    };
+    await run(process.execPath, ['-e', RUNNER], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...local.env,
+        USERS_TABLE_NAME: TABLE,
+        EXPORT_PREFIX: PREFIX,
+        BUNDLE_ENTRY: path.join(bundleDir, 'index.js'),
+        TEST_EVENT: JSON.stringify(event),
+        RESULT_FILE: resultFile,
+      },
+      cwd: outdir,
+      timeout: 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    outcome = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(resultFile, 'utf8')));
+
+    // Copy the snapshot out of the S3 server (DuckDB's httpfs cannot download here), keys as paths.
+    for (const key of await listKeys(local.s3Client, local.bucket, `${PREFIX}/`)) {
+      const object = await local.s3Client.send(new GetObjectCommand({ Bucket: local.bucket, Key: key }));
+      const bytes = Buffer.from(
+        await (object.Body?.transformToByteArray() ?? Promise.resolve(new Uint8Array())),
+      );
+      const file = path.join(snapshotDir, key);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, bytes);
+      if (key.endsWith('.json') && key.includes('/manifests/')) manifest = JSON.parse(bytes.toString('utf8'));
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await local?.stop();
+    await rm(outdir, { recursive: true, force: true });
+    await rm(snapshotDir, { recursive: true, force: true });
+  });
+
+  it('is one self-contained file (the AWS SDK included) plus its source map', async () => {
+    expect((await readdir(bundleDir)).sort()).toEqual(['index.js', 'index.js.map']);
+  });
+
+  it('commits the scheduled snapshot and says where it landed', () => {
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.result).toMatchObject({
+      snapshotId: SNAPSHOT_ID,
+      status: 'committed',
+      manifestKey: `${PREFIX}/manifests/dt=${DT}/${SNAPSHOT_ID}.json`,
+    });
+  });
+
+  it('writes a committed manifest listing the session files that exist in S3', async () => {
+    expect(manifest).toMatchObject({
+      snapshot_id: SNAPSHOT_ID,
+      trigger: 'scheduled',
+      status: 'committed',
+      dt: DT,
+      table_location: `s3://${local.bucket}/${PREFIX}/sessions/`,
+    });
+    expect(manifest.counts.users_scanned).toBe(USERS);
+    expect(manifest.counts.users_failed).toBe(0);
+    expect(manifest.files.sessions.length).toBeGreaterThan(0);
+    for (const file of manifest.files.sessions) {
+      expect(file.key).toMatch(
+        new RegExp(`^${PREFIX}/sessions/dt=${DT}/${SNAPSHOT_ID}-\\d{3}-\\d{5}\\.ndjson\\.gz$`),
+      );
+      const object = await local.s3Client.send(new GetObjectCommand({ Bucket: local.bucket, Key: file.key }));
+      const body = Buffer.from(
+        await (object.Body?.transformToByteArray() ?? Promise.resolve(new Uint8Array())),
+      );
+      expect(body.length).toBe(file.bytes);
+      expect(gunzipSync(body).toString('utf8').trim().split('\n')).toHaveLength(file.records);
+    }
+  });
+
+  describe('read by DuckDB with the Glue table declarations', () => {
+    async function query<T>(sql: string): Promise<T[]> {
+      const instance = await DuckDBInstance.create(':memory:');
+      const connection = await instance.connect();
+      try {
+        const reader = await connection.runAndReadAll(sql);
+        return reader.getRowObjectsJson() as T[];
+      } finally {
+        connection.closeSync();
+        instance.closeSync();
+      }
+    }
+    const sessions = () =>
+      `read_ndjson('${snapshotDir}/${PREFIX}/sessions/**/*.ndjson.gz', columns = ${duckColumns(sessionColumns)},
+        hive_partitioning = true, hive_types = {'dt': 'VARCHAR'}, format = 'newline_delimited')`;
+
+    it('reads every exported session with every declared column', async () => {
+      const rows = await query<Record<string, unknown>>(`SELECT * FROM ${sessions()}`);
+      expect(rows).toHaveLength(manifest.counts.sessions_exported);
+      expect(Object.keys(rows[0] ?? {}).sort()).toEqual([...sessionColumns.map((c) => c.name), 'dt'].sort());
+      for (const row of rows) {
+        // Every top-level field of the record schema is required: a NULL would mean a type mismatch.
+        expect(sessionColumns.filter((c) => row[c.name] === null || row[c.name] === undefined)).toEqual([]);
+        expect(row.snapshot_id).toBe(SNAPSHOT_ID);
+        expect(row.dt).toBe(DT);
+        expect(typeof row.id).toBe('string');
+        expect(row.device_fingerprint).toEqual(expect.objectContaining({ ip: expect.any(String) }));
+      }
+    });
+
+    it('types epochs as BIGINT and reaches into factors and their methods', async () => {
+      const [row] = await query<{ started: string; kinds: string; verified: string; types: string }>(`
+        SELECT typeof(started_at) AS started, count(DISTINCT f.type)::VARCHAR AS kinds,
+               typeof(f.method.last_verified_at) AS verified, string_agg(DISTINCT f.type, ',' ORDER BY f.type) AS types
+        FROM ${sessions()}, UNNEST(factors) AS t(f)
+        GROUP BY ALL`);
+      expect(row).toMatchObject({ started: 'BIGINT', verified: 'BIGINT' });
+      expect(Number(row?.kinds)).toBeGreaterThan(1);
+    });
+
+    it('joins sessions to the committed manifest the way the "latest complete snapshot" query does', async () => {
+      const rows = await query<{ sessions: string }>(`
+        WITH m AS (
+          SELECT * FROM read_ndjson('${snapshotDir}/${PREFIX}/manifests/**/*.json', columns = ${duckColumns(manifestColumns)},
+            hive_partitioning = true, hive_types = {'dt': 'VARCHAR'}, format = 'newline_delimited')
+          WHERE status = 'committed' AND trigger = 'scheduled'
+          ORDER BY snapshot_at DESC LIMIT 1
+        )
+        SELECT count(*)::VARCHAR AS sessions FROM ${sessions()} s JOIN m ON s.dt = m.dt AND s.snapshot_id = m.snapshot_id`);
+      expect(Number(rows[0]?.sessions)).toBe(manifest.counts.sessions_exported);
+    });
+  });
+});
