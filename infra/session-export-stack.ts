@@ -11,19 +11,8 @@ import { ExportSchedule } from './constructs/export-schedule';
 import { FailureQueue } from './constructs/failure-queue';
 import { SessionsCatalog } from './constructs/sessions-catalog';
 import type { SessionExportProps } from './session-export-props';
+import { OUTPUTS } from './stack-outputs';
 import { validateSessionExportProps } from './validate-props';
-
-/** Names of the stack outputs; `npm run audit` finds the function by `FunctionName`. */
-export const OUTPUTS = {
-  functionName: 'FunctionName',
-  bucketName: 'ExportBucketName',
-  exportPrefix: 'ExportPrefix',
-  secretArn: 'ApiKeySecretArn',
-  alarmTopicArn: 'AlarmTopicArn',
-  failureQueueUrl: 'FailureQueueUrl',
-  glueDatabase: 'GlueDatabaseName',
-  athenaWorkGroup: 'AthenaWorkGroup',
-} as const;
 
 const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
 

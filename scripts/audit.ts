@@ -1,0 +1,147 @@
+/**
+ * `npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--function-name NAME]`
+ *
+ * Invokes the DEPLOYED export function with an audit payload and prints where the snapshot landed.
+ * The function is found from the stack's `FunctionName` output: `--function-name` wins, else the
+ * outputs file `npm run cdk -- deploy --outputs-file cdk-outputs.json` writes, else
+ * `aws cloudformation describe-stacks` (the AWS CLI the README's other steps use).
+ * The invocation is synchronous and never retried (a retry would be a second audit run).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { InvokeCommand, LambdaClient, TooManyRequestsException } from '@aws-sdk/client-lambda';
+import { OUTPUTS } from '../infra/stack-outputs';
+import type { HandlerResult } from '../lambda/handler';
+
+const USAGE =
+  'usage: npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--function-name NAME] [--outputs-file PATH]';
+
+export interface AuditArgs {
+  readonly payload: { reason: string; userIds?: string[]; dryRun: boolean };
+  readonly stack: string;
+  readonly functionName: string | undefined;
+  readonly outputsFile: string;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export function parseAuditArgs(argv: string[]): AuditArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      reason: { type: 'string' },
+      user: { type: 'string', multiple: true },
+      'dry-run': { type: 'boolean', default: false },
+      stack: { type: 'string', default: 'MoonKeySessionExport' },
+      'function-name': { type: 'string' },
+      'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
+    },
+    strict: true,
+  });
+  if (!values.reason || values.reason.trim().length < 3) {
+    throw new UsageError(`--reason is required (at least 3 characters): say why this audit runs\n${USAGE}`);
+  }
+  return {
+    payload: {
+      reason: values.reason.trim(),
+      ...(values.user?.length ? { userIds: values.user } : {}),
+      dryRun: values['dry-run'] ?? false,
+    },
+    stack: values.stack ?? 'MoonKeySessionExport',
+    functionName: values['function-name'],
+    outputsFile: values['outputs-file'] ?? 'cdk-outputs.json',
+  };
+}
+
+/** The stack's outputs, from the CDK outputs file or from CloudFormation through the AWS CLI. */
+export function stackOutputs(stack: string, outputsFile: string): Record<string, string> {
+  if (existsSync(outputsFile)) {
+    const all = JSON.parse(readFileSync(outputsFile, 'utf8')) as Record<string, Record<string, string>>;
+    if (all[stack]) return all[stack];
+  }
+  const text = execFileSync(
+    'aws',
+    [
+      'cloudformation',
+      'describe-stacks',
+      '--stack-name',
+      stack,
+      '--query',
+      'Stacks[0].Outputs',
+      '--output',
+      'json',
+    ],
+    { encoding: 'utf8' },
+  );
+  const outputs = JSON.parse(text) as { OutputKey: string; OutputValue: string }[] | null;
+  return Object.fromEntries((outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
+}
+
+async function main(): Promise<number> {
+  const args = parseAuditArgs(process.argv.slice(2));
+  const outputs = args.functionName ? {} : stackOutputs(args.stack, args.outputsFile);
+  const functionName = args.functionName ?? outputs[OUTPUTS.functionName];
+  if (!functionName)
+    throw new UsageError(`Stack ${args.stack} has no ${OUTPUTS.functionName} output: deployed?`);
+
+  const lambda = new LambdaClient({ maxAttempts: 1, requestHandler: { requestTimeout: 16 * 60_000 } });
+  console.error(
+    `Invoking ${functionName} (audit: "${args.payload.reason}"); this waits for the run to finish...`,
+  );
+  try {
+    const out = await lambda.send(
+      new InvokeCommand({
+        FunctionName: functionName,
+        InvocationType: 'RequestResponse',
+        Payload: Buffer.from(JSON.stringify(args.payload)),
+      }),
+    );
+    const body = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
+    if (out.FunctionError) {
+      const error = JSON.parse(body || '{}') as { errorType?: string; errorMessage?: string };
+      console.error(`The audit run failed: ${error.errorType ?? 'Error'}: ${error.errorMessage ?? body}`);
+      console.error(
+        'Its failed manifest (if it got that far) is under <prefix>/manifests/; see the function logs.',
+      );
+      return 1;
+    }
+    const result = JSON.parse(body) as HandlerResult;
+    const bucket = outputs[OUTPUTS.bucketName];
+    const where = (key: string) => (bucket ? `s3://${bucket}/${key}` : key);
+    console.log(`snapshot ${result.snapshotId}: ${result.status}`);
+    if (result.manifestKey) console.log(`manifest  ${where(result.manifestKey)}`);
+    console.log(
+      `sessions  ${result.counts.sessions_exported} from ${result.counts.users_processed} users in ${result.files} file(s)` +
+        (result.counts.users_failed
+          ? `, ${result.counts.users_failed} users FAILED (listed in the manifest)`
+          : ''),
+    );
+    console.log(`athena    SELECT * FROM sessions WHERE snapshot_id = '${result.snapshotId}'`);
+    return 0;
+  } catch (error) {
+    if (error instanceof TooManyRequestsException) {
+      console.error(
+        'Another run is in progress (the function runs one at a time): try again when it has finished.',
+      );
+      return 2;
+    }
+    throw error;
+  } finally {
+    lambda.destroy();
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(
+        error instanceof UsageError ? error.message : `audit failed: ${(error as Error).message}`,
+      );
+      process.exit(error instanceof UsageError ? 64 : 1);
+    },
+  );
+}
