@@ -3,7 +3,6 @@
  * MoonKey API, through the real AWS SDK and real HTTP. One stack for the file; each test uses
  * its own table and/or prefix so tests cannot see each other's output.
  */
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { listKeys } from '../../lambda/commit-snapshot';
 import { parseConfig } from '../../lambda/config';
 import { ApiAuthError, DeadlineExceededError, TooManyFailedUsersError } from '../../lambda/errors';
