@@ -1,0 +1,104 @@
+/**
+ * One benchmark run in its own process, so its CPU time and peak RSS are the job's alone.
+ * `scripts/bench.ts` bundles this file with esbuild (as the Lambda is bundled) and starts it with
+ * `BENCH_JOB` (JSON, see BenchJob). The last stdout line is `BENCH_RESULT {json}`.
+ *
+ * Modes: `job` runs the real handler path (`invoke`, a scheduled event); `naive-all` and
+ * `naive-seq` are the code a user might write first (see bench-naive.ts).
+ */
+import { closeRuntime, invoke } from '../lambda/handler';
+import { type NaiveOptions, runNaive } from './bench-naive';
+
+export interface BenchJob {
+  readonly mode: 'job' | 'naive-all' | 'naive-seq';
+  /** Environment for the job (the local stack's variables plus the configuration under test). */
+  readonly env: Record<string, string>;
+  readonly scheduledTime: string;
+  /** Naive modes only: at most this many users (a sequential run at 50 ms a call is slow). */
+  readonly maxUsers?: number;
+}
+
+export interface BenchJobResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly users: number;
+  readonly wallMs: number;
+  readonly cpuUserMs: number;
+  readonly cpuSystemMs: number;
+  readonly maxRssBytes: number;
+  readonly files: number;
+  readonly bytes: number;
+  readonly requests: number;
+  readonly retries: number;
+}
+
+async function main(): Promise<BenchJobResult> {
+  const job = JSON.parse(process.env.BENCH_JOB ?? '') as BenchJob;
+  Object.assign(process.env, job.env);
+  const started = performance.now();
+  if (job.mode !== 'job') {
+    const options: NaiveOptions = {
+      sequential: job.mode === 'naive-seq',
+      maxUsers: job.maxUsers,
+      env: job.env,
+      scheduledTime: job.scheduledTime,
+    };
+    const out = await runNaive(options);
+    return finish(started, { ok: true, ...out, retries: 0 });
+  }
+  const outcome = await invoke(
+    { 'detail-type': 'Scheduled Event', source: 'moonkey.cli', time: job.scheduledTime, detail: {} },
+    'bench',
+  );
+  const wall = performance.now() - started;
+  await closeRuntime();
+  const m = outcome.manifest;
+  const files = m.files.sessions;
+  return finish(started, {
+    ok: outcome.error === undefined,
+    ...(outcome.error ? { error: `${outcome.error.name}: ${outcome.error.message}` } : {}),
+    users: m.counts.users_processed,
+    files: files.length,
+    bytes: files.reduce((sum, f) => sum + f.bytes, 0),
+    requests: m.counts.requests,
+    retries: m.counts.retries,
+    wallMs: wall,
+  });
+}
+
+function finish(
+  started: number,
+  r: Omit<BenchJobResult, 'wallMs' | 'cpuUserMs' | 'cpuSystemMs' | 'maxRssBytes'> & { wallMs?: number },
+): BenchJobResult {
+  // The whole process since it started (module loading included): what a Lambda would be billed.
+  const cpu = process.cpuUsage();
+  return {
+    ...r,
+    wallMs: r.wallMs ?? performance.now() - started,
+    cpuUserMs: cpu.user / 1000,
+    cpuSystemMs: cpu.system / 1000,
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+main()
+  .catch(
+    (error: unknown): BenchJobResult => ({
+      ok: false,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      users: 0,
+      wallMs: 0,
+      cpuUserMs: 0,
+      cpuSystemMs: 0,
+      maxRssBytes: 0,
+      files: 0,
+      bytes: 0,
+      requests: 0,
+      retries: 0,
+    }),
+  )
+  .then((result) => {
+    process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`);
+    // Sockets of the naive baseline's global fetch dispatcher would keep the process alive.
+    process.exit(0);
+  });
