@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { AdaptiveConcurrency } from './adaptive-concurrency';
 import { abortFiles, completeFiles, deleteStaleFiles, isCommittedManifest, putJson } from './commit-snapshot';
 import { type Config, effectiveSettings } from './config';
 import { ApiAuthError, DeadlineExceededError, SnapshotWriteError, TooManyFailedUsersError } from './errors';
@@ -13,9 +14,9 @@ import { createRateLimiter, type RateLimiter, unlimited } from './rate-limiter';
 import { withRetries } from './retry-policy';
 import type { RunPlan } from './run-plan';
 import { type ScanSlice, scanUsers } from './scan-users';
-import type { FetchSessions } from './sessions-client';
+import { ApiThrottledError, type FetchSessions } from './sessions-client';
 import { type FileKind, SnapshotKeys } from './snapshot-keys';
-import { validateSessions } from './validate-sessions';
+import { type ValidatedSessions, validateSessions } from './validate-sessions';
 
 /** Clients and sinks built once per cold start and handed in, so tests can aim them anywhere. */
 export interface ExportContext {
@@ -32,6 +33,8 @@ export interface Progress {
   readonly usersDone: number;
   readonly usersPerSecond: number;
   readonly inFlight: number;
+  /** Calls allowed in flight now: EXPORT_CONCURRENCY, or less while adaptive concurrency backs off. */
+  readonly concurrency: number;
   readonly sessionsExported: number;
   readonly usersFailed: number;
   readonly retries: number;
@@ -72,6 +75,8 @@ class ExportRun {
   private readonly abort = new AbortController();
   private readonly limit: LimitFunction;
   private readonly limiter: RateLimiter;
+  /** AIMD on 429s (EXPORT_ADAPTIVE_CONCURRENCY); moves `limit.concurrency` within [1, EXPORT_CONCURRENCY]. */
+  private readonly aimd: AdaptiveConcurrency | undefined;
   private readonly writers: Record<FileKind, NdjsonWriter>;
   private readonly startedAt = Date.now();
   private readonly maxOutstanding: number;
@@ -103,6 +108,9 @@ class ExportRun {
     this.keys = new SnapshotKeys(this.config.prefix, plan);
     this.limit = pLimit(this.config.concurrency);
     this.limiter = this.config.maxRps === undefined ? unlimited : createRateLimiter(this.config.maxRps);
+    this.aimd = this.config.adaptiveConcurrency
+      ? new AdaptiveConcurrency({ max: this.config.concurrency })
+      : undefined;
     // Ids waiting beyond those in flight: enough to keep every slot busy between scan pages,
     // small enough that memory does not grow with the table.
     this.maxOutstanding = this.config.concurrency * 2 + 32;
@@ -195,13 +203,16 @@ class ExportRun {
     return cursor;
   }
 
-  /** Waits for room (backpressure on the scan), then hands the user to the concurrency limit. */
+  /**
+   * Waits for room (backpressure on the scan), then starts the user. `outstanding` counts users
+   * started and not finished (calling, queued for a slot, or backing off before a retry).
+   */
   private async schedule(userId: string): Promise<void> {
     while (this.outstanding >= this.maxOutstanding) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     }
     this.outstanding++;
-    void this.limit(() => this.processUser(userId)).finally(() => {
+    void this.processUser(userId).finally(() => {
       this.outstanding--;
       this.slotWaiters.shift()?.();
       if (this.outstanding === 0) for (const wake of this.idleWaiters.splice(0)) wake();
@@ -216,12 +227,10 @@ class ExportRun {
     const signal = this.abort.signal;
     if (signal.aborted) return;
     try {
+      // Each attempt holds a concurrency slot only while it calls: a user backing off before a
+      // retry (say a 429's Retry-After: 1) leaves its slot to another user meanwhile.
       const { valid, rejected } = await withRetries(
-        async () => {
-          await this.limiter.acquire(signal);
-          this.counts.requests++;
-          return validateSessions(userId, await this.ctx.fetchSessions(userId, signal));
-        },
+        () => this.limit(() => this.attempt(userId, signal)),
         {
           maxAttempts: this.config.maxAttempts,
           baseDelayMs: this.config.retryBaseDelayMs,
@@ -255,6 +264,25 @@ class ExportRun {
       }
       await this.recordFailedUser(userId, error as Error);
     }
+  }
+
+  /** One call inside a concurrency slot: rate cap, request, AIMD feedback, validation. */
+  private async attempt(userId: string, signal: AbortSignal): Promise<ValidatedSessions> {
+    if (signal.aborted) throw signal.reason;
+    await this.limiter.acquire(signal);
+    this.counts.requests++;
+    const aimd = this.aimd;
+    if (aimd === undefined) return validateSessions(userId, await this.ctx.fetchSessions(userId, signal));
+    const ticket = aimd.ticket();
+    let body: unknown;
+    try {
+      body = await this.ctx.fetchSessions(userId, signal);
+    } catch (error) {
+      if (error instanceof ApiThrottledError && aimd.onThrottle(ticket)) this.limit.concurrency = aimd.limit;
+      throw error;
+    }
+    if (aimd.onSuccess()) this.limit.concurrency = aimd.limit;
+    return validateSessions(userId, body);
   }
 
   /** The session exactly as returned, plus snapshot_id/snapshot_at, without re-building the object. */
@@ -464,6 +492,16 @@ class ExportRun {
       counts: manifest.counts,
       files: manifest.files.sessions.length,
       durationMs: manifest.duration_ms,
+      ...(this.aimd
+        ? {
+            adaptiveConcurrency: {
+              decreases: this.aimd.decreases,
+              lowest: this.aimd.lowest,
+              final: this.aimd.limit,
+              max: this.aimd.max,
+            },
+          }
+        : {}),
     });
   }
 
@@ -474,6 +512,7 @@ class ExportRun {
       usersDone: this.counts.users_processed,
       usersPerSecond: elapsedMs > 0 ? Math.round((this.counts.users_processed * 1000) / elapsedMs) : 0,
       inFlight: this.limit.activeCount,
+      concurrency: this.limit.concurrency,
       sessionsExported: this.counts.sessions_exported,
       usersFailed: this.counts.users_failed,
       retries: this.counts.retries,

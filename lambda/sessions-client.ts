@@ -29,6 +29,16 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
+/**
+ * HTTP 429: retried like any retryable error, and also the signal adaptive concurrency
+ * (AIMD) shrinks its window on; a 5xx or a timeout says nothing about our rate.
+ */
+export class ApiThrottledError extends ApiRetryableError {
+  constructor(retryAfterMs: number | undefined) {
+    super('HTTP 429', retryAfterMs);
+  }
+}
+
 /** `Retry-After` is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
 export function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | undefined {
   const raw = Array.isArray(value) ? value[0] : value;
@@ -85,7 +95,10 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
       }
     }
     if (statusCode === 401 || statusCode === 403) throw new ApiAuthError(statusCode);
-    if (statusCode === 429 || statusCode >= 500) {
+    if (statusCode === 429) {
+      throw new ApiThrottledError(parseRetryAfter(response.headers['retry-after'], Date.now()));
+    }
+    if (statusCode >= 500) {
       throw new ApiRetryableError(
         `HTTP ${statusCode}`,
         parseRetryAfter(response.headers['retry-after'], Date.now()),
