@@ -56,6 +56,10 @@ export async function startChildServer(options: {
     }),
   );
   child.once('error', (error) => lines.push(String(error)));
+  // If this process exits without stopping the server (a crash, jest's forced exit), take it along.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.removeListener('exit', killOnExit));
   const server: ChildServer = {
     name: options.name,
     process: child,

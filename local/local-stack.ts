@@ -25,11 +25,27 @@ export interface LocalStack {
 export async function startLocalStack(
   options: { api?: Partial<FakeApiSettings>; bucket?: string; dynamodbPath?: string } = {},
 ): Promise<LocalStack> {
-  const [dynamodb, s3, api] = await Promise.all([
+  const started = await Promise.allSettled([
     startDynamoDbLocal({ dbPath: options.dynamodbPath }),
     startS3Server(),
     startFakeMoonKeyApi(options.api),
-  ]);
+  ] as const);
+  const [dynamodbStart, s3Start, apiStart] = started;
+  if (
+    dynamodbStart.status === 'rejected' ||
+    s3Start.status === 'rejected' ||
+    apiStart.status === 'rejected'
+  ) {
+    // Stop whatever did start: a Java process left behind outlives the test run that started it.
+    await Promise.allSettled([
+      dynamodbStart.status === 'fulfilled' ? dynamodbStart.value.stop() : undefined,
+      s3Start.status === 'fulfilled' ? s3Start.value.stop() : undefined,
+      apiStart.status === 'fulfilled' ? apiStart.value.close() : undefined,
+    ]);
+    const failure = started.find((r) => r.status === 'rejected');
+    throw failure?.reason;
+  }
+  const [dynamodb, s3, api] = [dynamodbStart.value, s3Start.value, apiStart.value];
   const bucket = options.bucket ?? 'moonkey-exports-local';
   const common = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
   const dynamodbClient = new DynamoDBClient({ ...common, endpoint: dynamodb.endpoint });
