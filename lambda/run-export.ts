@@ -18,6 +18,12 @@ import { ApiThrottledError, type FetchSessions } from './sessions-client';
 import { type FileKind, SnapshotKeys } from './snapshot-keys';
 import { type ValidatedSessions, validateSessions } from './validate-sessions';
 
+/**
+ * Users started beyond the concurrency limit, so a slot that frees is refilled from p-limit's
+ * queue at once rather than after the scan loop wakes up.
+ */
+const FEED_AHEAD = 16;
+
 /** Clients and sinks built once per cold start and handed in, so tests can aim them anywhere. */
 export interface ExportContext {
   readonly config: Config;
@@ -81,6 +87,8 @@ class ExportRun {
   private readonly startedAt = Date.now();
   private readonly maxOutstanding: number;
   private outstanding = 0;
+  /** Attempts handed to the concurrency limit and not finished (running or queued in p-limit). */
+  private wanting = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
   private readonly failedUsers: FailedUser[] = [];
@@ -205,18 +213,27 @@ class ExportRun {
 
   /**
    * Waits for room (backpressure on the scan), then starts the user. `outstanding` counts users
-   * started and not finished (calling, queued for a slot, or backing off before a retry).
+   * started and not finished (calling, queued for a slot, or backing off before a retry), capped
+   * at maxOutstanding; and a user starts only when fewer than `concurrency + FEED_AHEAD` attempts
+   * want a slot. Users are started just in time: one waiting in a long p-limit queue carries a
+   * dozen promises and closures that live long enough to be promoted to V8's old space, which
+   * at thousands of users a second is most of the heap's growth and of GC's work. The scan's
+   * read-ahead (scan-users.ts) keeps ids ready as plain strings instead.
    */
   private async schedule(userId: string): Promise<void> {
-    while (this.outstanding >= this.maxOutstanding) {
+    while (this.outstanding >= this.maxOutstanding || this.wanting >= this.limit.concurrency + FEED_AHEAD) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     }
     this.outstanding++;
     void this.processUser(userId).finally(() => {
       this.outstanding--;
-      this.slotWaiters.shift()?.();
+      this.wake();
       if (this.outstanding === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     });
+  }
+
+  private wake(): void {
+    this.slotWaiters.shift()?.();
   }
 
   private async drained(): Promise<void> {
@@ -230,7 +247,10 @@ class ExportRun {
       // Each attempt holds a concurrency slot only while it calls: a user backing off before a
       // retry (say a 429's Retry-After: 1) leaves its slot to another user meanwhile.
       const { valid, rejected } = await withRetries(
-        () => this.limit(() => this.attempt(userId, signal)),
+        () => {
+          this.wanting++;
+          return this.limit(() => this.attempt(userId, signal));
+        },
         {
           maxAttempts: this.config.maxAttempts,
           baseDelayMs: this.config.retryBaseDelayMs,
@@ -268,6 +288,15 @@ class ExportRun {
 
   /** One call inside a concurrency slot: rate cap, request, AIMD feedback, validation. */
   private async attempt(userId: string, signal: AbortSignal): Promise<ValidatedSessions> {
+    try {
+      return await this.call(userId, signal);
+    } finally {
+      this.wanting--;
+      this.wake();
+    }
+  }
+
+  private async call(userId: string, signal: AbortSignal): Promise<ValidatedSessions> {
     if (signal.aborted) throw signal.reason;
     await this.limiter.acquire(signal);
     this.counts.requests++;

@@ -33,8 +33,10 @@ export interface ScanUsersOptions {
 }
 
 /**
- * Yields one page at a time and only reads the next page when the consumer asks for it, so a
- * consumer that awaits before pulling keeps the scan from running ahead of the API calls.
+ * Yields one page at a time, reading one page ahead: while the consumer works through a page,
+ * the next one is already on its way, so a fast consumer never waits a whole Scan round trip at
+ * a page boundary. It never reads further than that: a consumer that awaits before pulling
+ * keeps the scan from running ahead of the API calls by more than one page.
  * Only the id attribute is projected: the job never reads (or pays RCUs to move) the rest.
  */
 export async function* scanUsers(
@@ -42,35 +44,52 @@ export async function* scanUsers(
   slice: ScanSlice,
   options: ScanUsersOptions,
 ): AsyncGenerator<UserPage> {
-  let cursor = slice.cursor;
-  do {
-    let page: ScanCommandOutput;
-    try {
-      page = await client.send(
-        new ScanCommand({
-          TableName: options.tableName,
-          ProjectionExpression: '#id',
-          ExpressionAttributeNames: { '#id': options.idAttribute },
-          Limit: options.pageSize,
-          ExclusiveStartKey: cursor,
-          ...(slice.totalSegments > 1 ? { Segment: slice.segment, TotalSegments: slice.totalSegments } : {}),
-        }),
-        { abortSignal: options.signal },
-      );
-    } catch (error) {
-      throw new ScanUsersError(
-        `Scanning users table ${options.tableName} (segment ${slice.segment + 1}/${slice.totalSegments}) failed: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    const userIds: string[] = [];
-    let unusable = 0;
-    for (const item of page.Items ?? []) {
-      const id = item[options.idAttribute]?.S;
-      if (id === undefined || id === '') unusable++;
-      else userIds.push(id);
-    }
-    cursor = page.LastEvaluatedKey;
-    yield { userIds, unusable, nextCursor: cursor };
-  } while (cursor !== undefined);
+  const ahead = (cursor: ScanSlice['cursor']) => {
+    const page = readPage(client, slice, cursor, options);
+    // Marked handled at once: it may fail while the consumer is busy (it sees the error when it
+    // pulls) or after the consumer stopped early (nobody will ever look).
+    page.catch(() => undefined);
+    return page;
+  };
+  let next: Promise<UserPage> | undefined = ahead(slice.cursor);
+  while (next !== undefined) {
+    const page: UserPage = await next;
+    next = page.nextCursor === undefined ? undefined : ahead(page.nextCursor);
+    yield page;
+  }
+}
+
+async function readPage(
+  client: DynamoDBClient,
+  slice: ScanSlice,
+  cursor: Record<string, AttributeValue> | undefined,
+  options: ScanUsersOptions,
+): Promise<UserPage> {
+  let page: ScanCommandOutput;
+  try {
+    page = await client.send(
+      new ScanCommand({
+        TableName: options.tableName,
+        ProjectionExpression: '#id',
+        ExpressionAttributeNames: { '#id': options.idAttribute },
+        Limit: options.pageSize,
+        ExclusiveStartKey: cursor,
+        ...(slice.totalSegments > 1 ? { Segment: slice.segment, TotalSegments: slice.totalSegments } : {}),
+      }),
+      { abortSignal: options.signal },
+    );
+  } catch (error) {
+    throw new ScanUsersError(
+      `Scanning users table ${options.tableName} (segment ${slice.segment + 1}/${slice.totalSegments}) failed: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  const userIds: string[] = [];
+  let unusable = 0;
+  for (const item of page.Items ?? []) {
+    const id = item[options.idAttribute]?.S;
+    if (id === undefined || id === '') unusable++;
+    else userIds.push(id);
+  }
+  return { userIds, unusable, nextCursor: page.LastEvaluatedKey };
 }
