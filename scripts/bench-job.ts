@@ -6,6 +6,7 @@
  * Modes: `job` runs the real handler path (`invoke`, a scheduled event); `naive-all` and
  * `naive-seq` are the code a user might write first (see bench-naive.ts).
  */
+import { getHeapSpaceStatistics } from 'node:v8';
 import { closeRuntime, invoke } from '../lambda/handler';
 import { type NaiveOptions, runNaive } from './bench-naive';
 
@@ -30,7 +31,21 @@ export interface BenchJobResult {
   readonly bytes: number;
   readonly requests: number;
   readonly retries: number;
+  /** Peaks of process.memoryUsage(), sampled every 250 ms: where the RSS goes. */
+  readonly memory?: Record<string, number>;
 }
+
+const memoryPeaks: Record<string, number> = {};
+const sampler = setInterval(() => {
+  for (const [key, value] of Object.entries(process.memoryUsage())) {
+    memoryPeaks[key] = Math.max(memoryPeaks[key] ?? 0, value);
+  }
+  for (const space of getHeapSpaceStatistics()) {
+    const key = space.space_name.replace('_space', '');
+    memoryPeaks[key] = Math.max(memoryPeaks[key] ?? 0, space.space_used_size);
+  }
+}, 250);
+sampler.unref();
 
 async function main(): Promise<BenchJobResult> {
   const job = JSON.parse(process.env.BENCH_JOB ?? '') as BenchJob;
@@ -78,6 +93,7 @@ function finish(
     cpuUserMs: cpu.user / 1000,
     cpuSystemMs: cpu.system / 1000,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    memory: memoryPeaks,
   };
 }
 

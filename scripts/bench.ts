@@ -11,7 +11,15 @@
  * and reported as such.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -108,6 +116,19 @@ interface FakeStats {
   requests: number;
   byStatus: Record<string, number>;
   perSecond: (number | null)[];
+  /** CPU the fake API process used during the run (from /proc), to see whether the cores were full. */
+  cpuMs?: number;
+}
+
+/** utime + stime of a process in ms, from /proc (Linux); NaN elsewhere. */
+function processCpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 async function main(): Promise<void> {
@@ -121,6 +142,10 @@ async function main(): Promise<void> {
       'hidden-limit': { type: 'string', default: '1500' },
       profile: { type: 'boolean', default: false },
       'seed-only': { type: 'boolean', default: false },
+      /** Extra job environment for every configuration, e.g. --env EXPORT_GZIP_LEVEL=1 (repeatable). */
+      env: { type: 'string', multiple: true },
+      /** Extra node flags for the job process, for experiments (repeatable). */
+      'node-flag': { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -229,7 +254,11 @@ async function main(): Promise<void> {
         ...(spec.concurrency ? { EXPORT_CONCURRENCY: String(spec.concurrency) } : {}),
         ...(spec.maxRps ? { EXPORT_MAX_RPS: String(spec.maxRps) } : {}),
         ...(spec.adaptive === undefined ? {} : { EXPORT_ADAPTIVE_CONCURRENCY: String(spec.adaptive) }),
+        ...Object.fromEntries(
+          (values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+        ),
       };
+      const apiCpuBefore = processCpuMs(api.process.pid);
       const runUsers = Math.min(n, spec.maxUsers ?? n);
       // Bounded: four times the ideal duration (or a minute), plus a minute for start and commit.
       const idealMs = Number.isFinite(boundRps) ? (runUsers / boundRps) * 1000 : 60_000;
@@ -242,11 +271,14 @@ async function main(): Promise<void> {
           scheduledTime: '2026-11-26T02:00:00Z',
           ...(spec.maxUsers ? { maxUsers: spec.maxUsers } : {}),
         },
-        { timeoutMs, profile: values.profile, name: spec.name },
+        { timeoutMs, profile: values.profile, name: spec.name, nodeFlags: values['node-flag'] ?? [] },
       );
       const apiStats = (await control(apiUrl, 'stats')) as FakeStats;
+      apiStats.cpuMs = processCpuMs(api.process.pid) - apiCpuBefore;
       rows.push({ spec, result, boundRps, boundLabel, apiStats });
-      log(`    ${describe(rows[rows.length - 1] as Row)}`);
+      log(
+        `    ${describe(rows[rows.length - 1] as Row)}; fake API CPU ${(apiStats.cpuMs ?? Number.NaN).toFixed(0)} ms`,
+      );
       await deletePrefix(s3, `bench/${spec.name}/`);
     }
   } finally {
@@ -335,10 +367,10 @@ async function deletePrefix(s3: S3Client, prefix: string): Promise<void> {
 
 function runChild(
   job: BenchJob,
-  options: { timeoutMs: number; profile: boolean; name: string },
+  options: { timeoutMs: number; profile: boolean; name: string; nodeFlags: string[] },
 ): Promise<BenchJobResult> {
   const args = [
-    '--enable-source-maps',
+    ...options.nodeFlags,
     ...(options.profile
       ? [
           '--cpu-prof',
@@ -355,6 +387,9 @@ function runChild(
     });
     let stdout = '';
     const tail: string[] = [];
+    mkdirSync(join(DATA, 'logs'), { recursive: true });
+    const logFile = createWriteStream(join(DATA, 'logs', `${options.name}.log`));
+    child.stdout.pipe(logFile);
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       // Keep only the last few lines: the job logs progress as JSON.
@@ -399,7 +434,10 @@ const mb = (bytes: number) => (bytes / (1024 * 1024)).toFixed(1);
 function describe(row: Row): string {
   const r = row.result;
   if (!r.ok) return `FAILED: ${r.error}`;
-  return `${usersPerSecond(r).toFixed(0)} users/s in ${(r.wallMs / 1000).toFixed(1)} s, ${cpuPerUser(r).toFixed(3)} ms CPU/user, peak RSS ${mb(r.maxRssBytes)} MB`;
+  const memory = Object.entries(r.memory ?? {})
+    .map(([k, v]) => `${k} ${mb(v)}`)
+    .join(', ');
+  return `${usersPerSecond(r).toFixed(0)} users/s in ${(r.wallMs / 1000).toFixed(1)} s, ${cpuPerUser(r).toFixed(3)} ms CPU/user (user ${r.cpuUserMs.toFixed(0)} ms, system ${r.cpuSystemMs.toFixed(0)} ms), peak RSS ${mb(r.maxRssBytes)} MB (peaks MB: ${memory})`;
 }
 
 function maxWindow(stats: FakeStats): number {
