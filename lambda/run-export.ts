@@ -14,7 +14,7 @@ import { createRateLimiter, type RateLimiter, unlimited } from './rate-limiter';
 import { withRetries } from './retry-policy';
 import type { RunPlan } from './run-plan';
 import { type ScanSlice, scanUsers } from './scan-users';
-import { ApiThrottledError, type FetchSessions } from './sessions-client';
+import { ApiThrottledError, type FetchSessions, rawJsonOf } from './sessions-client';
 import { type FileKind, SnapshotKeys } from './snapshot-keys';
 import { type ValidatedSessions, validateSessions } from './validate-sessions';
 
@@ -319,7 +319,10 @@ class ExportRun {
     if ('snapshot_id' in session || 'snapshot_at' in session) {
       return `${JSON.stringify({ ...session, snapshot_id: this.plan.snapshotId, snapshot_at: this.plan.snapshotAt })}\n`;
     }
-    const json = JSON.stringify(session);
+    // The item's own text when the client could index it (no re-serialization), else stringify.
+    // A validated session always has fields, so neither form is an empty object here; the
+    // check stays for the stringify path's sake.
+    const json = rawJsonOf(session) ?? JSON.stringify(session);
     return `${json.slice(0, -1)}${json.length > 2 ? this.recordSuffix : this.recordSuffix.slice(1)}\n`;
   }
 
