@@ -155,24 +155,23 @@ export function sessionItemSpans(text: string): number[] | undefined {
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
-      const start = i++;
-      let escaped = false;
-      while (i < n) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c) {
-          escaped = true;
-          i += 2;
-        } else if (d === 0x22) break;
-        else i++;
+      // Jump to the closing quote: one not preceded by an odd number of backslashes.
+      const start = i;
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && text.charCodeAt(end - 1) === 0x5c) {
+        let slashes = 1;
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
       }
-      if (i >= n) return undefined;
-      i++;
+      if (end === -1) return undefined;
+      i = end + 1;
       if (depth === inArray && elementStart === -1) return undefined;
       if (depth !== 1 || inArray !== -1) continue;
       let j = i;
       while (j < n && isSpace(text.charCodeAt(j))) j++;
       if (text.charCodeAt(j) !== 0x3a) continue;
-      if (escaped) return undefined;
+      if (text.lastIndexOf('\\', end) > start) return undefined;
       if (i - start - 2 !== 8 || !text.startsWith('sessions', start + 1)) continue;
       if (found) return undefined;
       found = true;

@@ -12,7 +12,7 @@ const items = (text: string) => {
 describe('sessionItemSpans (raw text of each session item)', () => {
   it('finds each item of a compact response exactly, nested objects, arrays and escapes included', () => {
     const a = { id: 'a', factors: [{ method: { x: [1, { y: '}]' }] } }], note: 'quote " and \\ and {[' };
-    const b = { id: 'b', device_fingerprint: { ip: '' } };
+    const b = { id: 'b', device_fingerprint: { ip: '' }, ends_in_slash: 'c:\\', quoted: '\\"}' };
     const text = JSON.stringify({ sessions: [a, b] });
     expect(items(text)).toEqual([JSON.stringify(a), JSON.stringify(b)]);
     for (const raw of items(text) ?? []) expect(JSON.parse(raw)).toBeDefined();
