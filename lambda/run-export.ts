@@ -171,7 +171,8 @@ class ExportRun {
       for (const userId of users.userIds) {
         if (this.abort.signal.aborted) return;
         this.counts.users_scanned++;
-        await this.schedule(userId);
+        if (!this.hasRoom()) await this.roomForOneMore();
+        this.start(userId);
       }
       return;
     }
@@ -201,7 +202,8 @@ class ExportRun {
         this.counts.users_unusable += page.unusable;
         for (const userId of page.userIds) {
           if (this.abort.signal.aborted) return cursor;
-          await this.schedule(userId);
+          if (!this.hasRoom()) await this.roomForOneMore();
+          this.start(userId);
         }
         cursor = page.nextCursor;
       }
@@ -212,24 +214,30 @@ class ExportRun {
   }
 
   /**
-   * Waits for room (backpressure on the scan), then starts the user. `outstanding` counts users
-   * started and not finished (calling, queued for a slot, or backing off before a retry), capped
-   * at maxOutstanding; and a user starts only when fewer than `concurrency + FEED_AHEAD` attempts
-   * want a slot. Users are started just in time: one waiting in a long p-limit queue carries a
-   * dozen promises and closures that live long enough to be promoted to V8's old space, which
-   * at thousands of users a second is most of the heap's growth and of GC's work. The scan's
-   * read-ahead (scan-users.ts) keeps ids ready as plain strings instead.
+   * Backpressure on the walk. `outstanding` counts users started and not finished (calling,
+   * queued for a slot, or backing off before a retry), capped at maxOutstanding; and a user
+   * starts only when fewer than `concurrency + FEED_AHEAD` attempts want a slot. Users start
+   * just in time: one waiting in a long p-limit queue carries a dozen promises and closures
+   * that outlive young-generation GCs; the scan's read-ahead (scan-users.ts) keeps the next ids
+   * ready as plain strings instead. Checked synchronously so a user with room costs no await.
    */
-  private async schedule(userId: string): Promise<void> {
-    while (this.outstanding >= this.maxOutstanding || this.wanting >= this.limit.concurrency + FEED_AHEAD) {
-      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-    }
+  private hasRoom(): boolean {
+    return this.outstanding < this.maxOutstanding && this.wanting < this.limit.concurrency + FEED_AHEAD;
+  }
+
+  private async roomForOneMore(): Promise<void> {
+    while (!this.hasRoom()) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private start(userId: string): void {
     this.outstanding++;
-    void this.processUser(userId).finally(() => {
-      this.outstanding--;
-      this.wake();
-      if (this.outstanding === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-    });
+    void this.processUser(userId);
+  }
+
+  private userFinished(): void {
+    this.outstanding--;
+    this.wake();
+    if (this.outstanding === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   private wake(): void {
@@ -240,7 +248,16 @@ class ExportRun {
     while (this.outstanding > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Never throws: every outcome is counted; the user's slot in `outstanding` is given back. */
   private async processUser(userId: string): Promise<void> {
+    try {
+      await this.exportUser(userId);
+    } finally {
+      this.userFinished();
+    }
+  }
+
+  private async exportUser(userId: string): Promise<void> {
     const signal = this.abort.signal;
     if (signal.aborted) return;
     try {
@@ -289,29 +306,26 @@ class ExportRun {
   /** One call inside a concurrency slot: rate cap, request, AIMD feedback, validation. */
   private async attempt(userId: string, signal: AbortSignal): Promise<ValidatedSessions> {
     try {
-      return await this.call(userId, signal);
+      if (signal.aborted) throw signal.reason;
+      if (this.limiter !== unlimited) await this.limiter.acquire(signal);
+      this.counts.requests++;
+      const aimd = this.aimd;
+      if (aimd === undefined) return validateSessions(userId, await this.ctx.fetchSessions(userId, signal));
+      const ticket = aimd.ticket();
+      let body: unknown;
+      try {
+        body = await this.ctx.fetchSessions(userId, signal);
+      } catch (error) {
+        if (error instanceof ApiThrottledError && aimd.onThrottle(ticket))
+          this.limit.concurrency = aimd.limit;
+        throw error;
+      }
+      if (aimd.onSuccess()) this.limit.concurrency = aimd.limit;
+      return validateSessions(userId, body);
     } finally {
       this.wanting--;
       this.wake();
     }
-  }
-
-  private async call(userId: string, signal: AbortSignal): Promise<ValidatedSessions> {
-    if (signal.aborted) throw signal.reason;
-    await this.limiter.acquire(signal);
-    this.counts.requests++;
-    const aimd = this.aimd;
-    if (aimd === undefined) return validateSessions(userId, await this.ctx.fetchSessions(userId, signal));
-    const ticket = aimd.ticket();
-    let body: unknown;
-    try {
-      body = await this.ctx.fetchSessions(userId, signal);
-    } catch (error) {
-      if (error instanceof ApiThrottledError && aimd.onThrottle(ticket)) this.limit.concurrency = aimd.limit;
-      throw error;
-    }
-    if (aimd.onSuccess()) this.limit.concurrency = aimd.limit;
-    return validateSessions(userId, body);
   }
 
   /** The session exactly as returned, plus snapshot_id/snapshot_at, without re-building the object. */
