@@ -1,13 +1,14 @@
 /**
  * The baseline beside the job in `npm run bench`: the export a user might write first, with
- * `fetch`, no retries, every line held in memory and one gzip + PutObject at the end.
+ * `fetch`, no retries, every line held in memory and one gzip + upload at the end.
  * `sequential` awaits one user at a time; otherwise each scan page (DynamoDB's default 1 MB
  * pages, no Limit) is one unbounded `Promise.all`. It validates with the same zod schema so the
  * per-call work is comparable.
  */
 import { gzipSync } from 'node:zlib';
 import { DynamoDBClient, ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { sessionListItemSchema } from '../lambda/session-record';
 
 export interface NaiveOptions {
@@ -62,13 +63,15 @@ export async function runNaive(options: NaiveOptions): Promise<NaiveOutcome> {
   } while (startKey !== undefined && (options.maxUsers === undefined || users < options.maxUsers));
 
   const body = gzipSync(`${lines.join('\n')}\n`);
-  await s3.send(
-    new PutObjectCommand({
+  // lib-storage's Upload (multipart above 5 MB): the local S3 server refuses one large PutObject.
+  await new Upload({
+    client: s3,
+    params: {
       Bucket: env.EXPORT_BUCKET_NAME,
       Key: `${env.EXPORT_PREFIX}/naive/sessions.ndjson.gz`,
       Body: body,
-    }),
-  );
+    },
+  }).done();
   ddb.destroy();
   s3.destroy();
   return { users, files: 1, bytes: body.length, requests: users };
