@@ -117,8 +117,7 @@ type ManifestColumnTypes = {
 
 /**
  * The manifest is a TypeScript interface (lambda/manifest.ts), not a zod schema, so its columns
- * are listed here, checked against that interface by the compiler. `files` omits `failed-users`:
- * a hyphen is not a valid Hive struct field name (the key list is in the JSON file itself).
+ * are listed here, checked against that interface by the compiler.
  */
 const manifestColumnTypes = {
   manifest_version: { kind: 'primitive', name: 'int' },
@@ -143,7 +142,7 @@ const manifestColumnTypes = {
     requests: big,
     retries: big,
   }),
-  files: struct({ sessions: fileList, rejects: fileList }),
+  files: struct({ sessions: fileList, rejects: fileList, failed_users: fileList }),
   failed_users: { kind: 'array', element: struct({ user_id: str, error: str, error_type: str }) },
   failed_users_truncated: { kind: 'primitive', name: 'boolean' },
 } as const satisfies ManifestColumnTypes;

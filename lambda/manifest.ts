@@ -1,5 +1,3 @@
-import type { FileKind } from './snapshot-keys';
-
 export type SnapshotStatus = 'committed' | 'failed' | 'dry_run';
 
 export interface ManifestFile {
@@ -45,7 +43,12 @@ export interface Manifest {
     readonly requests: number;
     readonly retries: number;
   };
-  readonly files: Readonly<Record<FileKind, readonly ManifestFile[]>>;
+  /** Keyed in snake_case (Hive struct fields cannot hold a hyphen); `failed_users` is the failed-users/ files. */
+  readonly files: {
+    readonly sessions: readonly ManifestFile[];
+    readonly rejects: readonly ManifestFile[];
+    readonly failed_users: readonly ManifestFile[];
+  };
   readonly failed_users: readonly FailedUser[];
   readonly failed_users_truncated: boolean;
   readonly settings: Record<string, unknown>;

@@ -512,7 +512,7 @@ class ExportRun {
       files: {
         sessions: describe('sessions'),
         rejects: describe('rejects'),
-        'failed-users': describe('failed-users'),
+        failed_users: describe('failed-users'),
       },
       failed_users: [...this.failedUsers],
       failed_users_truncated: this.counts.users_failed > this.failedUsers.length,
