@@ -290,6 +290,12 @@ describe('retries', () => {
     expect(failedFile).toEqual([
       expect.objectContaining({ user_id: bad, error_type: 'RetriesExhaustedError' }),
     ]);
+    expect(result.manifest.files.failed_users).toEqual([
+      expect.objectContaining({
+        key: expect.stringContaining(`${result.prefix}/failed-users/dt=`),
+        records: 1,
+      }),
+    ]);
   });
 
   it('fails without committing when failed users exceed the tolerance, leaving nothing under sessions/', async () => {
