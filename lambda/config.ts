@@ -60,7 +60,8 @@ export const envShape = z.object({
     .number({ error: 'must be a number' })
     .positive({ error: 'must be greater than 0' })
     .optional(),
-  EXPORT_ADAPTIVE_CONCURRENCY: bool.default(false),
+  // On by default: inert until the API answers 429 (see lambda/adaptive-concurrency.ts).
+  EXPORT_ADAPTIVE_CONCURRENCY: bool.default(true),
   EXPORT_REQUEST_TIMEOUT_MS: int(100, 300_000).default(10_000),
   EXPORT_MAX_ATTEMPTS: int(1, 20).default(5),
   EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
