@@ -24,7 +24,8 @@ const t1 = performance.now();
 mod.getRuntime().then(async (rt) => {
   const t2 = performance.now();
   await rt.close();
-  process.stdout.write(JSON.stringify({ boot: t0, load: t1 - t0, init: t2 - t1, total: t2 }));
+  const rss = process.resourceUsage().maxRSS * 1024;
+  process.stdout.write(JSON.stringify({ boot: t0, load: t1 - t0, init: t2 - t1, total: t2, rss }));
 });
 `;
 
@@ -42,6 +43,7 @@ const ENV = {
 };
 
 interface Sample {
+  rss: number;
   boot: number;
   load: number;
   init: number;
@@ -60,8 +62,21 @@ async function main(): Promise<void> {
   const probe = join(OUT, 'probe.cjs');
   writeFileSync(probe, PROBE);
   const variants = [
-    { name: 'AWS SDK bundled', file: 'handler-bundled.js', external: [] as string[] },
-    { name: 'AWS SDK external (runtime)', file: 'handler-sdk-external.js', external: ['@aws-sdk/*'] },
+    { name: 'AWS SDK bundled', file: 'handler-bundled.js', external: [] as string[], sourceMaps: false },
+    {
+      name: 'AWS SDK external (runtime)',
+      file: 'handler-sdk-external.js',
+      external: ['@aws-sdk/*'],
+      sourceMaps: false,
+    },
+    // What infra/constructs/export-function.ts deploys today: a source map beside the bundle
+    // and NODE_OPTIONS=--enable-source-maps.
+    {
+      name: 'bundled + source map, --enable-source-maps',
+      file: 'handler-bundled-sourcemap.js',
+      external: [] as string[],
+      sourceMaps: true,
+    },
   ];
   const rows: string[][] = [];
   for (const variant of variants) {
@@ -75,6 +90,8 @@ async function main(): Promise<void> {
       target: 'node20',
       format: 'cjs',
       external: variant.external,
+      sourcemap: variant.sourceMaps,
+      sourcesContent: false,
       logLevel: 'warning',
     });
     const bytes = statSync(outfile).size;
@@ -82,7 +99,8 @@ async function main(): Promise<void> {
     const samples: Sample[] = [];
     for (let i = 0; i < runs + 1; i++) {
       const started = performance.now();
-      const out = spawnSync(process.execPath, [probe, outfile], { env: ENV, encoding: 'utf8' });
+      const flags = variant.sourceMaps ? ['--enable-source-maps'] : [];
+      const out = spawnSync(process.execPath, [...flags, probe, outfile], { env: ENV, encoding: 'utf8' });
       const wall = performance.now() - started;
       if (out.status !== 0) throw new Error(`${variant.name}: probe failed: ${out.stderr}`);
       const sample = JSON.parse(out.stdout) as Sample;
@@ -97,6 +115,7 @@ async function main(): Promise<void> {
       median(samples.map((s) => s.init)).toFixed(0),
       median(samples.map((s) => s.boot + s.load + s.init)).toFixed(0),
       median(samples.map((s) => s.total)).toFixed(0),
+      (median(samples.map((s) => s.rss)) / (1024 * 1024)).toFixed(0),
     ]);
   }
   const header = [
@@ -107,6 +126,7 @@ async function main(): Promise<void> {
     'init ms',
     'boot+load+init ms',
     'process wall ms',
+    'peak RSS MB',
   ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
