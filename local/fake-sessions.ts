@@ -1,4 +1,4 @@
-import type { SessionFactor, SessionListItem } from '../lambda/session-record';
+import { DELIVERY_CHANNELS, type SessionFactor, type SessionListItem } from '../lambda/session-record';
 
 /**
  * The fake API's truth: a pure function from user id to that user's sessions, so tests can
@@ -17,8 +17,8 @@ function hash(text: string): number {
   return h >>> 0;
 }
 
-/** mulberry32: tiny, fast, good enough to spread sessions and factors. */
-function generator(seed: number): () => number {
+/** mulberry32: tiny, fast, good enough to spread sessions and factors (and to seed fuzz tests). */
+export function generator(seed: number): () => number {
   let a = seed;
   return () => {
     a = (a + 0x6d2b79f5) | 0;
@@ -82,16 +82,7 @@ export const FACTOR_MAKERS: readonly FactorMaker[] = [
       },
     };
   },
-  ...[
-    'google_oauth',
-    'apple_oauth',
-    'microsoft_oauth',
-    'discord_oauth',
-    'okta_oauth',
-    'github_oauth',
-    'slack_oauth',
-    'facebook_oauth',
-  ].map(oauth),
+  ...DELIVERY_CHANNELS.filter((channel) => channel.endsWith('_oauth')).map(oauth),
   ...(['eth_wallet', 'sol_wallet'] as const).map(
     (channel): FactorMaker =>
       (rand, verifiedAt) => {

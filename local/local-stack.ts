@@ -16,6 +16,23 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
+/** A DynamoDB client for DynamoDB Local (letters-and-digits credentials, as version 3 requires). */
+export function localDynamoDbClient(endpoint: string): DynamoDBClient {
+  return new DynamoDBClient({ region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, endpoint });
+}
+
+/** An S3 client for a local S3 server: path-style, and checksums only where S3 requires them. */
+export function localS3Client(endpoint: string): S3Client {
+  return new S3Client({
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    endpoint,
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
 /**
  * The three real parts the job talks to locally, started together on free ports: DynamoDB Local
  * (the AWS jar), an S3-compatible server (fauxqs) and our fake MoonKey API. Tests, `npm start`
@@ -47,15 +64,8 @@ export async function startLocalStack(
   }
   const [dynamodb, s3, api] = [dynamodbStart.value, s3Start.value, apiStart.value];
   const bucket = options.bucket ?? 'moonkey-exports-local';
-  const common = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
-  const dynamodbClient = new DynamoDBClient({ ...common, endpoint: dynamodb.endpoint });
-  const s3Client = new S3Client({
-    ...common,
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const dynamodbClient = localDynamoDbClient(dynamodb.endpoint);
+  const s3Client = localS3Client(s3.endpoint);
   await s3Client.send(new CreateBucketCommand({ Bucket: bucket }));
   return {
     dynamodb,

@@ -9,31 +9,7 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import { closeRuntime, invoke } from '../lambda/handler';
 import { type NaiveOptions, runNaive } from './bench-naive';
-
-export interface BenchJob {
-  readonly mode: 'job' | 'naive-all' | 'naive-seq';
-  /** Environment for the job (the local stack's variables plus the configuration under test). */
-  readonly env: Record<string, string>;
-  readonly scheduledTime: string;
-  /** Naive modes only: at most this many users (a sequential run at 50 ms a call is slow). */
-  readonly maxUsers?: number;
-}
-
-export interface BenchJobResult {
-  readonly ok: boolean;
-  readonly error?: string;
-  readonly users: number;
-  readonly wallMs: number;
-  readonly cpuUserMs: number;
-  readonly cpuSystemMs: number;
-  readonly maxRssBytes: number;
-  readonly files: number;
-  readonly bytes: number;
-  readonly requests: number;
-  readonly retries: number;
-  /** Peaks of process.memoryUsage(), sampled every 250 ms: where the RSS goes. */
-  readonly memory?: Record<string, number>;
-}
+import { type BenchJob, type BenchJobResult, failedResult } from './bench-result';
 
 const memoryPeaks: Record<string, number> = {};
 const sampler = setInterval(() => {
@@ -98,20 +74,8 @@ function finish(
 }
 
 main()
-  .catch(
-    (error: unknown): BenchJobResult => ({
-      ok: false,
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-      users: 0,
-      wallMs: 0,
-      cpuUserMs: 0,
-      cpuSystemMs: 0,
-      maxRssBytes: 0,
-      files: 0,
-      bytes: 0,
-      requests: 0,
-      retries: 0,
-    }),
+  .catch((error: unknown) =>
+    failedResult(error instanceof Error ? `${error.name}: ${error.message}` : String(error)),
   )
   .then((result) => {
     process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`);

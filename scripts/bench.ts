@@ -35,9 +35,10 @@ import { listKeys } from '../lambda/commit-snapshot';
 import { freePort, startChildServer } from '../local/child-server';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from '../local/dynamodb-local';
 import { userIdFor } from '../local/fake-sessions';
+import { localDynamoDbClient, localS3Client } from '../local/local-stack';
 import { startS3Server } from '../local/s3-server';
 import { createUsersTable, putUserItems } from '../local/seed-users';
-import type { BenchJob, BenchJobResult } from './bench-job';
+import { type BenchJob, type BenchJobResult, failedResult } from './bench-result';
 
 const ROOT = resolve(__dirname, '..');
 const DATA = join(ROOT, '.bench-data');
@@ -210,17 +211,9 @@ async function main(): Promise<void> {
       ready: async () => (await fetch(`${apiUrl}/_fake/stats`)).ok,
     }),
   ]);
-  const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
-  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
-  const common = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
-  const ddb = new DynamoDBClient({ ...common, endpoint: dynamodb.endpoint });
-  const s3 = new S3Client({
-    ...common,
-    endpoint: s3server.endpoint,
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const { CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const ddb = localDynamoDbClient(dynamodb.endpoint);
+  const s3 = localS3Client(s3server.endpoint);
   const rows: Row[] = [];
   try {
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -407,22 +400,13 @@ function runChild(
         .reverse()
         .find((l) => l.startsWith('BENCH_RESULT '));
       if (line) return resolvePromise(JSON.parse(line.slice('BENCH_RESULT '.length)) as BenchJobResult);
-      resolvePromise({
-        ok: false,
-        error:
+      resolvePromise(
+        failedResult(
           signal === 'SIGKILL'
             ? `killed after ${options.timeoutMs} ms`
             : `exited ${code ?? signal}: ${tail.join('').slice(-500)}`,
-        users: 0,
-        wallMs: 0,
-        cpuUserMs: 0,
-        cpuSystemMs: 0,
-        maxRssBytes: 0,
-        files: 0,
-        bytes: 0,
-        requests: 0,
-        retries: 0,
-      });
+        ),
+      );
     });
   });
 }

@@ -1,4 +1,5 @@
 import { sessionItemSpans } from '../../lambda/sessions-client';
+import { generator } from '../../local/fake-sessions';
 
 /**
  * The raw-text shortcut must never change what is exported: for any body, the spans either
@@ -6,16 +7,6 @@ import { sessionItemSpans } from '../../lambda/sessions-client';
  * Random bodies with hostile strings (quotes, backslashes, brackets, unicode escapes, keys that
  * spell "sessions") and random whitespace, from a seeded generator so a failure replays.
  */
-function generator(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const PIECES = [
   '"',
   '\\',
