@@ -176,12 +176,26 @@ class ExportRun {
       }
       return;
     }
-    const total = this.config.scanSegments;
-    await Promise.all(
-      Array.from({ length: total }, (_, segment) =>
-        this.walkSlice({ segment, totalSegments: total, cursor: undefined }),
-      ),
-    );
+    await Promise.all(this.wholeTable().map((slice) => this.walkSlice(slice)));
+  }
+
+  /** One slice per parallel-scan segment, each from its start. */
+  private wholeTable(): ScanSlice[] {
+    const totalSegments = this.config.scanSegments;
+    return Array.from({ length: totalSegments }, (_, segment) => ({
+      segment,
+      totalSegments,
+      cursor: undefined,
+    }));
+  }
+
+  private pages(slice: ScanSlice) {
+    return scanUsers(this.ctx.dynamodb, slice, {
+      tableName: this.config.usersTableName,
+      idAttribute: this.config.userIdAttribute,
+      pageSize: this.config.scanPageSize,
+      signal: this.abort.signal,
+    });
   }
 
   /**
@@ -189,12 +203,7 @@ class ExportRun {
    * (undefined when the slice is finished), which is what a multi-invocation orchestrator resumes from.
    */
   private async walkSlice(slice: ScanSlice): Promise<ScanSlice['cursor']> {
-    const pages = scanUsers(this.ctx.dynamodb, slice, {
-      tableName: this.config.usersTableName,
-      idAttribute: this.config.userIdAttribute,
-      pageSize: this.config.scanPageSize,
-      signal: this.abort.signal,
-    });
+    const pages = this.pages(slice);
     let cursor = slice.cursor;
     try {
       for await (const page of pages) {
@@ -464,16 +473,8 @@ class ExportRun {
       this.counts.users_scanned = users.userIds.length;
     } else {
       await Promise.all(
-        Array.from({ length: this.config.scanSegments }, async (_, segment) => {
-          for await (const page of scanUsers(
-            this.ctx.dynamodb,
-            { segment, totalSegments: this.config.scanSegments, cursor: undefined },
-            {
-              tableName: this.config.usersTableName,
-              idAttribute: this.config.userIdAttribute,
-              pageSize: this.config.scanPageSize,
-            },
-          )) {
+        this.wholeTable().map(async (slice) => {
+          for await (const page of this.pages(slice)) {
             this.counts.users_scanned += page.userIds.length;
             this.counts.users_unusable += page.unusable;
           }
