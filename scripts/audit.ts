@@ -13,43 +13,31 @@ import { parseArgs } from 'node:util';
 import { InvokeCommand, LambdaClient, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import { OUTPUTS } from '../infra/stack-outputs';
 import type { HandlerResult } from '../lambda/handler';
+import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =
   'usage: npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--function-name NAME] [--outputs-file PATH]';
 
 export interface AuditArgs {
-  readonly payload: { reason: string; userIds?: string[]; dryRun: boolean };
+  readonly payload: AuditPayload;
   readonly stack: string;
   readonly functionName: string | undefined;
   readonly outputsFile: string;
-}
-
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
 }
 
 export function parseAuditArgs(argv: string[]): AuditArgs {
   const { values } = parseArgs({
     args: argv,
     options: {
-      reason: { type: 'string' },
-      user: { type: 'string', multiple: true },
-      'dry-run': { type: 'boolean', default: false },
+      ...AUDIT_OPTIONS,
       stack: { type: 'string', default: 'MoonKeySessionExport' },
       'function-name': { type: 'string' },
       'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
     },
     strict: true,
   });
-  if (!values.reason || values.reason.trim().length < 3) {
-    throw new UsageError(`--reason is required (at least 3 characters): say why this audit runs\n${USAGE}`);
-  }
   return {
-    payload: {
-      reason: values.reason.trim(),
-      ...(values.user?.length ? { userIds: values.user } : {}),
-      dryRun: values['dry-run'] ?? false,
-    },
+    payload: auditPayloadFromArgs(values, USAGE),
     stack: values.stack ?? 'MoonKeySessionExport',
     functionName: values['function-name'],
     outputsFile: values['outputs-file'] ?? 'cdk-outputs.json',

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { closeRuntime, invoke } from '../lambda/handler';
 import type { Progress } from '../lambda/run-export';
+import { AUDIT_OPTIONS, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =
   'usage: npm run export -- [--reason TEXT] [--user ID]... [--dry-run] [--scheduled-time ISO]\n' +
@@ -20,9 +21,7 @@ export function eventFromArgs(argv: string[], now: Date): unknown {
   const { values } = parseArgs({
     args: argv,
     options: {
-      reason: { type: 'string' },
-      user: { type: 'string', multiple: true },
-      'dry-run': { type: 'boolean', default: false },
+      ...AUDIT_OPTIONS,
       'scheduled-time': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -40,14 +39,8 @@ export function eventFromArgs(argv: string[], now: Date): unknown {
   }
   if (values['scheduled-time'] !== undefined)
     throw new UsageError('--scheduled-time is for scheduled runs, not audits');
-  return {
-    reason: values.reason,
-    ...(values.user ? { userIds: values.user } : {}),
-    dryRun: values['dry-run'],
-  };
+  return auditPayloadFromArgs(values, USAGE);
 }
-
-class UsageError extends Error {}
 
 function progressPrinter(): (p: Progress) => void {
   const tty = process.stderr.isTTY;

@@ -34,5 +34,10 @@ describe('npm run export arguments', () => {
       '--scheduled-time must be ISO-8601',
     );
     expect(() => eventFromArgs(['--users', 'u1'], now)).toThrow(/Unknown option '--users'/);
+    // Audit flags are checked with the handler's own schema before anything runs.
+    expect(() => eventFromArgs(['--reason', 'x'], now)).toThrow('--reason must be at least 3 characters');
+    expect(() => eventFromArgs(['--reason', 'review', '--user', ''], now)).toThrow(
+      '--user must not be empty',
+    );
   });
 });
