@@ -1,17 +1,10 @@
 import { effectiveSettings, parseConfig } from '../../lambda/config';
 import { ConfigError } from '../../lambda/errors';
+import { thrownBy } from '../helpers/thrown-by';
 
 const minimal = { USERS_TABLE_NAME: 'users', EXPORT_BUCKET_NAME: 'my-exports', MOONKEY_API_KEY: 'sk_test_x' };
 
-const errorOf = (env: Record<string, string | undefined>): ConfigError => {
-  try {
-    parseConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-};
+const errorOf = (env: Record<string, string | undefined>) => thrownBy(() => parseConfig(env), ConfigError);
 
 describe('parseConfig', () => {
   it('applies the documented defaults', () => {

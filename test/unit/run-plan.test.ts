@@ -1,5 +1,6 @@
 import { InvalidEventError } from '../../lambda/errors';
 import { partitionDate, planFromEvent } from '../../lambda/run-plan';
+import { thrownBy } from '../helpers/thrown-by';
 
 const now = new Date('2026-11-26T09:15:30.123Z');
 const ruleEvent = {
@@ -14,15 +15,7 @@ const ruleEvent = {
   detail: {},
 };
 
-const rejection = (event: unknown): InvalidEventError => {
-  try {
-    planFromEvent(event, now, 'req-1');
-  } catch (error) {
-    if (error instanceof InvalidEventError) return error;
-    throw error;
-  }
-  throw new Error('expected InvalidEventError');
-};
+const rejection = (event: unknown) => thrownBy(() => planFromEvent(event, now, 'req-1'), InvalidEventError);
 
 describe('planFromEvent', () => {
   it('derives a scheduled snapshot id from the scheduled time alone', () => {
