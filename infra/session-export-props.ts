@@ -84,7 +84,7 @@ export interface SessionExportProps extends StackProps {
   readonly maxRequestsPerSecond?: number;
   /**
    * Further job settings by environment variable name (any `EXPORT_*`, `LOG_LEVEL`), validated
-   * against lambda/config.ts at synth. Variables the stack owns (table, bucket, prefix, secret,
+   * against lambda/core/config.ts at synth. Variables the stack owns (table, bucket, prefix, secret,
    * API URL, metrics namespace) and `MOONKEY_API_KEY` (a plaintext key) are refused.
    * @default {}
    */

@@ -1,5 +1,5 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { envSchema } from '../lambda/config';
+import { envSchema } from '../lambda/core/config';
 import type { SessionExportProps } from './session-export-props';
 
 /** Job variables the stack sets from its own resources and typed props; `jobEnvironment` may not. */
@@ -150,9 +150,11 @@ function jobEnvironmentProblems(env: Readonly<Record<string, string>>): Problem[
     } else if ((STACK_OWNED_VARIABLES as readonly string[]).includes(name)) {
       problems.push(`jobEnvironment.${name} is set by the stack: use the typed prop instead`);
     } else if (!(name in shape)) {
-      problems.push(`jobEnvironment.${name} is not a variable the job reads (see lambda/config.ts)`);
+      problems.push(`jobEnvironment.${name} is not a variable the job reads (see lambda/core/config.ts)`);
     } else if (!shape[name]?.safeParse(value).success) {
-      problems.push(`jobEnvironment.${name}="${value}" is rejected by the job's own rule (lambda/config.ts)`);
+      problems.push(
+        `jobEnvironment.${name}="${value}" is rejected by the job's own rule (lambda/core/config.ts)`,
+      );
     }
   }
   return problems;

@@ -1,4 +1,8 @@
-import { DELIVERY_CHANNELS, type SessionFactor, type SessionListItem } from '../lambda/session-record';
+import {
+  DELIVERY_CHANNELS,
+  type SessionFactor,
+  type SessionListItem,
+} from '../lambda/moonkey/session-record';
 
 /**
  * The fake API's truth: a pure function from user id to that user's sessions, so tests can

@@ -1,4 +1,4 @@
-import { auditRequestSchema } from '../lambda/run-plan';
+import { auditRequestSchema } from '../lambda/run/run-plan';
 
 /** Raised for bad command-line arguments; the scripts print it and exit 2. */
 export class UsageError extends Error {

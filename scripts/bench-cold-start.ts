@@ -1,7 +1,7 @@
 /**
  * `npx tsx scripts/bench-cold-start.ts [--runs N]`
  *
- * Cold start of the Lambda bundle: lambda/handler.ts bundled and minified by esbuild twice,
+ * Cold start of the Lambda bundle: lambda/handlers/handler.ts bundled and minified by esbuild twice,
  * once with the AWS SDK inside the bundle and once with `@aws-sdk/*` external (the Lambda
  * runtime ships SDK v3; here it resolves from node_modules). Each run is a fresh `node` process
  * that loads the bundle and initializes (config + API key + clients, what the first invocation
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   for (const variant of variants) {
     const outfile = join(OUT, variant.file);
     await build({
-      entryPoints: [join(ROOT, 'lambda/handler.ts')],
+      entryPoints: [join(ROOT, 'lambda/handlers/handler.ts')],
       outfile,
       bundle: true,
       minify: true,

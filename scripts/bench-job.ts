@@ -7,7 +7,7 @@
  * `naive-seq` are the code a user might write first (see bench-naive.ts).
  */
 import { getHeapSpaceStatistics } from 'node:v8';
-import { closeRuntime, invoke } from '../lambda/handler';
+import { closeRuntime, invoke } from '../lambda/handlers/handler';
 import { type NaiveOptions, runNaive } from './bench-naive';
 import { type BenchJob, type BenchJobResult, failedResult } from './bench-result';
 

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { DynamoDBClient, ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { sessionListItemSchema } from '../lambda/session-record';
+import { sessionListItemSchema } from '../lambda/moonkey/session-record';
 
 export interface NaiveOptions {
   readonly sequential: boolean;

@@ -8,8 +8,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { closeRuntime, invoke } from '../lambda/handler';
-import type { Progress } from '../lambda/run-export';
+import { closeRuntime, invoke } from '../lambda/handlers/handler';
+import type { Progress } from '../lambda/run/run-export';
 import { AUDIT_OPTIONS, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =

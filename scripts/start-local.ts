@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { closeRuntime, invoke } from '../lambda/handler';
+import { closeRuntime, invoke } from '../lambda/handlers/handler';
 import { downloadPrefix } from '../local/download-prefix';
 import { userIdFor } from '../local/fake-sessions';
 import { startLocalStack } from '../local/local-stack';

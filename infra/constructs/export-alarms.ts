@@ -6,7 +6,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { SERVICE_NAME } from '../../lambda/observability';
+import { SERVICE_NAME } from '../../lambda/core/observability';
 
 export interface ExportAlarmsProps {
   readonly function: IFunction;

@@ -15,7 +15,7 @@ import { iam5ResourceFinding } from '../nag-finding';
 const REPO_ROOT = path.join(__dirname, '..', '..');
 
 /** The Lambda entry: the job's thin handler. */
-export const EXPORT_FUNCTION_ENTRY = path.join(REPO_ROOT, 'lambda', 'handler.ts');
+export const EXPORT_FUNCTION_ENTRY = path.join(REPO_ROOT, 'lambda', 'handlers', 'handler.ts');
 
 /**
  * esbuild options of the function, local esbuild only (there is no Docker). Everything is bundled,

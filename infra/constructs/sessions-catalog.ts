@@ -28,7 +28,7 @@ import {
   manifestColumns,
   PARTITION_COLUMN,
   sessionColumns,
-} from '../../lambda/athena-columns';
+} from '../../lambda/snapshot/athena-columns';
 import { NAMED_QUERIES } from './named-queries';
 
 /**

@@ -1,4 +1,4 @@
-import type { JobLogger } from '../../lambda/observability';
+import type { JobLogger } from '../../lambda/core/observability';
 
 export interface CapturedLogger extends JobLogger {
   /** Every log call as one JSON line, in order. */

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { listKeys } from '../../lambda/commit-snapshot';
+import { listKeys } from '../../lambda/snapshot/commit-snapshot';
 
 /** Reads every object under `prefix` and returns them by key (gzip objects are gunzipped). */
 export async function readObjects(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type ExportedSessionRecord, exportedSessionRecordSchema } from '../../lambda/moonkey/session-record';
 import {
   type AthenaColumn,
   type AthenaType,
@@ -7,8 +8,7 @@ import {
   manifestColumns,
   PARTITION_COLUMN,
   sessionColumns,
-} from '../../lambda/athena-columns';
-import { type ExportedSessionRecord, exportedSessionRecordSchema } from '../../lambda/session-record';
+} from '../../lambda/snapshot/athena-columns';
 import { FACTOR_MAKERS, sessionsFor, userIdFor } from '../../local/fake-sessions';
 
 /** Every field path of a JSON value that has no column (arrays checked element by element). */

@@ -13,9 +13,9 @@ import {
   type AthenaType,
   manifestColumns,
   sessionColumns,
-} from '../../lambda/athena-columns';
-import { listKeys } from '../../lambda/commit-snapshot';
-import type { Manifest } from '../../lambda/manifest';
+} from '../../lambda/snapshot/athena-columns';
+import { listKeys } from '../../lambda/snapshot/commit-snapshot';
+import type { Manifest } from '../../lambda/snapshot/manifest';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 

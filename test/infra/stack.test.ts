@@ -4,7 +4,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { propsFromContext } from '../../infra/props-from-context';
 import type { SessionExportProps } from '../../infra/session-export-props';
 import { SessionExportStack } from '../../infra/session-export-stack';
-import { hiveType, manifestColumns, sessionColumns } from '../../lambda/athena-columns';
+import { hiveType, manifestColumns, sessionColumns } from '../../lambda/snapshot/athena-columns';
 
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 const ACCOUNT_ENV = { account: '123456789012', region: 'eu-west-1' };

@@ -3,10 +3,10 @@
  * the job is not told the limit, gets 429s, backs its concurrency off and still exports every
  * user exactly once. No timing assertions: how fast it converges is the benchmark's job.
  */
-import { parseConfig } from '../../lambda/config';
-import { createExportRuntime, type ExportRuntime } from '../../lambda/export-context';
-import { type Progress, runExport } from '../../lambda/run-export';
-import { planFromEvent } from '../../lambda/run-plan';
+import { parseConfig } from '../../lambda/core/config';
+import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
+import { type Progress, runExport } from '../../lambda/run/run-export';
+import { planFromEvent } from '../../lambda/run/run-plan';
 import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';

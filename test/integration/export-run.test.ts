@@ -3,13 +3,14 @@
  * MoonKey API, through the real AWS SDK and real HTTP. One stack for the file; each test uses
  * its own table and/or prefix so tests cannot see each other's output.
  */
-import { listKeys } from '../../lambda/commit-snapshot';
-import { parseConfig } from '../../lambda/config';
-import { ApiAuthError, DeadlineExceededError, TooManyFailedUsersError } from '../../lambda/errors';
-import { createExportRuntime, type ExportRuntime } from '../../lambda/export-context';
-import type { Manifest } from '../../lambda/manifest';
-import { type RunOptions, runExport } from '../../lambda/run-export';
-import { planFromEvent, type RunPlan } from '../../lambda/run-plan';
+
+import { parseConfig } from '../../lambda/core/config';
+import { ApiAuthError, DeadlineExceededError, TooManyFailedUsersError } from '../../lambda/core/errors';
+import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
+import { type RunOptions, runExport } from '../../lambda/run/run-export';
+import { planFromEvent, type RunPlan } from '../../lambda/run/run-plan';
+import { listKeys } from '../../lambda/snapshot/commit-snapshot';
+import type { Manifest } from '../../lambda/snapshot/manifest';
 import { freePort } from '../../local/child-server';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
 import { sessionsFor, userIdFor } from '../../local/fake-sessions';

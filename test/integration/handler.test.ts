@@ -2,9 +2,10 @@
  * The Lambda entry point as Lambda calls it: configuration from process.env at cold start, the
  * real clients, the local stack behind them, logs on stdout.
  */
-import { listKeys } from '../../lambda/commit-snapshot';
-import { ConfigError, InvalidEventError } from '../../lambda/errors';
-import { closeRuntime, handler } from '../../lambda/handler';
+
+import { ConfigError, InvalidEventError } from '../../lambda/core/errors';
+import { closeRuntime, handler } from '../../lambda/handlers/handler';
+import { listKeys } from '../../lambda/snapshot/commit-snapshot';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 import { fakeContext } from '../helpers/lambda-context';

@@ -1,4 +1,4 @@
-import { AdaptiveConcurrency, DEFAULT_DECREASE_FACTOR } from '../../lambda/adaptive-concurrency';
+import { AdaptiveConcurrency, DEFAULT_DECREASE_FACTOR } from '../../lambda/flow/adaptive-concurrency';
 
 describe('AdaptiveConcurrency (AIMD)', () => {
   it('starts at max and never grows past it, so without 429s nothing changes', () => {

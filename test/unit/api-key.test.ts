@@ -1,6 +1,6 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { resolveApiKey } from '../../lambda/api-key';
-import { SecretFetchError } from '../../lambda/errors';
+import { resolveApiKey } from '../../lambda/core/api-key';
+import { SecretFetchError } from '../../lambda/core/errors';
 
 const secretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey-AbCdEf';
 const clientReturning = (result: Promise<{ SecretString?: string }>) =>

@@ -1,5 +1,5 @@
-import { effectiveSettings, parseConfig } from '../../lambda/config';
-import { ConfigError } from '../../lambda/errors';
+import { effectiveSettings, parseConfig } from '../../lambda/core/config';
+import { ConfigError } from '../../lambda/core/errors';
 import { thrownBy } from '../helpers/thrown-by';
 
 const minimal = { USERS_TABLE_NAME: 'users', EXPORT_BUCKET_NAME: 'my-exports', MOONKEY_API_KEY: 'sk_test_x' };

@@ -12,7 +12,7 @@ import {
   factorMethodSchema,
   factorSchema,
   sessionListItemSchema,
-} from '../../lambda/session-record';
+} from '../../lambda/moonkey/session-record';
 import { sessionsFor, userIdFor } from '../../local/fake-sessions';
 
 interface JsonSchema {

@@ -1,4 +1,4 @@
-import { createRateLimiter } from '../../lambda/rate-limiter';
+import { createRateLimiter } from '../../lambda/flow/rate-limiter';
 
 /** Runs `count` callers through a limiter on jest's fake clock; returns when each one started. */
 async function startTimes(maxRps: number, count: number, runForMs: number): Promise<number[]> {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { envShape } from '../../lambda/config';
+import { envShape } from '../../lambda/core/config';
 
 describe('README', () => {
   const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');

@@ -1,5 +1,10 @@
-import { ApiAuthError, ApiRequestError, ApiRetryableError, RetriesExhaustedError } from '../../lambda/errors';
-import { backoffDelay, withRetries } from '../../lambda/retry-policy';
+import {
+  ApiAuthError,
+  ApiRequestError,
+  ApiRetryableError,
+  RetriesExhaustedError,
+} from '../../lambda/core/errors';
+import { backoffDelay, withRetries } from '../../lambda/flow/retry-policy';
 
 const policy = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 1000 };
 

@@ -1,5 +1,5 @@
-import { InvalidEventError } from '../../lambda/errors';
-import { partitionDate, planFromEvent } from '../../lambda/run-plan';
+import { InvalidEventError } from '../../lambda/core/errors';
+import { partitionDate, planFromEvent } from '../../lambda/run/run-plan';
 import { thrownBy } from '../helpers/thrown-by';
 
 const now = new Date('2026-11-26T09:15:30.123Z');

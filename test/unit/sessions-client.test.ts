@@ -1,4 +1,4 @@
-import { parseRetryAfter } from '../../lambda/sessions-client';
+import { parseRetryAfter } from '../../lambda/moonkey/sessions-client';
 
 describe('parseRetryAfter', () => {
   const now = Date.parse('2026-11-26T10:00:00Z');

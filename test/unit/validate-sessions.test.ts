@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { MalformedResponseError } from '../../lambda/errors';
-import { validateSessions } from '../../lambda/validate-sessions';
+import { MalformedResponseError } from '../../lambda/core/errors';
+import { validateSessions } from '../../lambda/moonkey/validate-sessions';
 
 /** The vendor's own example response, read from the contract fixture (not retyped). */
 const openapi = parse(readFileSync(join(__dirname, '../fixtures/moonkey-openapi.yaml'), 'utf8'));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidEventError } from './errors';
+import { InvalidEventError } from '../core/errors';
 
 /**
  * A scheduled invocation: the "Scheduled Event" an EventBridge rule sends, or the same shape the

@@ -1,10 +1,10 @@
 import type { Context } from 'aws-lambda';
-import { loadConfig } from './config';
-import { InvalidEventError } from './errors';
+import { loadConfig } from '../core/config';
+import { InvalidEventError } from '../core/errors';
+import { type RunOptions, type RunOutcome, runExport } from '../run/run-export';
+import { planFromEvent, type RunPlan } from '../run/run-plan';
+import type { Manifest } from '../snapshot/manifest';
 import { createExportRuntime, type ExportRuntime } from './export-context';
-import type { Manifest } from './manifest';
-import { type RunOptions, type RunOutcome, runExport } from './run-export';
-import { planFromEvent, type RunPlan } from './run-plan';
 
 /** What a successful invocation returns: enough to find the snapshot without opening S3. */
 export interface HandlerResult {

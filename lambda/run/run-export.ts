@@ -2,21 +2,37 @@ import { setMaxListeners } from 'node:events';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { AdaptiveConcurrency } from './adaptive-concurrency';
-import { abortFiles, completeFiles, deleteStaleFiles, isCommittedManifest, putJson } from './commit-snapshot';
-import { type Config, effectiveSettings } from './config';
-import { ApiAuthError, DeadlineExceededError, SnapshotWriteError, TooManyFailedUsersError } from './errors';
-import type { PendingFile } from './gzip-multipart-file';
-import { type FailedUser, MANIFEST_FAILED_USERS_LIMIT, type Manifest, type SnapshotStatus } from './manifest';
-import { NdjsonWriter } from './ndjson-writer';
-import type { JobLogger, MetricsSink } from './observability';
-import { createRateLimiter, type RateLimiter, unlimited } from './rate-limiter';
-import { withRetries } from './retry-policy';
+import { type Config, effectiveSettings } from '../core/config';
+import {
+  ApiAuthError,
+  DeadlineExceededError,
+  SnapshotWriteError,
+  TooManyFailedUsersError,
+} from '../core/errors';
+import type { JobLogger, MetricsSink } from '../core/observability';
+import { AdaptiveConcurrency } from '../flow/adaptive-concurrency';
+import { createRateLimiter, type RateLimiter, unlimited } from '../flow/rate-limiter';
+import { withRetries } from '../flow/retry-policy';
+import { ApiThrottledError, type FetchSessions, rawJsonOf } from '../moonkey/sessions-client';
+import { type ValidatedSessions, validateSessions } from '../moonkey/validate-sessions';
+import {
+  abortFiles,
+  completeFiles,
+  deleteStaleFiles,
+  isCommittedManifest,
+  putJson,
+} from '../snapshot/commit-snapshot';
+import type { PendingFile } from '../snapshot/gzip-multipart-file';
+import {
+  type FailedUser,
+  MANIFEST_FAILED_USERS_LIMIT,
+  type Manifest,
+  type SnapshotStatus,
+} from '../snapshot/manifest';
+import { NdjsonWriter } from '../snapshot/ndjson-writer';
+import { type FileKind, SnapshotKeys } from '../snapshot/snapshot-keys';
 import type { RunPlan } from './run-plan';
 import { type ScanSlice, scanUsers } from './scan-users';
-import { ApiThrottledError, type FetchSessions, rawJsonOf } from './sessions-client';
-import { type FileKind, SnapshotKeys } from './snapshot-keys';
-import { type ValidatedSessions, validateSessions } from './validate-sessions';
 
 /**
  * Users started beyond the concurrency limit, so a slot that frees is refilled from p-limit's

@@ -1,4 +1,4 @@
-import { MalformedResponseError } from './errors';
+import { MalformedResponseError } from '../core/errors';
 import { listSessionsResponseSchema, sessionListItemSchema } from './session-record';
 
 export interface RejectedItem {

@@ -1,5 +1,5 @@
 import { type Dispatcher, Pool } from 'undici';
-import { ApiAuthError, ApiRequestError, ApiRetryableError, MalformedResponseError } from './errors';
+import { ApiAuthError, ApiRequestError, ApiRetryableError, MalformedResponseError } from '../core/errors';
 
 export interface SessionsClientOptions {
   readonly apiUrl: string;

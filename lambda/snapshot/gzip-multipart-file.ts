@@ -6,7 +6,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { SnapshotWriteError } from './errors';
+import { SnapshotWriteError } from '../core/errors';
 
 /**
  * A data file that exists in S3 only as an open multipart upload: its parts are stored but the

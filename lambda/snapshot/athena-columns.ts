@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { exportedSessionRecordSchema } from '../moonkey/session-record';
 import type { Manifest } from './manifest';
-import { exportedSessionRecordSchema } from './session-record';
 
 /**
  * The Glue/Athena columns of the two tables the stack declares, as plain data: no CDK here, so the

@@ -1,5 +1,5 @@
-import type { RunPlan } from './run-plan';
-import { partitionDate } from './run-plan';
+import type { RunPlan } from '../run/run-plan';
+import { partitionDate } from '../run/run-plan';
 
 /** The kinds of file a run writes; only `sessions` is the Athena table location. */
 export type FileKind = 'sessions' | 'rejects' | 'failed-users';

@@ -1,4 +1,4 @@
-import { ApiRetryableError, MalformedResponseError, RetriesExhaustedError } from './errors';
+import { ApiRetryableError, MalformedResponseError, RetriesExhaustedError } from '../core/errors';
 
 export interface RetryPolicy {
   readonly maxAttempts: number;

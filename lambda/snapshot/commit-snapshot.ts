@@ -8,7 +8,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { SnapshotWriteError } from './errors';
+import { SnapshotWriteError } from '../core/errors';
 import type { PendingFile } from './gzip-multipart-file';
 
 /** S3 calls at once during commit/abort: fast enough for thousands of files, gentle on S3 rate limits. */

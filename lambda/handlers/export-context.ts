@@ -1,10 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
-import { resolveApiKey } from './api-key';
-import type { Config } from './config';
-import { createLogger, createMetricsSink, type JobLogger, type MetricsSink } from './observability';
-import type { ExportContext } from './run-export';
-import { createSessionsClient } from './sessions-client';
+import { resolveApiKey } from '../core/api-key';
+import type { Config } from '../core/config';
+import { createLogger, createMetricsSink, type JobLogger, type MetricsSink } from '../core/observability';
+import { createSessionsClient } from '../moonkey/sessions-client';
+import type { ExportContext } from '../run/run-export';
 
 export interface ExportRuntime extends ExportContext {
   close(): Promise<void>;

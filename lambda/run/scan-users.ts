@@ -4,7 +4,7 @@ import {
   ScanCommand,
   type ScanCommandOutput,
 } from '@aws-sdk/client-dynamodb';
-import { ScanUsersError } from './errors';
+import { ScanUsersError } from '../core/errors';
 
 /**
  * A resumable piece of the users table: one parallel-scan segment and where to continue in it.
