@@ -67,11 +67,20 @@ export interface SessionExportProps extends StackProps {
    */
   readonly logRetention?: RetentionDays;
   /**
-   * At most one run at a time (reserved concurrency 1). See README "Overlapping runs".
-   * Turn off only in accounts whose concurrency quota cannot spare a reservation.
+   * Segments a run works on in parallel (the state machine's inline Map concurrency, 1 to 40).
+   * `EXPORT_CONCURRENCY` and `EXPORT_MAX_RPS` are limits for the whole run, shared by them.
+   * @default 8
+   */
+  readonly maxSegmentConcurrency?: number;
+  /**
+   * Reserve `maxSegmentConcurrency + 1` concurrent executions for the function, so other functions
+   * in the account cannot starve a run (and the run cannot starve them). Lambda refuses a
+   * reservation that leaves the account fewer than 100 unreserved executions, so accounts with a
+   * small concurrency quota (new accounts start at 10) must turn this off: runs stay serialized
+   * by the state machine either way. See README "Overlapping runs and concurrency".
    * @default true
    */
-  readonly singleRun?: boolean;
+  readonly reserveConcurrency?: boolean;
   /**
    * Concurrent MoonKey API calls (`EXPORT_CONCURRENCY`).
    * @default 16

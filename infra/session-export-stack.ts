@@ -8,13 +8,16 @@ import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
 import { ExportFunction } from './constructs/export-function';
 import { ExportSchedule } from './constructs/export-schedule';
+import { ExportStateMachine } from './constructs/export-state-machine';
 import { FailureQueue } from './constructs/failure-queue';
+import { ScheduledRunLauncher } from './constructs/scheduled-run-launcher';
 import { SessionsCatalog } from './constructs/sessions-catalog';
 import type { SessionExportProps } from './session-export-props';
 import { OUTPUTS } from './stack-outputs';
 import { validateSessionExportProps } from './validate-props';
 
 const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
+const FUNCTION_TIMEOUT = Duration.minutes(15);
 
 /**
  * The deployable unit: wires the constructs together from validated props. No business logic:
@@ -22,6 +25,8 @@ const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
  */
 export class SessionExportStack extends Stack {
   readonly exportFunction: ExportFunction;
+  readonly export: ExportStateMachine;
+  readonly launcher: ScheduledRunLauncher;
   readonly catalog: SessionsCatalog;
 
   constructor(scope: Construct, id: string, props: SessionExportProps = {}) {
@@ -52,16 +57,18 @@ export class SessionExportStack extends Stack {
       environment.EXPORT_MAX_RPS = String(props.maxRequestsPerSecond);
     }
 
+    const maxSegmentConcurrency = props.maxSegmentConcurrency ?? 8;
     this.exportFunction = new ExportFunction(this, 'Job', {
       usersTable,
       bucket,
       prefix,
       apiKeySecret,
-      failureQueue: failures.queue,
       environment,
       memoryMiB: props.memoryMiB,
       logRetention: props.logRetention,
-      singleRun: props.singleRun,
+      // One invocation per running segment, plus one: a Work retried after a Lambda service error
+      // may briefly overlap the attempt Step Functions lost track of.
+      reservedConcurrency: (props.reserveConcurrency ?? true) ? maxSegmentConcurrency + 1 : undefined,
     });
     if (apiKeySecret instanceof Secret) {
       // Only the function may read the key this stack created, whatever else the account's policies allow.
@@ -77,8 +84,19 @@ export class SessionExportStack extends Stack {
       );
     }
 
+    this.export = new ExportStateMachine(this, 'Run', {
+      function: this.exportFunction.function,
+      functionTimeout: FUNCTION_TIMEOUT,
+      maxSegmentConcurrency,
+      logRetention: props.logRetention,
+    });
+    this.launcher = new ScheduledRunLauncher(this, 'Launcher', {
+      target: this.export.stateMachine,
+      logGroup: this.export.logGroup,
+    });
+
     new ExportSchedule(this, 'Schedule', {
-      target: this.exportFunction.function,
+      target: this.launcher.stateMachine,
       deadLetterQueue: failures.queue,
       expression: props.scheduleExpression,
       timeZone: props.scheduleTimeZone,
@@ -87,8 +105,8 @@ export class SessionExportStack extends Stack {
     });
 
     const alarms = new ExportAlarms(this, 'Alarms', {
-      function: this.exportFunction.function,
-      timeout: Duration.minutes(15),
+      stateMachine: this.export.stateMachine,
+      launcher: this.launcher.stateMachine,
       failureQueue: failures.queue,
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
       email: props.alarmEmail,
@@ -105,15 +123,20 @@ export class SessionExportStack extends Stack {
     const out = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
     out(
-      OUTPUTS.functionName,
-      this.exportFunction.function.functionName,
-      'The export function (npm run audit invokes it)',
+      OUTPUTS.stateMachineArn,
+      this.export.stateMachine.stateMachineArn,
+      'The export state machine (npm run audit starts an execution)',
     );
+    out(OUTPUTS.functionName, this.exportFunction.function.functionName, 'The export function (every phase)');
     out(OUTPUTS.bucketName, bucket.bucketName, 'Bucket holding the snapshots');
     out(OUTPUTS.exportPrefix, prefix, 'Key prefix of everything the job writes');
     out(OUTPUTS.secretArn, apiKeySecret.secretArn, 'Secret holding the MoonKey API key');
     out(OUTPUTS.alarmTopicArn, alarms.topic.topicArn, 'SNS topic of the alarms');
-    out(OUTPUTS.failureQueueUrl, failures.queue.queueUrl, 'Dead-letter queue of undelivered and failed runs');
+    out(
+      OUTPUTS.failureQueueUrl,
+      failures.queue.queueUrl,
+      'Dead-letter queue of scheduled events that could not start the launcher',
+    );
     out(
       OUTPUTS.glueDatabase,
       this.catalog.database.databaseName,

@@ -1,5 +1,6 @@
-/** Names of the stack outputs; `npm run audit` finds the function by `FunctionName`. */
+/** Names of the stack outputs; `npm run audit` finds the state machine by `StateMachineArn`. */
 export const OUTPUTS = {
+  stateMachineArn: 'StateMachineArn',
   functionName: 'FunctionName',
   bucketName: 'ExportBucketName',
   exportPrefix: 'ExportPrefix',

@@ -1,17 +1,18 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { SERVICE_NAME } from '../../lambda/core/observability';
 
 export interface ExportAlarmsProps {
-  readonly function: IFunction;
-  /** The function timeout; the duration alarm fires at 90% of it. */
-  readonly timeout: Duration;
+  /** The export state machine: one execution per run. */
+  readonly stateMachine: IStateMachine;
+  /** The scheduled-run launcher: a failed launch means the slot has no run. */
+  readonly launcher: IStateMachine;
   readonly failureQueue: IQueue;
   /** CloudWatch namespace of the job's EMF metrics (`METRICS_NAMESPACE`). */
   readonly metricsNamespace: string;
@@ -27,10 +28,13 @@ export interface ExportAlarmsProps {
 }
 
 /**
- * What someone should hear about, on one SNS topic: a failed run, a run close to the 15-minute
- * wall, users that could not be exported, a dead-lettered event, and (the catch-all) no committed
- * snapshot for 26 hours, where no data at all counts as breaching, so a schedule that silently
- * stopped firing is caught too.
+ * What someone should hear about, on one SNS topic: a run that failed, timed out or was stopped
+ * (state machine executions; a failed run has already been aborted and left a failed manifest),
+ * a scheduled slot whose run could not be launched, users that could not be exported, a
+ * dead-lettered event, and (the catch-all) no committed snapshot for 26 hours, where no data at
+ * all counts as breaching, so a schedule that silently stopped firing is caught too.
+ * Lambda's own Errors and Duration are not alarmed: the state machine retries transient
+ * invocation errors, and Work invocations run close to the timeout by design.
  */
 export class ExportAlarms extends Construct {
   readonly topic: Topic;
@@ -57,19 +61,37 @@ export class ExportAlarms extends Construct {
     const staleAfterHours = props.staleAfterHours ?? 26;
 
     this.alarms = [
-      new Alarm(this, 'Errors', {
-        alarmDescription: 'An export run failed (see its failed manifest and the function logs).',
-        metric: props.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+      new Alarm(this, 'ExecutionsFailed', {
+        alarmDescription:
+          'An export run failed and was aborted (see its failed manifest and the execution history).',
+        metric: props.stateMachine.metricFailed({ period: Duration.minutes(5), statistic: 'Sum' }),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
-      new Alarm(this, 'NearTimeout', {
+      new Alarm(this, 'ExecutionsTimedOut', {
         alarmDescription:
-          'An export run used more than 90% of the function timeout: raise concurrency or split the run.',
-        metric: props.function.metricDuration({ period: Duration.minutes(5), statistic: 'Maximum' }),
-        threshold: props.timeout.toMilliseconds() * 0.9,
+          'An export run exceeded the execution timeout (stuck, or queued too long behind an earlier run): its uploads are left for the bucket lifecycle rule.',
+        metric: props.stateMachine.metricTimedOut({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'ExecutionsAborted', {
+        alarmDescription:
+          'An export run was stopped by hand (StopExecution): no Abort phase ran, so re-drive or abort its uploads.',
+        metric: props.stateMachine.metricAborted({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'LaunchFailed', {
+        alarmDescription: 'A scheduled slot could not start its export run (see the launcher execution).',
+        metric: props.launcher.metricFailed({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
         treatMissingData: TreatMissingData.NOT_BREACHING,
@@ -84,8 +106,7 @@ export class ExportAlarms extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
       new Alarm(this, 'DeadLetters', {
-        alarmDescription:
-          'A scheduled event could not be delivered, or an invocation failed: see the failure queue.',
+        alarmDescription: 'A scheduled event could not be delivered to the launcher: see the failure queue.',
         metric: props.failureQueue.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(5),
           statistic: 'Maximum',

@@ -3,12 +3,10 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
-import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { iam5ResourceFinding } from '../nag-finding';
 
@@ -38,8 +36,6 @@ export interface ExportFunctionProps {
   /** Key prefix the function may touch; S3 permissions are scoped to `<prefix>/*`. */
   readonly prefix: string;
   readonly apiKeySecret: ISecret;
-  /** Where failed asynchronous runs (and expired events) are sent. */
-  readonly failureQueue: IQueue;
   /** The job's environment besides what this construct derives from the resources above. */
   readonly environment: Readonly<Record<string, string>>;
   /**
@@ -51,20 +47,19 @@ export interface ExportFunctionProps {
    */
   readonly logRetention?: RetentionDays;
   /**
-   * Reserve a concurrency of 1 so runs never overlap.
-   * @default true
+   * Concurrent executions reserved for the function (one per parallel segment plus headroom).
+   * @default - none: the function shares the account's unreserved pool
    */
-  readonly singleRun?: boolean;
+  readonly reservedConcurrency?: number;
 }
 
 /**
  * The export job as a Lambda function: nodejs24.x on arm64, 15 minutes, its own log group with
  * retention, and a role that can do exactly what the job does (Scan one table, write/read/delete
- * objects under the prefix, list the prefix, read one secret, write its own logs). Asynchronous
- * invocations are never retried by Lambda: a failed run already wrote a failed manifest and raised
- * the Errors alarm, and an automatic rerun would double the load on the MoonKey API for a failure
- * (a 401, a tolerance breach) that usually fails the same way again. The failed event goes to the
- * failure queue instead, to be replayed by a person.
+ * objects under the prefix, list the prefix, read one secret, write its own logs). Only the
+ * export state machine invokes it, synchronously, one phase per invocation; the state machine
+ * owns retries (Lambda service errors and timeouts only), so no asynchronous retry or
+ * destination is configured here.
  */
 export class ExportFunction extends Construct {
   readonly function: NodejsFunction;
@@ -73,8 +68,6 @@ export class ExportFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: ExportFunctionProps) {
     super(scope, id);
-    const singleRun = props.singleRun ?? true;
-
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -128,7 +121,7 @@ export class ExportFunction extends Construct {
     });
 
     this.function = new NodejsFunction(this, 'Function', {
-      description: 'MoonKey session snapshot export (scheduled, or an audit payload)',
+      description: 'MoonKey session snapshot export: one phase (plan, work, commit, abort) per invocation',
       entry: EXPORT_FUNCTION_ENTRY,
       handler: 'handler',
       projectRoot: REPO_ROOT,
@@ -148,10 +141,7 @@ export class ExportFunction extends Construct {
         MOONKEY_API_KEY_SECRET_ARN: props.apiKeySecret.secretArn,
         NODE_OPTIONS: '--enable-source-maps',
       },
-      reservedConcurrentExecutions: singleRun ? 1 : undefined,
-      retryAttempts: 0,
-      maxEventAge: Duration.hours(6),
-      onFailure: new SqsDestination(props.failureQueue),
+      reservedConcurrentExecutions: props.reservedConcurrency,
     });
   }
 }

@@ -1,19 +1,19 @@
-import { Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import {
   ContextAttribute,
   Schedule,
   ScheduleExpression,
   ScheduleTargetInput,
 } from 'aws-cdk-lib/aws-scheduler';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { iam5ResourceFinding } from '../nag-finding';
 
 export interface ExportScheduleProps {
-  readonly target: IFunction;
+  /** The scheduled-run launcher (it names the export execution after the slot). */
+  readonly target: IStateMachine;
   readonly deadLetterQueue: IQueue;
   /**
    * @default 'cron(0 2 * * ? *)'
@@ -28,16 +28,17 @@ export interface ExportScheduleProps {
    */
   readonly enabled?: boolean;
   /**
-   * Retries when Scheduler cannot hand the event to Lambda.
+   * Retries when Scheduler cannot start the launcher (throttling, service errors).
    * @default 3
    */
   readonly retryAttempts?: number;
 }
 
 /**
- * EventBridge Scheduler invoking the function with a "Scheduled Event" whose `time` is the slot's
- * scheduled time (not the delivery time): the snapshot id derives from it, so a retried delivery
- * rewrites the same snapshot instead of making a second one. Undeliverable events go to the DLQ.
+ * EventBridge Scheduler starting the scheduled-run launcher with a "Scheduled Event" whose `time`
+ * is the slot's scheduled time (not the delivery time). The launcher names the export execution
+ * after it, and the snapshot id derives from it, so a duplicate or retried delivery finds the
+ * slot's run instead of starting a second one. Undeliverable events go to the DLQ.
  */
 export class ExportSchedule extends Construct {
   readonly schedule: Schedule;
@@ -53,7 +54,7 @@ export class ExportSchedule extends Construct {
     });
     const role = new Role(this, 'Role', {
       description:
-        'EventBridge Scheduler: invoke the session export function, dead-letter undeliverable events',
+        'EventBridge Scheduler: start the scheduled-run launcher, dead-letter undeliverable events',
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
       }),
@@ -65,18 +66,13 @@ export class ExportSchedule extends Construct {
         TimeZone.of(props.timeZone ?? 'Etc/UTC'),
       ),
       enabled: props.enabled ?? true,
-      target: new LambdaInvoke(props.target, {
+      target: new StepFunctionsStartExecution(props.target, {
         input,
         role,
         deadLetterQueue: props.deadLetterQueue,
         retryAttempts: props.retryAttempts ?? 3,
         maxEventAge: Duration.hours(2),
       }),
-    });
-    Validations.of(role).acknowledge({
-      id: iam5ResourceFinding(this, `${props.target.functionArn}:*`),
-      reason:
-        "CDK's grantInvoke adds the function's qualified ARNs (versions, aliases): the role can invoke only this one function.",
     });
   }
 }

@@ -49,13 +49,13 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
   });
 
   describe('the function', () => {
-    it('runs nodejs24.x on arm64 for 15 minutes with reserved concurrency 1', () => {
+    it('runs nodejs24.x on arm64 for 15 minutes with one reserved execution per segment plus one', () => {
       template.hasResourceProperties('AWS::Lambda::Function', {
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
         Timeout: 900,
         MemorySize: 1024,
-        ReservedConcurrentExecutions: 1,
+        ReservedConcurrentExecutions: 9,
         Handler: 'index.handler',
       });
     });
@@ -80,14 +80,8 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       expect(fn?.Properties.Environment.Variables.MOONKEY_API_KEY).toBeUndefined();
     });
 
-    it('is never retried asynchronously and sends failed events to the failure queue', () => {
-      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
-        MaximumRetryAttempts: 0,
-        MaximumEventAgeInSeconds: 6 * 3600,
-        DestinationConfig: {
-          OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^FailuresQueue'), 'Arn'] } },
-        },
-      });
+    it('has no asynchronous invocation settings: the state machine invokes it and owns the retries', () => {
+      template.resourceCountIs('AWS::Lambda::EventInvokeConfig', 0);
     });
 
     it('logs to its own log group with retention, kept on stack deletion', () => {
@@ -115,9 +109,6 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
           's3:ListBucket',
           's3:PutObject',
           'secretsmanager:GetSecretValue',
-          'sqs:GetQueueAttributes',
-          'sqs:GetQueueUrl',
-          'sqs:SendMessage',
         ].sort(),
       );
       expect(statements.every((s) => s.Effect === 'Allow')).toBe(true);
@@ -162,11 +153,12 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       });
     });
 
-    it('lets the scheduler invoke only the export function and dead-letter to the failure queue', () => {
-      expect(actionsOf(statementsOfRole(template, 'ScheduleRole'))).toEqual([
-        'lambda:InvokeFunction',
-        'sqs:SendMessage',
-      ]);
+    it('lets the scheduler start only the launcher and dead-letter to the failure queue', () => {
+      const statements = statementsOfRole(template, 'ScheduleRole');
+      expect(actionsOf(statements)).toEqual(['sqs:SendMessage', 'states:StartExecution']);
+      expect(statements.find((s) => s.Action === 'states:StartExecution')?.Resource).toEqual({
+        Ref: expect.stringMatching(/^LauncherStateMachine/),
+      });
     });
   });
 
@@ -178,6 +170,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         State: 'ENABLED',
         FlexibleTimeWindow: { Mode: 'OFF' },
         Target: {
+          Arn: { Ref: Match.stringLikeRegexp('^LauncherStateMachine') },
           RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 7200 },
           DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^FailuresQueue'), 'Arn'] } },
         },
@@ -252,14 +245,29 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         id.startsWith(prefix),
       )?.[1].Properties;
 
-    it('alarm on errors, near-timeout runs, failed users and dead letters, all to the SNS topic', () => {
-      expect(alarmNamed('AlarmsErrors')).toMatchObject({
-        MetricName: 'Errors',
-        Namespace: 'AWS/Lambda',
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
+    it('alarm on failed, timed-out and aborted runs, failed launches, failed users and dead letters, all to the SNS topic', () => {
+      const onRuns = (prefix: string, metric: string) =>
+        expect(alarmNamed(prefix)).toMatchObject({
+          MetricName: metric,
+          Namespace: 'AWS/States',
+          Dimensions: [
+            { Name: 'StateMachineArn', Value: { Ref: expect.stringMatching(/^RunStateMachine/) } },
+          ],
+          Statistic: 'Sum',
+          Threshold: 0,
+          ComparisonOperator: 'GreaterThanThreshold',
+          TreatMissingData: 'notBreaching',
+        });
+      onRuns('AlarmsExecutionsFailed', 'ExecutionsFailed');
+      onRuns('AlarmsExecutionsTimedOut', 'ExecutionsTimedOut');
+      onRuns('AlarmsExecutionsAborted', 'ExecutionsAborted');
+      expect(alarmNamed('AlarmsLaunchFailed')).toMatchObject({
+        MetricName: 'ExecutionsFailed',
+        Dimensions: [
+          { Name: 'StateMachineArn', Value: { Ref: expect.stringMatching(/^LauncherStateMachine/) } },
+        ],
       });
-      expect(alarmNamed('AlarmsNearTimeout')).toMatchObject({ MetricName: 'Duration', Threshold: 810_000 });
+      expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(7);
       expect(alarmNamed('AlarmsFailedUsers')).toMatchObject({
         MetricName: 'UsersFailed',
         Namespace: 'MoonKeySessionExport',
@@ -385,7 +393,8 @@ describe('SessionExportStack with existing resources', () => {
       apiKeySecretArn: SECRET_ARN,
       existingBucketName: 'acme-audit-exports',
       exportPrefix: 'moonkey/sessions-export',
-      singleRun: false,
+      reserveConcurrency: false,
+      maxSegmentConcurrency: 4,
       alarmEmail: 'oncall@example.com',
       scheduleExpression: 'cron(30 3 * * ? *)',
       scheduleTimeZone: 'Europe/Berlin',
@@ -492,6 +501,7 @@ describe('settings validation', () => {
       alarmEmail: 'nobody',
       memoryMiB: 64,
       exportPrefix: '/leading',
+      maxSegmentConcurrency: 41,
     });
     let message = '';
     try {
@@ -499,7 +509,8 @@ describe('settings validation', () => {
     } catch (error) {
       message = (error as Error).message;
     }
-    expect(message).toContain('Invalid SessionExport settings (5)');
+    expect(message).toContain('Invalid SessionExport settings (6)');
+    expect(message).toContain('maxSegmentConcurrency must be a whole number from 1 to 40 (got 41)');
     expect(message).toContain('scheduleExpression "0 2 * * *" must be cron(...), rate(...) or at(...)');
     expect(message).toContain('scheduleTimeZone "Mars/Olympus" is not an IANA time zone');
     expect(message).toContain('alarmEmail "nobody" is not an e-mail address');
@@ -514,6 +525,8 @@ describe('propsFromContext', () => {
       context: {
         usersTable: 'prod-users',
         memoryMiB: '2048',
+        maxSegmentConcurrency: '16',
+        reserveConcurrency: 'false',
         scheduleEnabled: 'false',
         jobEnvironment: '{"EXPORT_SCAN_SEGMENTS":"4"}',
       },
@@ -521,6 +534,8 @@ describe('propsFromContext', () => {
     expect(propsFromContext(app.node)).toEqual({
       usersTableName: 'prod-users',
       memoryMiB: 2048,
+      maxSegmentConcurrency: 16,
+      reserveConcurrency: false,
       scheduleEnabled: false,
       jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' },
     });

@@ -1,0 +1,328 @@
+import { randomUUID } from 'node:crypto';
+import type { Context } from 'aws-lambda';
+import type { StateMachineDefinitions } from './state-machine-definitions';
+
+// aws-local-stepfunctions 3 calls Promise.withResolvers (Node >= 22); Node 20 lacks it.
+if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
+  Object.defineProperty(Promise, 'withResolvers', {
+    configurable: true,
+    writable: true,
+    value<T>() {
+      let resolve!: (value: T | PromiseLike<T>) => void;
+      let reject!: (reason?: unknown) => void;
+      const promise = new Promise<T>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    },
+  });
+}
+
+/** The deployed function's entry point, as the runner calls it: one phase per call. */
+export type PhaseHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** One invocation of the function by a Task state, as a fault injector sees it. */
+export interface PhaseCall {
+  /** The Task state's name: Plan, Work, Commit or Abort. */
+  readonly state: string;
+  /** 1-based count of this state's invocations in this execution, retries included. */
+  readonly count: number;
+  /** The payload the function receives. */
+  readonly payload: unknown;
+}
+
+/**
+ * A failure Step Functions would see instead of the function's result. `at: 'before'` fails the
+ * invocation before the handler runs (a Lambda service error); `at: 'after'` runs the handler
+ * to the end and then loses its result (the function died or the response was lost), so the
+ * retry repeats work whose side effects already happened.
+ */
+export interface InjectedFault {
+  /** The error name Step Functions reports, e.g. `Lambda.ServiceException`, `Sandbox.Timedout`. */
+  readonly error: string;
+  readonly at: 'before' | 'after';
+}
+
+export interface LocalExecutionOptions {
+  /** Remaining time each Work invocation starts with (Lambda's is 15 minutes). @default 2000 */
+  readonly workBudgetMs?: number;
+  /** Remaining time of the other phases. @default 900000 */
+  readonly phaseBudgetMs?: number;
+  /** Decides, per invocation, whether to inject a fault instead of the handler's own outcome. */
+  readonly faults?: (call: PhaseCall) => InjectedFault | undefined;
+  /** Told about every invocation as it finishes (progress printing). */
+  readonly onPhase?: (call: PhaseCall & { result?: unknown; error?: string }) => void;
+}
+
+/** How an execution ended, in DescribeExecution's terms. */
+export interface LocalExecution {
+  readonly name: string;
+  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly output?: unknown;
+  readonly error?: { Error: string; Cause: string };
+  /** Invocations per Task state, retries included. */
+  readonly calls: Readonly<Record<string, number>>;
+  /** Names of the states entered, in order (Map iterations interleaved). */
+  readonly states: readonly string[];
+}
+
+/** What a Standard state machine says when a name was already used (see StartExecution). */
+export class ExecutionAlreadyExistsError extends Error {
+  override readonly name = 'ExecutionAlreadyExistsError';
+}
+
+interface Registered {
+  readonly input: string;
+  readonly startDate: number;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  readonly done: Promise<LocalExecution>;
+}
+
+/**
+ * Step Functions in this process: runs the export and launcher definitions synthesized from the
+ * real stack with `aws-local-stepfunctions`, with every Task that invokes the function handed to
+ * the real phase handler (a fake Lambda context whose remaining time starts at a chosen budget),
+ * ListExecutions and StartExecution answered from this object's own registry of executions, with
+ * Standard workflows' naming rules. Retry waits and Wait states are shortened; the Abort Task
+ * first waits for the invocations still running, which is what WaitForStragglers guarantees in AWS.
+ */
+export class LocalStepFunctions {
+  private readonly executions = new Map<string, Registered>();
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly definitions: StateMachineDefinitions,
+    private readonly handler: PhaseHandler,
+    private readonly options: LocalExecutionOptions = {},
+  ) {
+    let last = 0;
+    // Strictly increasing start times, so "the oldest running execution" is never a tie.
+    this.clock = () => {
+      last = Math.max(Date.now(), last + 1);
+      return last;
+    };
+  }
+
+  /**
+   * StartExecution of the export state machine: same name and input as a running execution
+   * returns that execution; a name already used otherwise is refused.
+   */
+  startExecution(name: string, input: unknown, options: LocalExecutionOptions = {}): Promise<LocalExecution> {
+    const text = JSON.stringify(input);
+    const existing = this.executions.get(name);
+    if (existing) {
+      if (existing.status === 'RUNNING' && existing.input === text) return existing.done;
+      throw new ExecutionAlreadyExistsError(`Execution Already Exists: '${name}'`);
+    }
+    const startDate = this.clock();
+    const entry: Registered = {
+      input: text,
+      startDate,
+      status: 'RUNNING',
+      done: this.run(name, input, { ...this.options, ...options }).then((execution) => {
+        entry.status = execution.status;
+        return execution;
+      }),
+    };
+    this.executions.set(name, entry);
+    return entry.done;
+  }
+
+  /**
+   * What Scheduler does for a slot: start the launcher with the "Scheduled Event". Resolves to
+   * the launcher's own outcome; the export execution it started (if any) is `execution(name)`.
+   */
+  async launchScheduledSlot(scheduledTime: string): Promise<LocalExecution> {
+    const event = {
+      'detail-type': 'Scheduled Event',
+      source: 'aws.scheduler',
+      time: scheduledTime,
+      resources: ['arn:aws:scheduler:local-1:000000000000:schedule/default/local'],
+      detail: {},
+    };
+    return this.runLauncher(`launch-${randomUUID()}`, event);
+  }
+
+  /** A started export execution by name (resolves when it ends). */
+  execution(name: string): Promise<LocalExecution> | undefined {
+    return this.executions.get(name)?.done;
+  }
+
+  /** Names of every export execution started so far. */
+  executionNames(): string[] {
+    return [...this.executions.keys()];
+  }
+
+  private async runLauncher(name: string, input: unknown): Promise<LocalExecution> {
+    const calls: Record<string, number> = {};
+    const handlers = {
+      StartRun: async (params: unknown) => {
+        calls.StartRun = (calls.StartRun ?? 0) + 1;
+        const { Name, Input } = params as { Name: string; Input: unknown; StateMachineArn: string };
+        try {
+          void this.startExecution(Name, Input);
+        } catch (error) {
+          if (error instanceof ExecutionAlreadyExistsError) {
+            throw lambdaStyleError('StepFunctions.ExecutionAlreadyExistsException', error.message);
+          }
+          throw error;
+        }
+        return {
+          ExecutionArn: `${this.definitions.exportArn.replace(':stateMachine:', ':execution:')}:${Name}`,
+          StartDate: new Date().toISOString(),
+        };
+      },
+    };
+    return this.execute(this.definitions.launcher, name, input, handlers, calls);
+  }
+
+  private async run(name: string, input: unknown, options: LocalExecutionOptions): Promise<LocalExecution> {
+    const calls: Record<string, number> = {};
+    const inFlight = new Set<Promise<unknown>>();
+    const lambda = (state: string, budgetMs: number) => async (params: unknown) => {
+      const { FunctionName, Payload } = params as { FunctionName: string; Payload: unknown };
+      if (FunctionName !== this.definitions.functionArn) {
+        throw new Error(`${state} invokes ${FunctionName}, not the export function`);
+      }
+      if (state === 'Abort') await Promise.allSettled([...inFlight]);
+      calls[state] = (calls[state] ?? 0) + 1;
+      const call: PhaseCall = { state, count: calls[state], payload: Payload };
+      const fault = options.faults?.(call);
+      const invocation = (async () => {
+        if (fault?.at === 'before') throw lambdaStyleError(fault.error, 'injected before the handler ran');
+        let result: unknown;
+        try {
+          result = await this.handler(structuredClone(Payload), fakeLambdaContext(budgetMs));
+        } catch (error) {
+          // How Step Functions reports a function error: the error type as Error, the Lambda
+          // error document as Cause.
+          const e = error instanceof Error ? error : new Error(String(error));
+          throw lambdaStyleError(
+            e.name,
+            JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: [] }),
+          );
+        }
+        if (fault?.at === 'after') throw lambdaStyleError(fault.error, 'injected after the handler ran');
+        // Lambda's response is JSON: what the handler returns goes through a round trip.
+        return {
+          StatusCode: 200,
+          ExecutedVersion: '$LATEST',
+          Payload: JSON.parse(JSON.stringify(result ?? null)),
+        };
+      })();
+      inFlight.add(invocation);
+      try {
+        const response = await invocation;
+        options.onPhase?.({ ...call, result: response.Payload });
+        return response;
+      } catch (error) {
+        options.onPhase?.({ ...call, error: (error as Error).name });
+        throw error;
+      } finally {
+        inFlight.delete(invocation);
+      }
+    };
+    const work = options.workBudgetMs ?? 2_000;
+    const phase = options.phaseBudgetMs ?? 900_000;
+    const handlers = {
+      Plan: lambda('Plan', phase),
+      Work: lambda('Work', work),
+      Commit: lambda('Commit', phase),
+      Abort: lambda('Abort', phase),
+      ListRunningExecutions: () => ({
+        Executions: [...this.executions.entries()]
+          .filter(([, e]) => e.status === 'RUNNING')
+          .sort(([, a], [, b]) => b.startDate - a.startDate)
+          .map(([n, e]) => ({
+            ExecutionArn: `${this.definitions.exportArn.replace(':stateMachine:', ':execution:')}:${n}`,
+            Name: n,
+            Status: 'RUNNING',
+            StartDate: new Date(e.startDate).toISOString(),
+          })),
+      }),
+    };
+    return this.execute(this.definitions.export, name, input, handlers, calls);
+  }
+
+  private async execute(
+    definition: StateMachineDefinitions['export'],
+    name: string,
+    input: unknown,
+    handlers: Record<string, (input: unknown) => unknown>,
+    calls: Record<string, number>,
+  ): Promise<LocalExecution> {
+    const { StateMachine, ExecutionError } = await import('aws-local-stepfunctions');
+    const machine = new StateMachine(definition as never, {
+      validationOptions: { checkArn: false, checkPaths: false },
+    });
+    const stateMachineArn =
+      definition === this.definitions.export
+        ? this.definitions.exportArn
+        : `${this.definitions.exportArn}-launcher`;
+    const noWait = Object.fromEntries(Object.keys(handlers).map((state) => [state, 0]));
+    const execution = machine.run(input as never, {
+      overrides: {
+        taskResourceLocalHandlers: handlers as never,
+        waitTimeOverrides: { WaitForTurn: 20, WaitForStragglers: 0 },
+        retryIntervalOverrides: noWait,
+      },
+      context: {
+        Execution: {
+          Id: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+          Name: name,
+        },
+        StateMachine: { Id: stateMachineArn, Name: stateMachineArn.split(':').pop() },
+      },
+    });
+    const states: string[] = [];
+    const collecting = (async () => {
+      for await (const event of execution.eventLogs) {
+        if (event.type === 'StateEntered') states.push(event.state.name);
+      }
+    })();
+    try {
+      const output = await execution.result;
+      await collecting;
+      return { name, status: 'SUCCEEDED', output, calls: { ...calls }, states };
+    } catch (error) {
+      await collecting.catch(() => undefined);
+      if (!(error instanceof ExecutionError)) throw error;
+      const cause = (error as Error & { cause?: Error }).cause;
+      return {
+        name,
+        status: 'FAILED',
+        error: { Error: cause?.name ?? 'States.Runtime', Cause: cause?.message ?? error.message },
+        calls: { ...calls },
+        states,
+      };
+    }
+  }
+}
+
+/** An error the interpreter matches by `name` against Retry and Catch, with `message` as Cause. */
+function lambdaStyleError(name: string, cause: string): Error {
+  const error = new Error(cause);
+  error.name = name;
+  return error;
+}
+
+/** The Lambda context a phase handler sees, with a compressed deadline. */
+export function fakeLambdaContext(budgetMs: number): Context {
+  const deadline = Date.now() + budgetMs;
+  const requestId = randomUUID();
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: 'local-export',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:local-1:000000000000:function:local-export',
+    memoryLimitInMB: '1024',
+    awsRequestId: requestId,
+    logGroupName: '/aws/lambda/local-export',
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}

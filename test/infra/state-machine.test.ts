@@ -1,0 +1,293 @@
+/**
+ * Template assertions on the two state machines (issue 9): what runs, what is retried and caught,
+ * what is logged and traced, and what their roles may do.
+ */
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { SessionExportStack } from '../../infra/session-export-stack';
+import { resolveTokens } from '../../local/state-machine-definitions';
+
+// biome-ignore lint/suspicious/noExplicitAny: ASL documents are checked field by field.
+type Json = Record<string, any>;
+
+let template: Template;
+let definitions: Record<string, Json>;
+
+const LAMBDA_RETRY = [
+  {
+    ErrorEquals: [
+      'Lambda.ClientExecutionTimeoutException',
+      'Lambda.ServiceException',
+      'Lambda.AWSLambdaException',
+      'Lambda.SdkClientException',
+    ],
+    IntervalSeconds: 2,
+    MaxAttempts: 6,
+    BackoffRate: 2,
+    MaxDelaySeconds: 60,
+    JitterStrategy: 'FULL',
+  },
+  {
+    ErrorEquals: ['Lambda.TooManyRequestsException'],
+    IntervalSeconds: 5,
+    MaxAttempts: 10,
+    BackoffRate: 2,
+    MaxDelaySeconds: 120,
+    JitterStrategy: 'FULL',
+  },
+  {
+    ErrorEquals: ['Sandbox.Timedout', 'Lambda.Unknown', 'States.Timeout'],
+    IntervalSeconds: 5,
+    MaxAttempts: 2,
+    BackoffRate: 2,
+  },
+];
+
+beforeAll(() => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new SessionExportStack(app, 'MoonKeySessionExport', {
+    env: { account: '123456789012', region: 'eu-west-1' },
+    createDemoUsersTable: true,
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  template = Template.fromStack(stack);
+  definitions = Object.fromEntries(
+    Object.entries(template.findResources('AWS::StepFunctions::StateMachine')).map(([id, r]) => [
+      id.startsWith('Run') ? 'export' : 'launcher',
+      JSON.parse(resolveTokens(r.Properties.DefinitionString, (ref) => `<${ref}>`)),
+    ]),
+  );
+});
+
+const policyStatementsOf = (rolePrefix: string): Json[] =>
+  Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref.startsWith(rolePrefix)))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Json[]);
+
+describe('the export state machine', () => {
+  it('is a Standard state machine with X-Ray tracing and ALL-level logs, execution data included', () => {
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: {
+        Level: 'ALL',
+        IncludeExecutionData: true,
+        Destinations: [
+          {
+            CloudWatchLogsLogGroup: {
+              LogGroupArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^RunLogs'), 'Arn'] },
+            },
+          },
+        ],
+      },
+    });
+    template.hasResource('AWS::Logs::LogGroup', {
+      Properties: { RetentionInDays: 90 },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+    expect(definitions.export?.TimeoutSeconds).toBe(24 * 3600);
+  });
+
+  it('waits for its turn, then plans, works every segment in an inline Map of at most 8, and commits', () => {
+    const states = definitions.export?.States as Json;
+    expect(definitions.export?.StartAt).toBe('ListRunningExecutions');
+    expect(states.ListRunningExecutions).toMatchObject({
+      Resource: 'arn:aws:states:::aws-sdk:sfn:listExecutions',
+      Parameters: { 'StateMachineArn.$': '$$.StateMachine.Id', StatusFilter: 'RUNNING' },
+    });
+    expect(states.IsOldestRunning.Choices[0]).toEqual({
+      Variable: '$.turn.oldest.Name',
+      StringEqualsPath: '$.turn.self',
+      Next: 'Plan',
+    });
+    expect(states.Plan).toMatchObject({
+      Parameters: {
+        Payload: {
+          phase: 'plan',
+          'trigger.$': '$$.Execution.Input',
+          execution: { 'name.$': '$$.Execution.Name', 'startTime.$': '$$.Execution.StartTime' },
+        },
+      },
+      ResultSelector: { 'run.$': '$.Payload.run', 'segments.$': '$.Payload.segments' },
+      Next: 'Segments',
+    });
+    const map = states.Segments;
+    expect(map).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.segments',
+      MaxConcurrency: 8,
+      ResultPath: '$.tails',
+      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: 'Work' },
+      ItemSelector: {
+        'run.$': '$.run',
+        slice: {
+          'segment.$': '$$.Map.Item.Value.segment',
+          'totalSegments.$': '$$.Map.Item.Value.totalSegments',
+          'cursor.$': "States.StringToJson('null')",
+          step: 0,
+          'tail.$': "States.StringToJson('null')",
+        },
+      },
+      Next: 'Commit',
+    });
+    const inner = map.ItemProcessor.States;
+    expect(inner.Work.Parameters.Payload).toEqual({ phase: 'work', 'run.$': '$.run', 'slice.$': '$.slice' });
+    expect(inner.SegmentDone).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.done', BooleanEquals: true, Next: 'SegmentTail' }],
+      Default: 'Work',
+    });
+    // Only the tail key leaves an iteration, so Commit's input stays small for any table.
+    expect(inner.SegmentTail).toMatchObject({ Type: 'Pass', OutputPath: '$.slice.tail', End: true });
+    expect(states.Commit.Parameters.Payload).toEqual({
+      phase: 'commit',
+      'run.$': '$.run',
+      'tails.$': '$.tails',
+    });
+    expect(states.Commit).toMatchObject({ OutputPath: '$.Payload', End: true });
+  });
+
+  it('retries every phase on Lambda service errors, throttling and timeouts only', () => {
+    const states = definitions.export?.States as Json;
+    const tasks = { ...states, ...states.Segments.ItemProcessor.States };
+    for (const name of ['Plan', 'Work', 'Commit', 'Abort']) {
+      expect(tasks[name].Retry).toEqual(LAMBDA_RETRY);
+      expect(tasks[name].TimeoutSeconds).toBe(960);
+      expect(tasks[name].Resource).toBe('arn:aws:states:::lambda:invoke');
+      expect(tasks[name].Parameters.FunctionName).toBe('<JobFunction23969A7D>');
+    }
+    // What the job throws (ApiAuthError, InvalidEventError, ...) is never retried.
+    const retried = ['Plan', 'Work', 'Commit', 'Abort'].flatMap((n) =>
+      tasks[n].Retry.flatMap((r: Json) => r.ErrorEquals),
+    );
+    expect(retried).not.toContain('States.ALL');
+    expect(retried).not.toContain('States.TaskFailed');
+  });
+
+  it('catches a failed Plan, Map or Commit into Abort, which ends the execution in a Fail state', () => {
+    const states = definitions.export?.States as Json;
+    const catchOf = (name: string) => states[name].Catch;
+    expect(catchOf('Plan')).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordPlanFailure' },
+    ]);
+    expect(catchOf('Segments')).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordWorkFailure' },
+    ]);
+    expect(catchOf('Commit')).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordCommitFailure' },
+    ]);
+    expect(states.RecordPlanFailure).toMatchObject({
+      Parameters: {
+        phase: 'abort',
+        failedStep: 'Plan',
+        'trigger.$': '$$.Execution.Input',
+        'error.$': '$.error',
+      },
+      Next: 'Abort',
+    });
+    expect(states.RecordWorkFailure).toMatchObject({
+      Parameters: { phase: 'abort', failedStep: 'Work', 'run.$': '$.run', 'error.$': '$.error' },
+      Next: 'WaitForStragglers',
+    });
+    // Invocations of the failed Map that are still running end within the function timeout.
+    expect(states.WaitForStragglers).toEqual({ Type: 'Wait', Seconds: 900, Next: 'Abort' });
+    expect(states.RecordCommitFailure).toMatchObject({
+      Parameters: { phase: 'abort', failedStep: 'Commit', 'run.$': '$.run' },
+      Next: 'Abort',
+    });
+    expect(states.Abort).toMatchObject({
+      Parameters: { 'Payload.$': '$' },
+      ResultPath: '$.abort',
+      Next: 'Failed',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.abortError', Next: 'Failed' }],
+    });
+    expect(states.Failed).toMatchObject({
+      Type: 'Fail',
+      ErrorPath: '$.error.Error',
+      CausePath: '$.error.Cause',
+    });
+  });
+
+  it('has a role that may invoke the function, list its own executions, log and trace, nothing else', () => {
+    const statements = policyStatementsOf('RunStateMachineRole');
+    const byAction = (action: string) => statements.filter((s) => [s.Action].flat().includes(action));
+    expect(byAction('lambda:InvokeFunction')[0]?.Resource).toEqual([
+      { 'Fn::GetAtt': [expect.stringMatching(/^JobFunction/), 'Arn'] },
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/^JobFunction/), 'Arn'] }, ':*']] },
+    ]);
+    expect(byAction('states:ListExecutions')[0]?.Resource).toEqual({
+      Ref: expect.stringMatching(/^RunStateMachine/),
+    });
+    const actions = statements.flatMap((s) => [s.Action].flat()).sort();
+    expect(actions.filter((a) => !a.startsWith('logs:') && !a.startsWith('xray:'))).toEqual([
+      'lambda:InvokeFunction',
+      'states:ListExecutions',
+    ]);
+    expect(statements.every((s) => s.Effect === 'Allow')).toBe(true);
+  });
+});
+
+describe('the scheduled-run launcher', () => {
+  it('names the export execution after the scheduled time and treats an existing one as started', () => {
+    const states = definitions.launcher?.States as Json;
+    expect(states.ExecutionName.Parameters).toEqual({ 'time.$': "States.StringSplit($.time, ':')" });
+    expect(states.SplitDate.Parameters['date.$']).toBe(
+      "States.StringSplit(States.ArrayGetItem($.name.time, 0), '-')",
+    );
+    expect(states.StartRun).toMatchObject({
+      Resource: 'arn:aws:states:::states:startExecution',
+      Parameters: {
+        StateMachineArn: expect.stringMatching(/^<RunStateMachine/),
+        'Input.$': '$$.Execution.Input',
+        'Name.$':
+          "States.Format('scheduled-{}{}{}{}{}', $.name.date[0], $.name.date[1], $.name.date[2], $.name.time[1], $.name.time[2])",
+      },
+      Catch: [
+        {
+          ErrorEquals: [
+            'StepFunctions.ExecutionAlreadyExistsException',
+            'StepFunctions.ExecutionAlreadyExists',
+          ],
+          Next: 'AlreadyStarted',
+        },
+      ],
+    });
+    expect(states.AlreadyStarted).toEqual({ Type: 'Succeed' });
+  });
+
+  it('may start the export state machine only', () => {
+    const statements = policyStatementsOf('LauncherStateMachineRole');
+    const start = statements.filter((s) => [s.Action].flat().some((a: string) => a.startsWith('states:')));
+    expect(start).toHaveLength(1);
+    expect(start[0]).toMatchObject({
+      Action: 'states:StartExecution',
+      Resource: { Ref: expect.stringMatching(/^RunStateMachine/) },
+    });
+  });
+
+  it('is a Standard state machine, traced, logging ALL to the export log group', () => {
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      RoleArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^LauncherStateMachineRole'), 'Arn'] },
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: {
+        Level: 'ALL',
+        Destinations: [
+          {
+            CloudWatchLogsLogGroup: {
+              LogGroupArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^RunLogs'), 'Arn'] },
+            },
+          },
+        ],
+      },
+    });
+  });
+});
+
+describe('outputs', () => {
+  it('export the state machine ARN for npm run audit', () => {
+    template.hasOutput('StateMachineArn', { Value: { Ref: Match.stringLikeRegexp('^RunStateMachine') } });
+  });
+});

@@ -1,0 +1,281 @@
+/**
+ * The synthesized definitions, run by the local runner against a tiny fake phase handler: the
+ * orchestration alone (loop, Map, retries, Catch, Abort, naming, one run at a time).
+ */
+import type { Context } from 'aws-lambda';
+import {
+  loadStateMachineDefinitions,
+  type StateMachineDefinitions,
+} from '../../local/state-machine-definitions';
+import { type InjectedFault, LocalStepFunctions, type PhaseCall } from '../../local/state-machine-runner';
+
+type Slice = {
+  segment: number;
+  totalSegments: number;
+  cursor: string | null;
+  step: number;
+  tail: string | null;
+};
+type RunRef = { snapshotId: string; runId: string; dt: string; planKey: string; dryRun: boolean };
+
+/** A stand-in for the job: SEGMENTS segments, each done after STEPS Work calls. */
+function fakeJob(
+  options: {
+    segments?: number;
+    steps?: number;
+    fail?: (event: Record<string, unknown>) => Error | undefined;
+  } = {},
+) {
+  const segments = options.segments ?? 3;
+  const steps = options.steps ?? 4;
+  const events: Record<string, unknown>[] = [];
+  const handler = async (event: unknown, context: Context) => {
+    const e = event as Record<string, unknown>;
+    events.push(e);
+    expect(context.getRemainingTimeInMillis()).toBeGreaterThan(0);
+    const failure = options.fail?.(e);
+    if (failure) throw failure;
+    switch (e.phase) {
+      case 'plan': {
+        const execution = e.execution as { name: string };
+        const run: RunRef = {
+          snapshotId: execution.name,
+          runId: 'r1',
+          dt: '2026-11-27',
+          planKey: 'p/runs/r1/plan.json',
+          dryRun: false,
+        };
+        return {
+          run,
+          segments: Array.from({ length: segments }, (_, i) => ({ segment: i, totalSegments: segments })),
+        };
+      }
+      case 'work': {
+        const slice = e.slice as Slice;
+        const step = slice.step + 1;
+        return {
+          run: e.run,
+          slice: {
+            ...slice,
+            step,
+            cursor: `c${slice.segment}-${step}`,
+            tail: `tail-${slice.segment}-${step}`,
+          },
+          done: step >= steps,
+        };
+      }
+      case 'commit':
+        return {
+          snapshotId: (e.run as RunRef).snapshotId,
+          runId: 'r1',
+          status: 'committed',
+          manifestKey: 'm.json',
+          counts: {},
+          tails: e.tails,
+        };
+      case 'abort':
+        return { status: 'failed', manifestKey: 'failed.json' };
+      default:
+        throw new Error(`unknown phase ${String(e.phase)}`);
+    }
+  };
+  return { handler, events };
+}
+
+class ApiAuthError extends Error {
+  override readonly name = 'ApiAuthError';
+}
+
+let definitions: StateMachineDefinitions;
+beforeAll(async () => {
+  definitions = await loadStateMachineDefinitions();
+}, 120_000);
+
+const SCHEDULED = {
+  'detail-type': 'Scheduled Event',
+  source: 'aws.scheduler',
+  time: '2026-11-27T02:00:00Z',
+  detail: {},
+};
+
+describe('the export definition through the local runner', () => {
+  it('plans, loops Work until each segment is done, and commits the final tails only', async () => {
+    const job = fakeJob({ segments: 3, steps: 4 });
+    const sfn = new LocalStepFunctions(definitions, job.handler);
+
+    const execution = await sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(execution.calls).toEqual({ Plan: 1, Work: 12, Commit: 1 });
+    const plan = job.events.find((e) => e.phase === 'plan');
+    expect(plan).toEqual({
+      phase: 'plan',
+      trigger: SCHEDULED,
+      execution: { name: 'scheduled-20261127T020000Z', startTime: expect.any(String) },
+    });
+    const firstWorks = job.events.filter((e) => e.phase === 'work' && (e.slice as Slice).step === 0);
+    expect(firstWorks.map((e) => e.slice)).toEqual(
+      [0, 1, 2].map((segment) => ({ segment, totalSegments: 3, cursor: null, step: 0, tail: null })),
+    );
+    const commit = job.events.find((e) => e.phase === 'commit');
+    expect(commit).toEqual({
+      phase: 'commit',
+      run: expect.objectContaining({ runId: 'r1' }),
+      tails: ['tail-0-4', 'tail-1-4', 'tail-2-4'],
+    });
+    expect(execution.output).toMatchObject({ status: 'committed', snapshotId: 'scheduled-20261127T020000Z' });
+  });
+
+  it('retries a Work invocation that Lambda failed, from the same slice', async () => {
+    const job = fakeJob({ segments: 2, steps: 3 });
+    const injected: PhaseCall[] = [];
+    const faults = (call: PhaseCall): InjectedFault | undefined => {
+      if (call.state !== 'Work' || call.count !== 2) return undefined;
+      injected.push(call);
+      return { error: 'Sandbox.Timedout', at: 'after' };
+    };
+    const sfn = new LocalStepFunctions(definitions, job.handler, { faults });
+
+    const execution = await sfn.startExecution('retry-once', SCHEDULED);
+
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(execution.calls.Work).toBe(7);
+    const retried = job.events.filter(
+      (e) =>
+        e.phase === 'work' &&
+        JSON.stringify(e.slice) ===
+          JSON.stringify((injected[0]?.payload as { slice?: Slice } | undefined)?.slice),
+    );
+    expect(retried).toHaveLength(2);
+  });
+
+  it('aborts after a Work whose Lambda errors outlast the retries, and ends FAILED with that error', async () => {
+    const job = fakeJob({ segments: 2, steps: 3 });
+    const sfn = new LocalStepFunctions(definitions, job.handler, {
+      faults: (call) =>
+        call.state === 'Work' && (call.payload as { slice: Slice }).slice.segment === 1
+          ? { error: 'Lambda.ServiceException', at: 'before' }
+          : undefined,
+    });
+
+    const execution = await sfn.startExecution('beyond-retries', SCHEDULED);
+
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error?.Error).toBe('Lambda.ServiceException');
+    expect(execution.calls.Commit).toBeUndefined();
+    expect(execution.calls.Abort).toBe(1);
+    const abort = job.events.find((e) => e.phase === 'abort');
+    expect(abort).toMatchObject({
+      phase: 'abort',
+      failedStep: 'Work',
+      run: { runId: 'r1' },
+      error: { Error: 'Lambda.ServiceException' },
+    });
+    expect(execution.states).toEqual(
+      expect.arrayContaining(['RecordWorkFailure', 'WaitForStragglers', 'Abort', 'Failed']),
+    );
+  });
+
+  it('never retries an error the job threw: a 401 in one segment aborts the run at once', async () => {
+    const job = fakeJob({
+      segments: 3,
+      steps: 5,
+      fail: (e) =>
+        e.phase === 'work' && (e.slice as Slice).segment === 2 && (e.slice as Slice).step === 1
+          ? new ApiAuthError('401 from the API')
+          : undefined,
+    });
+    const sfn = new LocalStepFunctions(definitions, job.handler);
+
+    const execution = await sfn.startExecution('auth-fails', SCHEDULED);
+
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error?.Error).toBe('ApiAuthError');
+    expect(JSON.parse(execution.error?.Cause ?? '{}')).toEqual({
+      errorType: 'ApiAuthError',
+      errorMessage: '401 from the API',
+      trace: [],
+    });
+    const failedWorks = job.events.filter(
+      (e) => e.phase === 'work' && (e.slice as Slice).segment === 2 && (e.slice as Slice).step === 1,
+    );
+    expect(failedWorks).toHaveLength(1);
+    expect(job.events.filter((e) => e.phase === 'abort')).toHaveLength(1);
+    expect(job.events.at(-1)?.phase).toBe('abort');
+  });
+
+  it('aborts a failed Plan with the trigger and no run', async () => {
+    const job = fakeJob({
+      fail: (e) =>
+        e.phase === 'plan' ? Object.assign(new Error('bad event'), { name: 'InvalidEventError' }) : undefined,
+    });
+    const sfn = new LocalStepFunctions(definitions, job.handler);
+
+    const execution = await sfn.startExecution('bad-plan', { nonsense: true });
+
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error?.Error).toBe('InvalidEventError');
+    expect(job.events.at(-1)).toEqual({
+      phase: 'abort',
+      failedStep: 'Plan',
+      trigger: { nonsense: true },
+      error: { Error: 'InvalidEventError', Cause: expect.stringContaining('bad event') },
+    });
+  });
+
+  it('runs one execution at a time: a second run plans only after the first committed', async () => {
+    const job = fakeJob({ segments: 2, steps: 3 });
+    const sfn = new LocalStepFunctions(definitions, job.handler);
+
+    const [first, second] = await Promise.all([
+      sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED),
+      sfn.startExecution('audit-20261127T020001Z-abc', { reason: 'overlap test' }),
+    ]);
+
+    expect([first.status, second.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    const phases = job.events.map(
+      (e) =>
+        `${e.phase}:${String((e.execution as { name?: string } | undefined)?.name ?? (e.run as RunRef | undefined)?.snapshotId)}`,
+    );
+    const firstCommit = phases.indexOf('commit:scheduled-20261127T020000Z');
+    const secondPlan = phases.indexOf('plan:audit-20261127T020001Z-abc');
+    expect(firstCommit).toBeGreaterThanOrEqual(0);
+    expect(secondPlan).toBeGreaterThan(firstCommit);
+    expect(second.states.filter((s) => s === 'WaitForTurn').length).toBeGreaterThan(0);
+  });
+});
+
+describe('the scheduled-run launcher through the local runner', () => {
+  it('names the export execution after the slot, with the scheduled event as its input', async () => {
+    const job = fakeJob({ segments: 1, steps: 1 });
+    const sfn = new LocalStepFunctions(definitions, job.handler);
+
+    const launch = await sfn.launchScheduledSlot('2026-11-27T02:00:00Z');
+
+    expect(launch.status).toBe('SUCCEEDED');
+    expect(sfn.executionNames()).toEqual(['scheduled-20261127T020000Z']);
+    const run = await sfn.execution('scheduled-20261127T020000Z');
+    expect(run?.status).toBe('SUCCEEDED');
+    expect(job.events[0]).toMatchObject({
+      phase: 'plan',
+      trigger: { time: '2026-11-27T02:00:00Z', source: 'aws.scheduler' },
+    });
+  });
+
+  it('starts one run for a slot delivered twice, while it runs and after it ended', async () => {
+    const job = fakeJob({ segments: 2, steps: 2 });
+    const sfn = new LocalStepFunctions(definitions, job.handler);
+
+    const [a, b] = await Promise.all([
+      sfn.launchScheduledSlot('2026-11-28T02:00:00Z'),
+      sfn.launchScheduledSlot('2026-11-28T02:00:00Z'),
+    ]);
+    await sfn.execution('scheduled-20261128T020000Z');
+    const late = await sfn.launchScheduledSlot('2026-11-28T02:00:00Z');
+
+    expect([a.status, b.status, late.status]).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+    expect(late.states).toContain('AlreadyStarted');
+    expect(sfn.executionNames()).toEqual(['scheduled-20261128T020000Z']);
+    expect(job.events.filter((e) => e.phase === 'plan')).toHaveLength(1);
+  });
+});
