@@ -1,27 +1,36 @@
 /**
- * `npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--function-name NAME]`
+ * `npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--state-machine-arn ARN]`
  *
- * Invokes the DEPLOYED export function with an audit payload and prints where the snapshot landed.
- * The function is found from the stack's `FunctionName` output: `--function-name` wins, else the
- * outputs file `npm run cdk -- deploy --outputs-file cdk-outputs.json` writes, else
- * `aws cloudformation describe-stacks` (the AWS CLI the README's other steps use).
- * The invocation is synchronous and never retried (a retry would be a second audit run).
+ * Starts an execution of the DEPLOYED export state machine with an audit request, follows it
+ * (DescribeExecution and GetExecutionHistory, every few seconds) with a progress line, and prints
+ * where the snapshot landed. The state machine is found from the stack's `StateMachineArn`
+ * output: `--state-machine-arn` wins, else the outputs file `npm run cdk -- deploy --outputs-file
+ * cdk-outputs.json` writes, else `aws cloudformation describe-stacks` (the AWS CLI the README's
+ * other steps use). The execution is named `audit-<UTC time>-<random>`; if a run is in
+ * progress, the audit queues behind it (the state machine runs one at a time) and says so.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { InvokeCommand, LambdaClient, TooManyRequestsException } from '@aws-sdk/client-lambda';
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
+  SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
 import { OUTPUTS } from '../infra/stack-outputs';
-import type { HandlerResult } from '../lambda/handlers/handler';
 import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =
-  'usage: npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--function-name NAME] [--outputs-file PATH]';
+  'usage: npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--state-machine-arn ARN] [--outputs-file PATH]';
+const POLL_MS = 5_000;
 
 export interface AuditArgs {
   readonly payload: AuditPayload;
   readonly stack: string;
-  readonly functionName: string | undefined;
+  readonly stateMachineArn: string | undefined;
   readonly outputsFile: string;
 }
 
@@ -31,7 +40,7 @@ export function parseAuditArgs(argv: string[]): AuditArgs {
     options: {
       ...AUDIT_OPTIONS,
       stack: { type: 'string', default: 'MoonKeySessionExport' },
-      'function-name': { type: 'string' },
+      'state-machine-arn': { type: 'string' },
       'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
     },
     strict: true,
@@ -39,9 +48,56 @@ export function parseAuditArgs(argv: string[]): AuditArgs {
   return {
     payload: auditPayloadFromArgs(values, USAGE),
     stack: values.stack ?? 'MoonKeySessionExport',
-    functionName: values['function-name'],
+    stateMachineArn: values['state-machine-arn'],
     outputsFile: values['outputs-file'] ?? 'cdk-outputs.json',
   };
+}
+
+/** `audit-20261127T101500Z-3f9a1c2b`: sortable, unique, and free of the ':' names may not hold. */
+export function auditExecutionName(now: Date, random = randomBytes(4).toString('hex')): string {
+  const compact = now
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
+  return `audit-${compact}-${random}`;
+}
+
+/** Where a run is, read from its execution history. */
+export interface RunProgress {
+  /** The state entered last (Plan, Work, Commit, Abort, WaitForTurn, ...). */
+  readonly state: string | undefined;
+  /** Work invocations started so far (one per continuation of a segment, retries included). */
+  readonly workInvocations: number;
+  /** Whether the run has started planning (it queues behind earlier runs until then). */
+  readonly planned: boolean;
+  /** Times the run found an earlier one still running. */
+  readonly waits: number;
+}
+
+export function progressFromHistory(events: readonly HistoryEvent[]): RunProgress {
+  let state: string | undefined;
+  let workInvocations = 0;
+  let planned = false;
+  let waits = 0;
+  for (const event of events) {
+    const name = event.stateEnteredEventDetails?.name;
+    if (!name || !event.type?.endsWith('StateEntered')) continue;
+    state = name;
+    if (name === 'Work') workInvocations += 1;
+    if (name === 'Plan') planned = true;
+    if (name === 'WaitForTurn') waits += 1;
+  }
+  return { state, workInvocations, planned, waits };
+}
+
+export function progressLine(p: RunProgress, elapsedMs: number): string {
+  const seconds = `${(elapsedMs / 1000).toFixed(0)}s`;
+  if (!p.planned) {
+    return p.waits > 0
+      ? `${seconds}  queued behind an earlier run (checked ${p.waits} time(s))`
+      : `${seconds}  starting`;
+  }
+  return `${seconds}  ${p.state ?? '-'}  work invocations ${p.workInvocations}`;
 }
 
 /** The stack's outputs, from the CDK outputs file or from CloudFormation through the AWS CLI. */
@@ -68,58 +124,93 @@ export function stackOutputs(stack: string, outputsFile: string): Record<string,
   return Object.fromEntries((outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
 }
 
+interface CommitResult {
+  snapshotId?: string;
+  runId?: string;
+  status?: string;
+  manifestKey?: string | null;
+  counts?: Record<string, number>;
+}
+
+/**
+ * The events after `lastSeenId`, oldest first: read newest first and stop at the first event
+ * already seen, so each poll costs one call however long the history has grown.
+ */
+async function newEvents(
+  sfn: SFNClient,
+  executionArn: string | undefined,
+  lastSeenId: number,
+): Promise<HistoryEvent[]> {
+  const fresh: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({ executionArn, reverseOrder: true, maxResults: 200, nextToken }),
+    );
+    for (const event of page.events ?? []) {
+      if ((event.id ?? 0) <= lastSeenId) return fresh.reverse();
+      fresh.push(event);
+    }
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return fresh.reverse();
+}
+
 async function main(): Promise<number> {
   const args = parseAuditArgs(process.argv.slice(2));
-  const outputs = args.functionName ? {} : stackOutputs(args.stack, args.outputsFile);
-  const functionName = args.functionName ?? outputs[OUTPUTS.functionName];
-  if (!functionName)
-    throw new UsageError(`Stack ${args.stack} has no ${OUTPUTS.functionName} output: deployed?`);
+  const outputs = args.stateMachineArn ? {} : stackOutputs(args.stack, args.outputsFile);
+  const stateMachineArn = args.stateMachineArn ?? outputs[OUTPUTS.stateMachineArn];
+  if (!stateMachineArn)
+    throw new UsageError(`Stack ${args.stack} has no ${OUTPUTS.stateMachineArn} output: deployed?`);
 
-  const lambda = new LambdaClient({ maxAttempts: 1, requestHandler: { requestTimeout: 16 * 60_000 } });
-  console.error(
-    `Invoking ${functionName} (audit: "${args.payload.reason}"); this waits for the run to finish...`,
-  );
+  const sfn = new SFNClient({});
+  const name = auditExecutionName(new Date());
   try {
-    const out = await lambda.send(
-      new InvokeCommand({
-        FunctionName: functionName,
-        InvocationType: 'RequestResponse',
-        Payload: Buffer.from(JSON.stringify(args.payload)),
-      }),
+    const { executionArn } = await sfn.send(
+      new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(args.payload) }),
     );
-    const body = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
-    if (out.FunctionError) {
-      const error = JSON.parse(body || '{}') as { errorType?: string; errorMessage?: string };
-      console.error(`The audit run failed: ${error.errorType ?? 'Error'}: ${error.errorMessage ?? body}`);
-      console.error(
-        'Its failed manifest (if it got that far) is under <prefix>/manifests/; see the function logs.',
-      );
-      return 1;
+    console.error(`Started ${name} (audit: "${args.payload.reason}")\n  ${executionArn}`);
+    const started = Date.now();
+    const events: HistoryEvent[] = [];
+    const tty = process.stderr.isTTY;
+    for (;;) {
+      const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+      events.push(...(await newEvents(sfn, executionArn, events.at(-1)?.id ?? 0)));
+      const line = progressLine(progressFromHistory(events), Date.now() - started);
+      process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+      if (execution.status !== 'RUNNING') {
+        if (tty) process.stderr.write('\n');
+        return report(execution.status, execution.output, execution.error, execution.cause, outputs);
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
-    const result = JSON.parse(body) as HandlerResult;
-    const bucket = outputs[OUTPUTS.bucketName];
-    const where = (key: string) => (bucket ? `s3://${bucket}/${key}` : key);
-    console.log(`snapshot ${result.snapshotId}: ${result.status}`);
-    if (result.manifestKey) console.log(`manifest  ${where(result.manifestKey)}`);
-    console.log(
-      `sessions  ${result.counts.sessions_exported} from ${result.counts.users_processed} users in ${result.files} file(s)` +
-        (result.counts.users_failed
-          ? `, ${result.counts.users_failed} users FAILED (listed in the manifest)`
-          : ''),
-    );
-    console.log(`athena    SELECT * FROM sessions WHERE snapshot_id = '${result.snapshotId}'`);
-    return 0;
-  } catch (error) {
-    if (error instanceof TooManyRequestsException) {
-      console.error(
-        'Another run is in progress (the function runs one at a time): try again when it has finished.',
-      );
-      return 2;
-    }
-    throw error;
   } finally {
-    lambda.destroy();
+    sfn.destroy();
   }
+}
+
+function report(
+  status: string | undefined,
+  output: string | undefined,
+  error: string | undefined,
+  cause: string | undefined,
+  outputs: Record<string, string>,
+): number {
+  if (status !== 'SUCCEEDED') {
+    console.error(`The audit run ended ${status}: ${error ?? 'no error'}${cause ? `: ${cause}` : ''}`);
+    console.error(
+      'Its failed manifest is under <prefix>/manifests/ (status "failed"); the execution history shows the failed step.',
+    );
+    return 1;
+  }
+  const result = JSON.parse(output ?? '{}') as CommitResult;
+  const bucket = outputs[OUTPUTS.bucketName];
+  const where = (key: string) => (bucket ? `s3://${bucket}/${key}` : key);
+  console.log(`snapshot ${result.snapshotId} (run ${result.runId}): ${result.status}`);
+  if (result.manifestKey) console.log(`manifest  ${where(result.manifestKey)}`);
+  if (result.counts) console.log(`counts    ${JSON.stringify(result.counts)}`);
+  console.log(`athena    SELECT * FROM sessions WHERE snapshot_id = '${result.snapshotId}'`);
+  return 0;
 }
 
 if (require.main === module) {

@@ -1,4 +1,5 @@
-import { parseAuditArgs } from '../../scripts/audit';
+import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import { auditExecutionName, parseAuditArgs, progressFromHistory, progressLine } from '../../scripts/audit';
 
 describe('parseAuditArgs', () => {
   it('builds the audit payload the handler accepts', () => {
@@ -17,5 +18,47 @@ describe('parseAuditArgs', () => {
 
   it('refuses to run without a reason', () => {
     expect(() => parseAuditArgs(['--user', 'u1'])).toThrow(/--reason is required/);
+  });
+});
+
+describe('auditExecutionName', () => {
+  it('is audit-<compact UTC time>-<random>, with no character an execution name refuses', () => {
+    const name = auditExecutionName(new Date('2026-11-27T10:15:00.123Z'), '3f9a1c2b');
+    expect(name).toBe('audit-20261127T101500Z-3f9a1c2b');
+    expect(auditExecutionName(new Date())).toMatch(/^audit-\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+  });
+});
+
+describe('progressFromHistory', () => {
+  const entered = (id: number, name: string, type = 'TaskStateEntered'): HistoryEvent => ({
+    id,
+    type: type as HistoryEvent['type'],
+    timestamp: new Date(),
+    stateEnteredEventDetails: { name },
+  });
+
+  it('says a run is queued while it waits for an earlier one', () => {
+    const progress = progressFromHistory([
+      entered(2, 'ListRunningExecutions'),
+      entered(5, 'WaitForTurn', 'WaitStateEntered'),
+      entered(8, 'ListRunningExecutions'),
+      entered(11, 'WaitForTurn', 'WaitStateEntered'),
+    ]);
+    expect(progress).toEqual({ state: 'WaitForTurn', workInvocations: 0, planned: false, waits: 2 });
+    expect(progressLine(progress, 65_000)).toBe('65s  queued behind an earlier run (checked 2 time(s))');
+  });
+
+  it('counts Work invocations and names the current state once planned', () => {
+    const progress = progressFromHistory([
+      entered(2, 'Plan'),
+      entered(7, 'Segments', 'MapStateEntered'),
+      entered(9, 'Work'),
+      entered(10, 'Work'),
+      { id: 11, type: 'TaskSucceeded', timestamp: new Date(), previousEventId: 10 },
+      entered(14, 'SegmentDone', 'ChoiceStateEntered'),
+      entered(15, 'Work'),
+    ]);
+    expect(progress).toMatchObject({ state: 'Work', workInvocations: 3, planned: true });
+    expect(progressLine(progress, 12_300)).toBe('12s  Work  work invocations 3');
   });
 });
