@@ -10,7 +10,6 @@
  * progress, the audit queues behind it (the state machine runs one at a time) and says so.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
@@ -21,6 +20,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { OUTPUTS } from '../infra/stack-outputs';
+import { auditExecutionName } from '../local/execution-name';
 import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =
@@ -51,15 +51,6 @@ export function parseAuditArgs(argv: string[]): AuditArgs {
     stateMachineArn: values['state-machine-arn'],
     outputsFile: values['outputs-file'] ?? 'cdk-outputs.json',
   };
-}
-
-/** `audit-20261127T101500Z-3f9a1c2b`: sortable, unique, and free of the ':' names may not hold. */
-export function auditExecutionName(now: Date, random = randomBytes(4).toString('hex')): string {
-  const compact = now
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
-  return `audit-${compact}-${random}`;
 }
 
 /** Where a run is, read from its execution history. */

@@ -1,33 +1,54 @@
 /**
- * `npm run export -- [--reason TEXT] [--user ID]... [--dry-run] [--scheduled-time ISO]`
+ * `npm run export -- [--reason TEXT] [--user ID]... [--dry-run] [--scheduled-time ISO] [--work-budget-ms N]`
  *
- * Runs the Lambda's own invocation path in this process, against whatever the environment
- * points at (the local stack, or real AWS with your credentials). Without --reason it is the
- * scheduled snapshot of the given slot (default: now), exactly the event EventBridge Scheduler
- * sends. Exit code 0 only when the snapshot committed (or a dry run finished).
+ * Runs the deployed state machine's own definition in this process (local/state-machine-runner.ts),
+ * every phase through the Lambda handler, against whatever the environment points at (the local
+ * stack, or real AWS with your credentials). Without --reason it is the scheduled snapshot of the
+ * given slot (default: now), exactly the event the scheduled-run launcher passes on. Each Work
+ * invocation gets --work-budget-ms of remaining time (default: Lambda's 15 minutes). Exit code 0
+ * only when the snapshot committed (or a dry run finished).
  */
-import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { closeRuntime, invoke } from '../lambda/handlers/handler';
-import type { Progress } from '../lambda/run/run-export';
+import { closeRuntime } from '../lambda/handlers/handler';
+import { runExportLocally } from '../local/local-export';
+import type { PhaseCall } from '../local/state-machine-runner';
 import { AUDIT_OPTIONS, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =
-  'usage: npm run export -- [--reason TEXT] [--user ID]... [--dry-run] [--scheduled-time ISO]\n' +
+  'usage: npm run export -- [--reason TEXT] [--user ID]... [--dry-run] [--scheduled-time ISO] [--work-budget-ms N]\n' +
   '  without --reason: the scheduled snapshot of --scheduled-time (default now)\n' +
   '  with --reason: an audit snapshot, of --user ids only when given';
 
 export function eventFromArgs(argv: string[], now: Date): unknown {
+  return argsFrom(argv, now).event;
+}
+
+/** The execution input and the Work budget the flags ask for. */
+export function argsFrom(argv: string[], now: Date): { event: unknown; workBudgetMs: number } {
   const { values } = parseArgs({
     args: argv,
     options: {
       ...AUDIT_OPTIONS,
       'scheduled-time': { type: 'string' },
+      'work-budget-ms': { type: 'string', default: '900000' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help) throw new UsageError(USAGE);
+  const workBudgetMs = Number(values['work-budget-ms']);
+  if (!Number.isInteger(workBudgetMs) || workBudgetMs < 1 || workBudgetMs > 900_000) {
+    throw new UsageError(
+      `--work-budget-ms must be a whole number of milliseconds from 1 to 900000\n${USAGE}`,
+    );
+  }
+  return { event: eventOf(values, now), workBudgetMs };
+}
+
+function eventOf(
+  values: { reason?: string; user?: string[]; 'dry-run'?: boolean; 'scheduled-time'?: string },
+  now: Date,
+): unknown {
   if (values.reason === undefined) {
     if (values.user || values['dry-run']) {
       throw new UsageError(`--user and --dry-run are for audits: add --reason "why"\n${USAGE}`);
@@ -42,46 +63,56 @@ export function eventFromArgs(argv: string[], now: Date): unknown {
   return auditPayloadFromArgs(values, USAGE);
 }
 
-function progressPrinter(): (p: Progress) => void {
-  const tty = process.stderr.isTTY;
-  return (p) => {
-    const line = `${(p.elapsedMs / 1000).toFixed(0)}s  users ${p.usersDone}/${p.usersScanned}  ${p.usersPerSecond}/s  in flight ${p.inFlight}  sessions ${p.sessionsExported}  failed ${p.usersFailed}  retries ${p.retries}`;
-    process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+/** One line per phase invocation: which segment, which continuation, and what it returned. */
+function phasePrinter(): (call: PhaseCall & { result?: unknown; error?: string }) => void {
+  const started = Date.now();
+  return (call) => {
+    const at = `${((Date.now() - started) / 1000).toFixed(1)}s`;
+    const slice = (call.payload as { slice?: { segment: number; step: number } }).slice;
+    const where = slice ? ` segment ${slice.segment} step ${slice.step + 1}` : '';
+    const outcome = call.error
+      ? ` FAILED: ${call.error}`
+      : (call.result as { done?: boolean } | undefined)?.done === false
+        ? ' (continues)'
+        : '';
+    process.stderr.write(`${at.padStart(7)}  ${call.state} #${call.count}${where}${outcome}\n`);
   };
 }
 
 async function main(): Promise<number> {
   let event: unknown;
+  let workBudgetMs: number;
   try {
-    event = eventFromArgs(process.argv.slice(2), new Date());
+    ({ event, workBudgetMs } = argsFrom(process.argv.slice(2), new Date()));
   } catch (error) {
     console.error((error as Error).message);
     return 2;
   }
-  const outcome = await invoke(event, randomUUID(), {
-    onProgress: progressPrinter(),
-    // A terminal wants a live progress line and few JSON logs; the environment can still override.
-    configDefaults: { LOG_LEVEL: 'WARN', EXPORT_PROGRESS_INTERVAL_MS: '1000', METRICS_ENABLED: 'false' },
-  });
-  if (process.stderr.isTTY) process.stderr.write('\n');
-  const m = outcome.manifest;
+  // A terminal wants the phase lines and few JSON logs; the environment can still override.
+  process.env.LOG_LEVEL ??= 'WARN';
+  process.env.METRICS_ENABLED ??= 'false';
+  const execution = await runExportLocally(event, new Date(), { workBudgetMs, onPhase: phasePrinter() });
   console.log(
     JSON.stringify(
-      {
-        status: m.status,
-        snapshotId: m.snapshot_id,
-        manifestKey: outcome.manifestKey,
-        counts: m.counts,
-        error: m.error,
-        files: m.files.sessions.map((f) => f.key),
-      },
+      execution.status === 'SUCCEEDED'
+        ? {
+            status: execution.status,
+            execution: execution.name,
+            result: execution.output,
+            invocations: execution.calls,
+          }
+        : {
+            status: execution.status,
+            execution: execution.name,
+            error: execution.error,
+            invocations: execution.calls,
+          },
       null,
       2,
     ),
   );
-  return outcome.error ? 1 : 0;
+  return execution.status === 'SUCCEEDED' ? 0 : 1;
 }
-
 if (require.main === module) {
   main()
     .catch((error: unknown) => {

@@ -1,19 +1,23 @@
 /**
  * `npm start [-- --users N]`: the whole job on the embedded local stack, start to finish.
  * Starts DynamoDB Local, the S3 server and the fake MoonKey API, seeds N users, runs the
- * scheduled snapshot and then an audit of three users through the Lambda's own invocation path,
- * prints what landed where and answers a sample Athena-style query with DuckDB, then stops
- * everything it started.
+ * scheduled snapshot and then an audit of three users through the deployed state machine's own
+ * definition (local/state-machine-runner.ts: Plan, a Map of Work loops, Commit), with each Work
+ * invocation given 2 seconds so the run visibly continues across invocations, prints what
+ * landed where and answers a sample Athena-style query with DuckDB, then stops everything it
+ * started.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { closeRuntime, invoke } from '../lambda/handlers/handler';
+import { closeRuntime } from '../lambda/handlers/handler';
 import { downloadPrefix } from '../local/download-prefix';
 import { userIdFor } from '../local/fake-sessions';
+import { runExportLocally } from '../local/local-export';
 import { startLocalStack } from '../local/local-stack';
 import { createUsersTable, seedUsers } from '../local/seed-users';
+import type { LocalExecution } from '../local/state-machine-runner';
 
 const TABLE = 'moonkey-users';
 const PREFIX = 'moonkey';
@@ -35,29 +39,34 @@ async function main(): Promise<void> {
     await seedUsers(stack.dynamodbClient, TABLE, users);
     step(`seeded ${users} users into ${TABLE}`);
 
-    // The job reads its configuration from the environment, exactly as in Lambda.
-    Object.assign(process.env, stack.env, { USERS_TABLE_NAME: TABLE, EXPORT_PREFIX: PREFIX });
-    const quiet = { LOG_LEVEL: 'WARN', METRICS_ENABLED: 'false' };
+    // The job reads its configuration from the environment, exactly as in Lambda. A Work
+    // invocation gets 2 s here, so it stops taking new users 0.5 s before its deadline.
+    Object.assign(process.env, stack.env, {
+      USERS_TABLE_NAME: TABLE,
+      EXPORT_PREFIX: PREFIX,
+      EXPORT_DEADLINE_MARGIN_MS: '500',
+      LOG_LEVEL: 'WARN',
+      METRICS_ENABLED: 'false',
+    });
+    const budget = { workBudgetMs: 2_000 };
 
     const scheduledTime = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString();
     step(`scheduled snapshot of slot ${scheduledTime} ...`);
-    const scheduled = await invoke(
+    const scheduled = await runExportLocally(
       { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: scheduledTime, detail: {} },
-      'npm-start-scheduled',
-      { configDefaults: quiet },
+      new Date(),
+      budget,
     );
-    report(scheduled.manifest, scheduled.manifestKey, step);
-    if (scheduled.error) throw scheduled.error;
+    const committed = report(scheduled, step);
 
     const auditUsers = [userIdFor(0), userIdFor(1), userIdFor(2)];
     step(`audit snapshot of ${auditUsers.length} users ...`);
-    const audit = await invoke(
+    const audit = await runExportLocally(
       { reason: 'local demo: SEC-142 account takeover review', userIds: auditUsers },
-      'npm-start-audit',
-      { configDefaults: quiet },
+      new Date(),
+      budget,
     );
-    report(audit.manifest, audit.manifestKey, step);
-    if (audit.error) throw audit.error;
+    report(audit, step);
 
     const dir = join(process.cwd(), '.local-data', 'snapshot');
     await rm(dir, { recursive: true, force: true });
@@ -68,7 +77,7 @@ async function main(): Promise<void> {
     const sql = `SELECT f.type AS factor_type, f.delivery_channel, count(*) AS sessions
 FROM read_ndjson('${dir}/${PREFIX}/sessions/*/*.ndjson.gz', hive_partitioning = true) s,
      unnest(s.factors) AS t(f)
-WHERE s.snapshot_id = '${scheduled.manifest.snapshot_id}'
+WHERE s.snapshot_id = '${committed.snapshotId}'
 GROUP BY ALL ORDER BY sessions DESC LIMIT 10`;
     step(`sample query (DuckDB standing in for Athena):\n${sql}`);
     const db = await DuckDBInstance.create(':memory:');
@@ -84,18 +93,30 @@ GROUP BY ALL ORDER BY sessions DESC LIMIT 10`;
   }
 }
 
-function report(
-  manifest: Awaited<ReturnType<typeof invoke>>['manifest'],
-  manifestKey: string | undefined,
-  step: (text: string) => void,
-): void {
-  const c = manifest.counts;
-  step(
-    `${manifest.status}: ${manifest.snapshot_id} — ${c.users_processed} users, ${c.sessions_exported} sessions, ` +
-      `${c.users_failed} failed, ${c.items_rejected} rejected, ${c.retries} retries, ${manifest.duration_ms} ms` +
-      (manifest.error ? ` — ${manifest.error.type}: ${manifest.error.message}` : ''),
-  );
-  step(`manifest: ${manifestKey}`);
+/** What the Commit phase returned (the execution's output). */
+interface CommitOutput {
+  readonly snapshotId: string;
+  readonly runId: string;
+  readonly status: string;
+  readonly manifestKey: string | null;
+  readonly counts: Record<string, number>;
+}
+
+/** Prints how a run ended and returns its commit result; a failed run stops the demo. */
+function report(execution: LocalExecution, step: (text: string) => void): CommitOutput {
+  const invocations = Object.entries(execution.calls)
+    .map(([state, n]) => `${state} ${n}`)
+    .join(', ');
+  if (execution.status !== 'SUCCEEDED') {
+    throw new Error(
+      `${execution.name} ${execution.status}: ${execution.error?.Error}: ${execution.error?.Cause} (invocations: ${invocations})`,
+    );
+  }
+  const out = execution.output as CommitOutput;
+  step(`${out.status}: ${out.snapshotId} run ${out.runId} — ${JSON.stringify(out.counts)}`);
+  step(`invocations: ${invocations} (execution ${execution.name})`);
+  step(`manifest: ${out.manifestKey}`);
+  return out;
 }
 
 main().catch((error: unknown) => {

@@ -1,5 +1,6 @@
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { auditExecutionName, parseAuditArgs, progressFromHistory, progressLine } from '../../scripts/audit';
+import { auditExecutionName, scheduledExecutionName } from '../../local/execution-name';
+import { parseAuditArgs, progressFromHistory, progressLine } from '../../scripts/audit';
 
 describe('parseAuditArgs', () => {
   it('builds the audit payload the handler accepts', () => {
@@ -26,6 +27,13 @@ describe('auditExecutionName', () => {
     const name = auditExecutionName(new Date('2026-11-27T10:15:00.123Z'), '3f9a1c2b');
     expect(name).toBe('audit-20261127T101500Z-3f9a1c2b');
     expect(auditExecutionName(new Date())).toMatch(/^audit-\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+  });
+});
+
+describe('scheduledExecutionName', () => {
+  it("is the launcher's name for the slot, whatever form the time was given in", () => {
+    expect(scheduledExecutionName('2026-11-27T02:00:00Z')).toBe('scheduled-20261127T020000Z');
+    expect(scheduledExecutionName('2026-11-27T03:00:00.000+01:00')).toBe('scheduled-20261127T020000Z');
   });
 });
 
