@@ -16,6 +16,7 @@ const CONTEXT_KEYS = {
   logRetention: 'number',
   maxSegmentConcurrency: 'number',
   reserveConcurrency: 'boolean',
+  runTimeoutHours: 'number',
   concurrency: 'number',
   maxRequestsPerSecond: 'number',
   jobEnvironment: 'json',

@@ -82,6 +82,12 @@ export interface SessionExportProps extends StackProps {
    */
   readonly reserveConcurrency?: boolean;
   /**
+   * Longest a run may take, waiting for an earlier run included, before its execution times out.
+   * A nightly run should end before the next night's starts; Standard executions allow a year.
+   * @default 24
+   */
+  readonly runTimeoutHours?: number;
+  /**
    * Concurrent MoonKey API calls (`EXPORT_CONCURRENCY`).
    * @default 16
    */

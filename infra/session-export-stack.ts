@@ -89,6 +89,7 @@ export class SessionExportStack extends Stack {
       functionTimeout: FUNCTION_TIMEOUT,
       maxSegmentConcurrency,
       logRetention: props.logRetention,
+      executionTimeout: Duration.hours(props.runTimeoutHours ?? 24),
     });
     this.launcher = new ScheduledRunLauncher(this, 'Launcher', {
       target: this.export.stateMachine,

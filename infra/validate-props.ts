@@ -91,6 +91,7 @@ export function validateSessionExportProps(props: SessionExportProps): void {
   checkInt(problems, 'memoryMiB', props.memoryMiB, 128, 10_240);
   checkInt(problems, 'concurrency', props.concurrency, 1, 2048);
   checkInt(problems, 'maxSegmentConcurrency', props.maxSegmentConcurrency, 1, 40);
+  checkInt(problems, 'runTimeoutHours', props.runTimeoutHours, 1, 8760);
   checkInt(problems, 'scheduleRetryAttempts', props.scheduleRetryAttempts, 0, 185);
   checkInt(
     problems,

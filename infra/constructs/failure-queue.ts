@@ -20,7 +20,7 @@ export class FailureQueue extends Construct {
     Validations.of(this.queue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:
-        'This queue IS the dead-letter queue (Scheduler DLQ and Lambda on-failure destination); nothing consumes it automatically, so a DLQ of its own would never receive anything.',
+        'This queue IS the dead-letter queue (of scheduled events Scheduler could not deliver to the launcher); nothing consumes it automatically, so a DLQ of its own would never receive anything.',
     });
   }
 }

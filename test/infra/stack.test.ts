@@ -395,6 +395,7 @@ describe('SessionExportStack with existing resources', () => {
       exportPrefix: 'moonkey/sessions-export',
       reserveConcurrency: false,
       maxSegmentConcurrency: 4,
+      runTimeoutHours: 48,
       alarmEmail: 'oncall@example.com',
       scheduleExpression: 'cron(30 3 * * ? *)',
       scheduleTimeZone: 'Europe/Berlin',
@@ -440,6 +441,12 @@ describe('SessionExportStack with existing resources', () => {
         }),
       },
     });
+    const machines = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    const exportDefinition = machines
+      .map((m) => JSON.stringify(m.Properties.DefinitionString))
+      .find((d) => d.includes('ListRunningExecutions'));
+    expect(exportDefinition).toContain('\\"MaxConcurrency\\":4');
+    expect(exportDefinition).toContain('\\"TimeoutSeconds\\":172800');
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: 'cron(30 3 * * ? *)',
       ScheduleExpressionTimezone: 'Europe/Berlin',
