@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvokeCommand, LambdaClient, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import { OUTPUTS } from '../infra/stack-outputs';
-import type { HandlerResult } from '../lambda/handlers/handler';
+import type { RunSummary as HandlerResult } from '../lambda/handlers/handler';
 import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =

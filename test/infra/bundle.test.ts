@@ -14,8 +14,8 @@ import {
   manifestColumns,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
-import { listKeys } from '../../lambda/snapshot/commit-snapshot';
 import type { Manifest } from '../../lambda/snapshot/manifest';
+import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 
