@@ -18,30 +18,42 @@ import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } fr
 const USAGE =
   'usage: npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--function-name NAME] [--outputs-file PATH]';
 
-export interface AuditArgs {
-  readonly payload: AuditPayload;
+/** Where the deployed function is found; `npm run replay` takes the same flags. */
+export interface DeployedStackArgs {
   readonly stack: string;
   readonly functionName: string | undefined;
   readonly outputsFile: string;
 }
 
-export function parseAuditArgs(argv: string[]): AuditArgs {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...AUDIT_OPTIONS,
-      stack: { type: 'string', default: 'MoonKeySessionExport' },
-      'function-name': { type: 'string' },
-      'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
-    },
-    strict: true,
-  });
+export const DEPLOYED_STACK_OPTIONS = {
+  stack: { type: 'string', default: 'MoonKeySessionExport' },
+  'function-name': { type: 'string' },
+  'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
+} as const;
+
+export function deployedStackArgs(values: {
+  stack?: string;
+  'function-name'?: string;
+  'outputs-file'?: string;
+}): DeployedStackArgs {
   return {
-    payload: auditPayloadFromArgs(values, USAGE),
     stack: values.stack ?? 'MoonKeySessionExport',
     functionName: values['function-name'],
     outputsFile: values['outputs-file'] ?? 'cdk-outputs.json',
   };
+}
+
+export interface AuditArgs extends DeployedStackArgs {
+  readonly payload: AuditPayload;
+}
+
+export function parseAuditArgs(argv: string[]): AuditArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...AUDIT_OPTIONS, ...DEPLOYED_STACK_OPTIONS },
+    strict: true,
+  });
+  return { payload: auditPayloadFromArgs(values, USAGE), ...deployedStackArgs(values) };
 }
 
 /** The stack's outputs, from the CDK outputs file or from CloudFormation through the AWS CLI. */
@@ -68,29 +80,31 @@ export function stackOutputs(stack: string, outputsFile: string): Record<string,
   return Object.fromEntries((outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
 }
 
-async function main(): Promise<number> {
-  const args = parseAuditArgs(process.argv.slice(2));
-  const outputs = args.functionName ? {} : stackOutputs(args.stack, args.outputsFile);
-  const functionName = args.functionName ?? outputs[OUTPUTS.functionName];
+/**
+ * Starts one run of the deployed job with `event` (an audit request, or a scheduled event that
+ * `npm run replay` took from the failure queue), waits for it and prints where it landed; returns
+ * the exit code. The one place the scripts start a deployed run.
+ */
+export async function startRun(target: DeployedStackArgs, event: unknown, what: string): Promise<number> {
+  const outputs = target.functionName ? {} : stackOutputs(target.stack, target.outputsFile);
+  const functionName = target.functionName ?? outputs[OUTPUTS.functionName];
   if (!functionName)
-    throw new UsageError(`Stack ${args.stack} has no ${OUTPUTS.functionName} output: deployed?`);
+    throw new UsageError(`Stack ${target.stack} has no ${OUTPUTS.functionName} output: deployed?`);
 
   const lambda = new LambdaClient({ maxAttempts: 1, requestHandler: { requestTimeout: 16 * 60_000 } });
-  console.error(
-    `Invoking ${functionName} (audit: "${args.payload.reason}"); this waits for the run to finish...`,
-  );
+  console.error(`Invoking ${functionName} (${what}); this waits for the run to finish...`);
   try {
     const out = await lambda.send(
       new InvokeCommand({
         FunctionName: functionName,
         InvocationType: 'RequestResponse',
-        Payload: Buffer.from(JSON.stringify(args.payload)),
+        Payload: Buffer.from(JSON.stringify(event)),
       }),
     );
     const body = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
     if (out.FunctionError) {
       const error = JSON.parse(body || '{}') as { errorType?: string; errorMessage?: string };
-      console.error(`The audit run failed: ${error.errorType ?? 'Error'}: ${error.errorMessage ?? body}`);
+      console.error(`The run failed: ${error.errorType ?? 'Error'}: ${error.errorMessage ?? body}`);
       console.error(
         'Its failed manifest (if it got that far) is under <prefix>/manifests/; see the function logs.',
       );
@@ -120,6 +134,11 @@ async function main(): Promise<number> {
   } finally {
     lambda.destroy();
   }
+}
+
+async function main(): Promise<number> {
+  const args = parseAuditArgs(process.argv.slice(2));
+  return startRun(args, args.payload, `audit: "${args.payload.reason}"`);
 }
 
 if (require.main === module) {

@@ -31,7 +31,8 @@ const DT = '2026-11-26';
 /**
  * Runs the bundled handler the way Lambda does: plain Node, `require(index.js).handler(event, ctx)`,
  * in its own process, so the environment is exactly what we pass and nothing of jest's module system
- * or of the repository's node_modules is reachable (the bundle must be self-contained).
+ * or of the repository's node_modules is reachable (the bundle must be self-contained). It reports
+ * the Node version it ran on: `.ci/run`'s second pass runs the suite on Lambda's Node major.
  */
 const RUNNER = `
 const { writeFileSync } = require('node:fs');
@@ -39,8 +40,8 @@ const { handler } = require(process.env.BUNDLE_ENTRY);
 const started = Date.now();
 const context = { awsRequestId: 'bundle-test-0001', getRemainingTimeInMillis: () => 900000 - (Date.now() - started) };
 handler(JSON.parse(process.env.TEST_EVENT), context).then(
-  (result) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ ok: true, result })); process.exit(0); },
-  (error) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ ok: false, error: String(error) })); process.exit(0); },
+  (result) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ node: process.version, ok: true, result })); process.exit(0); },
+  (error) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ node: process.version, ok: false, error: String(error) })); process.exit(0); },
 );
 `;
 
@@ -67,6 +68,7 @@ describe('the bundled function (as synthesized by the stack) against the local s
   let bundleDir: string;
   let local: LocalStack;
   let outcome: {
+    node: string;
     ok: boolean;
     result?: { snapshotId: string; status: string; manifestKey: string };
     error?: string;
@@ -130,6 +132,14 @@ describe('the bundled function (as synthesized by the stack) against the local s
     await local?.stop();
     await rm(outdir, { recursive: true, force: true });
     await rm(snapshotDir, { recursive: true, force: true });
+  });
+
+  // The Node that runs jest, unless the caller names the one this pass must be on (.ci/run's Node 24
+  // pass sets EXPECT_NODE_VERSION from the binary it put first on PATH).
+  const expectedNode = process.env.EXPECT_NODE_VERSION || process.version;
+
+  it(`runs in a plain Node process on ${expectedNode}`, () => {
+    expect(outcome.node).toBe(expectedNode);
   });
 
   it('is one self-contained file (the AWS SDK included) plus its source map', async () => {
