@@ -37,14 +37,38 @@ const DT = '2026-11-26';
 const RUNNER = `
 const { writeFileSync } = require('node:fs');
 const { handler } = require(process.env.BUNDLE_ENTRY);
-const started = Date.now();
-const context = { awsRequestId: 'bundle-test-0001', getRemainingTimeInMillis: () => 900000 - (Date.now() - started) };
-handler(JSON.parse(process.env.TEST_EVENT), context).then(
-  (result) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ node: process.version, ok: true, result })); process.exit(0); },
-  (error) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ node: process.version, ok: false, error: String(error) })); process.exit(0); },
-);
+let calls = 0;
+// One Lambda invocation per phase, as the state machine makes them, each with its own clock.
+const invoke = (payload) => {
+  const started = Date.now();
+  calls++;
+  return handler(payload, { awsRequestId: 'bundle-test-' + calls, getRemainingTimeInMillis: () => 900000 - (Date.now() - started) });
+};
+const report = (value) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ node: process.version, calls, ...value })); process.exit(0); };
+(async () => {
+  let step = 'Plan';
+  let plan;
+  try {
+    plan = await invoke({ phase: 'plan', trigger: JSON.parse(process.env.TEST_EVENT), execution: { name: 'bundle-test', startTime: new Date().toISOString() } });
+    step = 'Work';
+    const tails = await Promise.all(plan.segments.map(async ({ segment, totalSegments }) => {
+      let slice = { segment, totalSegments, cursor: null, step: 0, tail: null };
+      for (;;) {
+        const out = await invoke({ phase: 'work', run: plan.run, slice });
+        slice = out.slice;
+        if (out.done) return slice.tail;
+      }
+    }));
+    step = 'Commit';
+    report({ ok: true, plan, result: await invoke({ phase: 'commit', run: plan.run, tails }) });
+  } catch (error) {
+    const aborted = plan
+      ? await invoke({ phase: 'abort', run: plan.run, failedStep: step, error: { Error: error.name, Cause: JSON.stringify({ errorType: error.name, errorMessage: error.message }) } })
+      : undefined;
+    report({ ok: false, plan, error: { name: error.name, message: error.message }, step, aborted });
+  }
+})();
 `;
-
 /** Glue/Hive type -> DuckDB type, so DuckDB reads with exactly the columns the Glue table declares. */
 function duckType(type: AthenaType): string {
   switch (type.kind) {
@@ -70,8 +94,9 @@ describe('the bundled function (as synthesized by the stack) against the local s
   let outcome: {
     node: string;
     ok: boolean;
+    plan?: { run: { runId: string } };
     result?: { snapshotId: string; status: string; manifestKey: string };
-    error?: string;
+    error?: { name: string; message: string };
   };
   let manifest: Manifest;
 
@@ -151,7 +176,7 @@ describe('the bundled function (as synthesized by the stack) against the local s
     expect(outcome.result).toMatchObject({
       snapshotId: SNAPSHOT_ID,
       status: 'committed',
-      manifestKey: `${PREFIX}/manifests/dt=${DT}/${SNAPSHOT_ID}.json`,
+      manifestKey: `${PREFIX}/manifests/dt=${DT}/${SNAPSHOT_ID}.${outcome.plan?.run.runId}.json`,
     });
   });
 
@@ -168,7 +193,9 @@ describe('the bundled function (as synthesized by the stack) against the local s
     expect(manifest.files.sessions.length).toBeGreaterThan(0);
     for (const file of manifest.files.sessions) {
       expect(file.key).toMatch(
-        new RegExp(`^${PREFIX}/sessions/dt=${DT}/${SNAPSHOT_ID}-\\d{3}-\\d{5}\\.ndjson\\.gz$`),
+        new RegExp(
+          `^${PREFIX}/sessions/dt=${DT}/${SNAPSHOT_ID}\\.${outcome.plan?.run.runId}\\.s000-00000-[a-z0-9]+-\\d{5}\\.ndjson\\.gz$`,
+        ),
       );
       const object = await local.s3Client.send(new GetObjectCommand({ Bucket: local.bucket, Key: file.key }));
       const body = Buffer.from(
