@@ -68,8 +68,9 @@ export interface SessionExportProps extends StackProps {
   readonly logRetention?: RetentionDays;
   /**
    * Segments a run works on in parallel (the state machine's inline Map concurrency, 1 to 40).
-   * `EXPORT_CONCURRENCY` and `EXPORT_MAX_RPS` are limits for the whole run, shared by them.
-   * @default 8
+   * `EXPORT_CONCURRENCY` and `EXPORT_MAX_RPS` are limits for the whole run, shared by them. It may
+   * not be below the segments Plan can choose (`EXPORT_SCAN_SEGMENTS`; for `auto`, min(40, concurrency)).
+   * @default - the most segments Plan can choose: EXPORT_SCAN_SEGMENTS, or min(40, concurrency) for auto (16 by default)
    */
   readonly maxSegmentConcurrency?: number;
   /**

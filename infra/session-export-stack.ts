@@ -8,7 +8,7 @@ import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
 import { ExportFunction } from './constructs/export-function';
 import { ExportSchedule } from './constructs/export-schedule';
-import { ExportStateMachine } from './constructs/export-state-machine';
+import { ExportStateMachine, MAX_INLINE_MAP_CONCURRENCY } from './constructs/export-state-machine';
 import { FailureQueue } from './constructs/failure-queue';
 import { ScheduledRunLauncher } from './constructs/scheduled-run-launcher';
 import { SessionsCatalog } from './constructs/sessions-catalog';
@@ -18,6 +18,18 @@ import { validateSessionExportProps } from './validate-props';
 
 const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
 const FUNCTION_TIMEOUT = Duration.minutes(15);
+
+/**
+ * The most segments Plan can choose (lambda/run/phases.ts, chooseSegments): the configured
+ * EXPORT_SCAN_SEGMENTS, or for `auto` at most one per concurrent call, and never more than the
+ * 40 an inline Map runs at once. The Map runs that many at once by default, so no segment waits
+ * for another to finish (each gets a 1/total share of the run's rate, and would otherwise idle it).
+ */
+export function mostSegments(props: SessionExportProps): number {
+  const configured = props.jobEnvironment?.EXPORT_SCAN_SEGMENTS;
+  if (configured !== undefined && configured !== 'auto') return Number(configured);
+  return Math.min(MAX_INLINE_MAP_CONCURRENCY, props.concurrency ?? 16);
+}
 
 /**
  * The deployable unit: wires the constructs together from validated props. No business logic:
@@ -57,7 +69,7 @@ export class SessionExportStack extends Stack {
       environment.EXPORT_MAX_RPS = String(props.maxRequestsPerSecond);
     }
 
-    const maxSegmentConcurrency = props.maxSegmentConcurrency ?? 8;
+    const maxSegmentConcurrency = props.maxSegmentConcurrency ?? mostSegments(props);
     this.exportFunction = new ExportFunction(this, 'Job', {
       usersTable,
       bucket,

@@ -123,12 +123,36 @@ export function validateSessionExportProps(props: SessionExportProps): void {
     problems.push(`glueDatabaseName "${props.glueDatabaseName}" must be lower-case letters, digits and _`);
   }
   problems.push(...jobEnvironmentProblems(props.jobEnvironment ?? {}));
+  problems.push(...segmentProblems(props));
 
   if (problems.length > 0) {
     throw new Error(
       `Invalid SessionExport settings (${problems.length}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
   }
+}
+
+/**
+ * Plan may choose up to EXPORT_SCAN_SEGMENTS segments (for `auto`, at most min(40, concurrency)):
+ * every one must fit in the Map at once, or the segments that wait leave part of the run's rate
+ * share unused, and an inline Map runs at most 40.
+ */
+function segmentProblems(props: SessionExportProps): Problem[] {
+  const configured = props.jobEnvironment?.EXPORT_SCAN_SEGMENTS;
+  const numeric = configured !== undefined && configured !== 'auto' ? Number(configured) : undefined;
+  if (numeric !== undefined && Number.isInteger(numeric) && numeric > 40) {
+    return [
+      `jobEnvironment.EXPORT_SCAN_SEGMENTS=${configured}: an inline Map runs at most 40 segments at once`,
+    ];
+  }
+  const most = numeric ?? Math.min(40, props.concurrency ?? 16);
+  const map = props.maxSegmentConcurrency;
+  if (map !== undefined && Number.isInteger(map) && map < most) {
+    return [
+      `maxSegmentConcurrency ${map} is below the ${most} segments Plan may choose (${numeric !== undefined ? 'EXPORT_SCAN_SEGMENTS' : 'EXPORT_SCAN_SEGMENTS=auto: at most min(40, concurrency)'}): raise it, or set jobEnvironment.EXPORT_SCAN_SEGMENTS`,
+    ];
+  }
+  return [];
 }
 
 function isTimeZone(name: string): boolean {

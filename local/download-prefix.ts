@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { listKeys } from '../lambda/snapshot/commit-snapshot';
+import { listKeys } from '../lambda/snapshot/s3-objects';
 
 /**
  * Copies every object under `prefix` into `dir`, keeping the key path (so `dt=` folders survive

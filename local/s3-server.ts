@@ -10,7 +10,8 @@ export interface S3Server extends ChildServer {
 /**
  * fauxqs 1.9.2 (in memory, its own process): multipart, abort, delimiter listing and
  * byte-identical reads all behave like S3 here; s3rver corrupts streamed bodies and cannot abort
- * uploads, and fauxqs 2.x needs Node 22. Path-style only, like every local S3.
+ * uploads, and fauxqs 2.x needs Node 22. Path-style only, like every local S3. Listens on
+ * loopback only (see s3-server-main.mjs).
  */
 export async function startS3Server(): Promise<S3Server> {
   const port = await freePort();
@@ -26,7 +27,7 @@ export async function startS3Server(): Promise<S3Server> {
     name: 'fauxqs S3',
     command: process.execPath,
     args: [join(__dirname, 's3-server-main.mjs')],
-    env: { ...process.env, FAUXQS_PORT: String(port), FAUXQS_HOST: '127.0.0.1', FAUXQS_LOGGER: 'false' },
+    env: { ...process.env, FAUXQS_PORT: String(port) },
     ready: async () => {
       await probe.send(new ListBucketsCommand({}));
       return true;

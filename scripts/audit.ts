@@ -8,49 +8,63 @@
  * cdk-outputs.json` writes, else `aws cloudformation describe-stacks` (the AWS CLI the README's
  * other steps use). The execution is named `audit-<UTC time>-<random>`; if a run is in
  * progress, the audit queues behind it (the state machine runs one at a time) and says so.
+ * `npm run replay` starts its runs through `startRun` here too.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   DescribeExecutionCommand,
+  ExecutionAlreadyExists,
   GetExecutionHistoryCommand,
   type HistoryEvent,
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { OUTPUTS } from '../infra/stack-outputs';
-import { auditExecutionName } from '../local/execution-name';
+import { auditExecutionName, scheduledExecutionName } from '../local/execution-name';
 import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =
   'usage: npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--state-machine-arn ARN] [--outputs-file PATH]';
 const POLL_MS = 5_000;
 
-export interface AuditArgs {
-  readonly payload: AuditPayload;
+/** Where the deployed state machine is found; `npm run replay` takes the same flags. */
+export interface DeployedStackArgs {
   readonly stack: string;
   readonly stateMachineArn: string | undefined;
   readonly outputsFile: string;
 }
 
-export function parseAuditArgs(argv: string[]): AuditArgs {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...AUDIT_OPTIONS,
-      stack: { type: 'string', default: 'MoonKeySessionExport' },
-      'state-machine-arn': { type: 'string' },
-      'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
-    },
-    strict: true,
-  });
+export const DEPLOYED_STACK_OPTIONS = {
+  stack: { type: 'string', default: 'MoonKeySessionExport' },
+  'state-machine-arn': { type: 'string' },
+  'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
+} as const;
+
+export function deployedStackArgs(values: {
+  stack?: string;
+  'state-machine-arn'?: string;
+  'outputs-file'?: string;
+}): DeployedStackArgs {
   return {
-    payload: auditPayloadFromArgs(values, USAGE),
     stack: values.stack ?? 'MoonKeySessionExport',
     stateMachineArn: values['state-machine-arn'],
     outputsFile: values['outputs-file'] ?? 'cdk-outputs.json',
   };
+}
+
+export interface AuditArgs extends DeployedStackArgs {
+  readonly payload: AuditPayload;
+}
+
+export function parseAuditArgs(argv: string[]): AuditArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...AUDIT_OPTIONS, ...DEPLOYED_STACK_OPTIONS },
+    strict: true,
+  });
+  return { payload: auditPayloadFromArgs(values, USAGE), ...deployedStackArgs(values) };
 }
 
 /** Where a run is, read from its execution history. */
@@ -147,20 +161,52 @@ async function newEvents(
   return fresh.reverse();
 }
 
-async function main(): Promise<number> {
-  const args = parseAuditArgs(process.argv.slice(2));
-  const outputs = args.stateMachineArn ? {} : stackOutputs(args.stack, args.outputsFile);
-  const stateMachineArn = args.stateMachineArn ?? outputs[OUTPUTS.stateMachineArn];
+/**
+ * Names for a run of `event`: a scheduled event is its slot's run (`scheduled-<slot>`, the name
+ * the launcher uses, then `-rerun-1`, `-rerun-2`, ... if the slot already ran: the job takes the
+ * snapshot id from the event, so a rerun replaces the slot's snapshot); anything else an audit.
+ */
+export function* executionNames(event: unknown, now: Date): Generator<string> {
+  const time = (event as { 'detail-type'?: unknown; time?: unknown } | null)?.time;
+  if (
+    (event as { 'detail-type'?: unknown } | null)?.['detail-type'] === 'Scheduled Event' &&
+    typeof time === 'string'
+  ) {
+    const slot = scheduledExecutionName(time);
+    yield slot;
+    for (let rerun = 1; rerun <= 50; rerun++) yield `${slot}-rerun-${rerun}`;
+    return;
+  }
+  yield auditExecutionName(now);
+}
+
+/**
+ * Starts one run of the deployed state machine with `event` (an audit request, or a scheduled
+ * event that `npm run replay` took from the failure queue), follows it and prints where it
+ * landed; returns the exit code. The one place the scripts start a deployed run.
+ */
+export async function startRun(target: DeployedStackArgs, event: unknown, what: string): Promise<number> {
+  const outputs = target.stateMachineArn ? {} : stackOutputs(target.stack, target.outputsFile);
+  const stateMachineArn = target.stateMachineArn ?? outputs[OUTPUTS.stateMachineArn];
   if (!stateMachineArn)
-    throw new UsageError(`Stack ${args.stack} has no ${OUTPUTS.stateMachineArn} output: deployed?`);
+    throw new UsageError(`Stack ${target.stack} has no ${OUTPUTS.stateMachineArn} output: deployed?`);
 
   const sfn = new SFNClient({});
-  const name = auditExecutionName(new Date());
   try {
-    const { executionArn } = await sfn.send(
-      new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(args.payload) }),
-    );
-    console.error(`Started ${name} (audit: "${args.payload.reason}")\n  ${executionArn}`);
+    let executionArn: string | undefined;
+    let name = '';
+    for (name of executionNames(event, new Date())) {
+      try {
+        ({ executionArn } = await sfn.send(
+          new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(event) }),
+        ));
+        break;
+      } catch (error) {
+        if (!(error instanceof ExecutionAlreadyExists)) throw error;
+      }
+    }
+    if (!executionArn) throw new Error(`every execution name tried for this run is taken (last: ${name})`);
+    console.error(`Started ${name} (${what})\n  ${executionArn}`);
     const started = Date.now();
     const events: HistoryEvent[] = [];
     const tty = process.stderr.isTTY;
@@ -188,7 +234,7 @@ function report(
   outputs: Record<string, string>,
 ): number {
   if (status !== 'SUCCEEDED') {
-    console.error(`The audit run ended ${status}: ${error ?? 'no error'}${cause ? `: ${cause}` : ''}`);
+    console.error(`The run ended ${status}: ${error ?? 'no error'}${cause ? `: ${cause}` : ''}`);
     console.error(
       'Its failed manifest is under <prefix>/manifests/ (status "failed"); the execution history shows the failed step.',
     );
@@ -202,6 +248,11 @@ function report(
   if (result.counts) console.log(`counts    ${JSON.stringify(result.counts)}`);
   console.log(`athena    SELECT * FROM sessions WHERE snapshot_id = '${result.snapshotId}'`);
   return 0;
+}
+
+async function main(): Promise<number> {
+  const args = parseAuditArgs(process.argv.slice(2));
+  return startRun(args, args.payload, `audit: "${args.payload.reason}"`);
 }
 
 if (require.main === module) {

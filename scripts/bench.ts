@@ -31,7 +31,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { build } from 'esbuild';
-import { listKeys } from '../lambda/snapshot/commit-snapshot';
+import { listKeys } from '../lambda/snapshot/s3-objects';
 import { freePort, startChildServer } from '../local/child-server';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from '../local/dynamodb-local';
 import { userIdFor } from '../local/fake-sessions';

@@ -88,7 +88,8 @@ export class ExportFunction extends Construct {
     this.role.addToPolicy(
       new PolicyStatement({
         sid: 'ScanUsersTable',
-        actions: ['dynamodb:Scan'],
+        // DescribeTable: Plan sizes the scan (segments) from the table's item count.
+        actions: ['dynamodb:Scan', 'dynamodb:DescribeTable'],
         resources: [props.usersTable.tableArn],
       }),
     );

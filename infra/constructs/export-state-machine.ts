@@ -274,7 +274,8 @@ export class ExportStateMachine extends Construct {
         parameters: {
           phase: 'abort',
           failedStep,
-          ...(withRun ? { 'run.$': '$.run' } : { 'trigger.$': '$$.Execution.Input' }),
+          // A failed Plan has no run: Abort then only logs (the trigger is in the execution input).
+          ...(withRun ? { 'run.$': '$.run' } : {}),
           'error.$': '$.error',
         },
       });

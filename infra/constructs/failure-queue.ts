@@ -4,8 +4,9 @@ import { Construct } from 'constructs';
 
 /**
  * Where runs that did not happen (or did not finish) wait for a person: events Scheduler could not
- * deliver, and asynchronous invocations that failed or expired in Lambda's queue. Each message is
- * the original event, so replaying it with `aws lambda invoke` reruns the same snapshot slot.
+ * deliver (the message is the original event), and asynchronous invocations that failed or expired
+ * in Lambda's queue (the message is Lambda's invocation record, the event under `requestPayload`).
+ * `npm run replay` takes either and reruns the same snapshot slot (README: "Failure queue").
  */
 export class FailureQueue extends Construct {
   readonly queue: Queue;

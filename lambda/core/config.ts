@@ -66,7 +66,8 @@ export const envShape = z.object({
   EXPORT_MAX_ATTEMPTS: int(1, 20).default(5),
   EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
   EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
-  EXPORT_SCAN_SEGMENTS: int(1, 1000).default(1),
+  // `auto`: from the table's size (DescribeTable's item count, run/phases.ts), 1 to 40 segments.
+  EXPORT_SCAN_SEGMENTS: z.union([z.literal('auto'), int(1, 1000)]).default('auto'),
   EXPORT_SCAN_PAGE_SIZE: int(1, 10_000).default(1000),
   EXPORT_FAILED_USERS_TOLERANCE: tolerance.default(() => ({ kind: 'count', value: 0 }) as const),
   // S3 rejects multipart parts under 5 MiB (except the last); files above 5 GiB cannot be completed in one CopyObject-free part set we size for.
@@ -121,7 +122,7 @@ export interface Config {
   readonly maxAttempts: number;
   readonly retryBaseDelayMs: number;
   readonly retryMaxDelayMs: number;
-  readonly scanSegments: number;
+  readonly scanSegments: number | 'auto';
   readonly scanPageSize: number;
   readonly failedUsersTolerance: Env['EXPORT_FAILED_USERS_TOLERANCE'];
   readonly targetFileBytes: number;

@@ -87,3 +87,13 @@ export class SnapshotWriteError extends ExportError {}
 
 /** Reading the users table failed. */
 export class ScanUsersError extends ExportError {}
+
+/** A Work found its run already given up (Abort wrote the failed manifest): it stops writing. */
+export class RunAbandonedError extends ExportError {
+  override readonly name = 'RunAbandonedError';
+}
+
+/** A phase's input is not what the state machine sends (a hand-edited execution input, a drifted definition). */
+export class InvalidPhaseInputError extends ExportError {
+  override readonly name = 'InvalidPhaseInputError';
+}

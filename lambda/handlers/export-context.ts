@@ -4,7 +4,7 @@ import { resolveApiKey } from '../core/api-key';
 import type { Config } from '../core/config';
 import { createLogger, createMetricsSink, type JobLogger, type MetricsSink } from '../core/observability';
 import { createSessionsClient } from '../moonkey/sessions-client';
-import type { ExportContext } from '../run/run-export';
+import type { ExportContext } from '../run/job-context';
 
 export interface ExportRuntime extends ExportContext {
   close(): Promise<void>;

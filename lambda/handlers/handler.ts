@@ -1,19 +1,33 @@
+import { createHash } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../core/config';
-import { InvalidEventError } from '../core/errors';
-import { type RunOptions, type RunOutcome, runExport } from '../run/run-export';
+import { InvalidEventError, InvalidPhaseInputError } from '../core/errors';
+import {
+  abortPhase,
+  commitPhase,
+  type PlanOutput,
+  planPhase,
+  type RunOutcome,
+  type WorkOutput,
+  workPhase,
+} from '../run/phases';
+import { type RunOptions, runExport } from '../run/run-export';
 import { planFromEvent, type RunPlan } from '../run/run-plan';
-import type { Manifest } from '../snapshot/manifest';
+import { emptyCounts, type Manifest } from '../snapshot/manifest';
 import { createExportRuntime, type ExportRuntime } from './export-context';
+import { describeCaughtError, type PhaseInput, phaseInputSchema } from './phase-input';
 
-/** What a successful invocation returns: enough to find the snapshot without opening S3. */
-export interface HandlerResult {
+/** What Commit and Abort return: enough to find the snapshot without opening S3. */
+export interface RunSummary {
   readonly snapshotId: string;
+  readonly runId: string;
   readonly status: Manifest['status'];
-  readonly manifestKey: string | undefined;
+  readonly manifestKey: string | null;
   readonly counts: Manifest['counts'];
   readonly files: number;
 }
+
+export type PhaseResult = PlanOutput | WorkOutput | RunSummary;
 
 let runtime: Promise<ExportRuntime> | undefined;
 
@@ -38,44 +52,109 @@ export async function closeRuntime(): Promise<void> {
   await (await current?.catch(() => undefined))?.close();
 }
 
-/** One invocation, shared by the Lambda handler and `npm run export`: parse, run, report. */
+/** Parses a trigger (scheduled event or audit request) into a plan, logging what was wrong. */
+function planOrReport(
+  rt: ExportRuntime,
+  event: unknown,
+  now: Date,
+  invocationId: string,
+  runIdSuffix?: string,
+): RunPlan {
+  try {
+    return planFromEvent(event, now, invocationId, { runIdSuffix });
+  } catch (error) {
+    if (error instanceof InvalidEventError) {
+      rt.logger.error('rejected the run trigger', { invocationId, issues: [...error.issues] });
+    }
+    throw error;
+  }
+}
+
+/**
+ * A whole run in this process (`npm run export`, tests): the same phases as the state machine,
+ * driven in-process (run/run-export.ts).
+ */
 export async function invoke(
   event: unknown,
   invocationId: string,
   options: RunOptions & { configDefaults?: Record<string, string> } = {},
 ): Promise<RunOutcome> {
   const rt = await getRuntime(options.configDefaults);
-  let plan: RunPlan;
-  try {
-    plan = planFromEvent(event, new Date(), invocationId);
-  } catch (error) {
-    // Reported here, counted by Lambda's Errors metric, and (for asynchronous invocations) kept
-    // whole in the function's on-failure destination: a bad payload is never silently dropped.
-    if (error instanceof InvalidEventError) {
-      rt.logger.error('rejected the invocation payload', { invocationId, issues: [...error.issues] });
-    }
-    throw error;
-  }
-  return runExport(plan, rt, options);
+  return runExport(planOrReport(rt, event, new Date(), invocationId), rt, options);
 }
 
+const summary = (outcome: RunOutcome): RunSummary => ({
+  snapshotId: outcome.manifest.snapshot_id,
+  runId: outcome.manifest.run_id,
+  status: outcome.manifest.status,
+  manifestKey: outcome.manifestKey ?? null,
+  counts: outcome.manifest.counts,
+  files: outcome.manifest.files.sessions.length,
+});
+
 /**
- * Thin on purpose. A failed snapshot is thrown (after its manifest is written) so Lambda counts
- * an error and the Errors alarm fires; a bad payload is thrown before anything is written.
+ * The Lambda entry: one phase of a run per invocation, as the state machine calls it. Thin on
+ * purpose: parse the input, run the phase, return its small output. A failing phase throws (with
+ * its literal error name), and the state machine's Catch sends the run to Abort.
  */
 export async function handler(
   event: unknown,
   context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
-): Promise<HandlerResult> {
-  const outcome = await invoke(event, context.awsRequestId, {
-    deadlineAt: Date.now() + context.getRemainingTimeInMillis(),
-  });
-  if (outcome.error) throw outcome.error;
-  return {
-    snapshotId: outcome.manifest.snapshot_id,
-    status: outcome.manifest.status,
-    manifestKey: outcome.manifestKey,
-    counts: outcome.manifest.counts,
-    files: outcome.manifest.files.sessions.length,
-  };
+): Promise<PhaseResult> {
+  const rt = await getRuntime();
+  const parsed = phaseInputSchema.safeParse(event);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map(
+      (i) => `${i.path.length ? i.path.join('.') : 'input'}: ${i.message}`,
+    );
+    rt.logger.error('rejected the phase input', { requestId: context.awsRequestId, issues });
+    throw new InvalidPhaseInputError(
+      `Rejected the phase input: this function runs the phases of the snapshot state machine (start an execution instead of invoking it). ${issues.join('; ')}`,
+    );
+  }
+  return runPhase(rt, parsed.data, context);
+}
+
+async function runPhase(
+  rt: ExportRuntime,
+  input: PhaseInput,
+  context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
+): Promise<PhaseResult> {
+  switch (input.phase) {
+    case 'plan': {
+      const { name, startTime } = input.execution;
+      // Derived from the execution, so a retried Plan names the same run.
+      const suffix = createHash('sha256').update(name).digest('hex');
+      return planPhase(rt, planOrReport(rt, input.trigger, new Date(startTime), name, suffix));
+    }
+    case 'work': {
+      const deadline = Date.now() + context.getRemainingTimeInMillis();
+      const margin = rt.config.deadlineMarginMs;
+      // New pages stop at the margin; the page in hand may use half of it before the Work gives up.
+      return workPhase(rt, input.run, input.slice, {
+        attempt: context.awsRequestId,
+        stopAt: deadline - margin,
+        hardStopAt: deadline - margin / 2,
+        checkRunOver: true,
+      });
+    }
+    case 'commit':
+      return summary(await commitPhase(rt, input.run, input.tails));
+    case 'abort': {
+      const error = describeCaughtError(input.error);
+      if (input.run === undefined) {
+        // Plan failed: there is no run to abort and no snapshot id to write a manifest under.
+        rt.logger.error('run failed before it was planned', { failedStep: input.failedStep, error });
+        return {
+          snapshotId: '',
+          runId: '',
+          status: 'failed',
+          manifestKey: null,
+          counts: emptyCounts(),
+          files: 0,
+        };
+      }
+      return summary(await abortPhase(rt, { run: input.run, error, failedStep: input.failedStep }));
+    }
+  }
 }

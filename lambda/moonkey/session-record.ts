@@ -66,9 +66,17 @@ export const listSessionsResponseSchema = z.looseObject({
 });
 
 /** One NDJSON line of a snapshot: the session as MoonKey returned it, plus where it came from. */
+/** Fields the job adds to every line; ours, so always whole seconds whatever MoonKey's times are. */
+const jobSeconds = z.number().int().nonnegative();
+
 export const exportedSessionRecordSchema = sessionListItemSchema.extend({
   snapshot_id: z.string().min(1),
-  snapshot_at: epochSeconds,
+  /** The run of the slot that wrote the line: readers show the lines of the slot's committed run. */
+  run_id: z.string().min(1),
+  /** The slot's time (the schedule's), the same on every line of a snapshot. */
+  snapshot_at: jobSeconds,
+  /** When this user's sessions were read: a run may take hours, so rows of one snapshot differ in age. */
+  observed_at: jobSeconds,
 });
 
 export type SessionListItem = z.infer<typeof sessionListItemSchema>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidEventError } from '../core/errors';
+import { compactIso, newRunId } from '../snapshot/snapshot-id';
 
 /**
  * A scheduled invocation: the "Scheduled Event" an EventBridge rule sends, or the same shape the
@@ -34,6 +35,10 @@ export type UserSource = { kind: 'scan' } | { kind: 'list'; userIds: readonly st
 /** Everything a run needs to know about *what* to export; *how* comes from Config. */
 export interface RunPlan {
   readonly snapshotId: string;
+  /** This run of the slot (snapshot-id.ts): what makes its files its own, and orders it among reruns. */
+  readonly runId: string;
+  /** ISO time the run started. */
+  readonly startedAt: string;
   /** Epoch seconds; also decides the `dt=` partition (UTC date). */
   readonly snapshotAt: number;
   readonly trigger: 'scheduled' | 'audit';
@@ -42,23 +47,32 @@ export interface RunPlan {
   readonly dryRun: boolean;
 }
 
-const compactIso = (date: Date) =>
-  date
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
+export interface PlanOptions {
+  /**
+   * Makes the run id repeatable: a Step Functions Plan that is retried must name the same run,
+   * so it passes something derived from its execution. Random when omitted.
+   */
+  readonly runIdSuffix?: string;
+}
 
 /**
  * Turns an invocation payload into a plan, or throws InvalidEventError listing what is wrong
  * with it as each kind of event. A scheduled slot's id depends only on the scheduled time, so a
  * duplicate delivery or a retry rewrites the same snapshot; an audit gets an id of its own.
  */
-export function planFromEvent(event: unknown, now: Date, invocationId: string): RunPlan {
+export function planFromEvent(
+  event: unknown,
+  now: Date,
+  invocationId: string,
+  options: PlanOptions = {},
+): RunPlan {
+  const run = { runId: newRunId(now, options.runIdSuffix), startedAt: now.toISOString() };
   const scheduled = scheduledEventSchema.safeParse(event);
   if (scheduled.success) {
     const at = new Date(scheduled.data.time);
     return {
       snapshotId: `scheduled-${compactIso(at)}`,
+      ...run,
       snapshotAt: Math.floor(at.getTime() / 1000),
       trigger: 'scheduled',
       reason: undefined,
@@ -69,13 +83,15 @@ export function planFromEvent(event: unknown, now: Date, invocationId: string): 
   const looksScheduled = typeof event === 'object' && event !== null && 'detail-type' in event;
   const audit = auditRequestSchema.safeParse(event);
   if (audit.success) {
+    // The end of the invocation id: unique in a Lambda request id and in an execution name alike.
     const suffix =
       invocationId
         .replace(/[^A-Za-z0-9]/g, '')
-        .slice(0, 8)
+        .slice(-8)
         .toLowerCase() || 'manual';
     return {
       snapshotId: `audit-${compactIso(now)}-${suffix}`,
+      ...run,
       snapshotAt: Math.floor(now.getTime() / 1000),
       trigger: 'audit',
       reason: audit.data.reason,
@@ -92,9 +108,4 @@ export function planFromEvent(event: unknown, now: Date, invocationId: string): 
     `Rejected the invocation payload: it is neither a scheduled event nor an audit request ({"reason": "...", "userIds"?: [...], "dryRun"?: false}). As ${kind}: ${issues.join('; ')}`,
     issues,
   );
-}
-
-/** `dt=YYYY-MM-DD` of a snapshot: the UTC date of its snapshot time. */
-export function partitionDate(snapshotAt: number): string {
-  return new Date(snapshotAt * 1000).toISOString().slice(0, 10);
 }

@@ -122,10 +122,12 @@ type ManifestColumnTypes = {
 const manifestColumnTypes = {
   manifest_version: { kind: 'primitive', name: 'int' },
   snapshot_id: str,
+  run_id: str,
   trigger: str,
   reason: str,
   status: str,
-  error: struct({ type: str, message: str }),
+  error: struct({ type: str, message: str, step: str }),
+  superseded_by: str,
   snapshot_at: big,
   started_at: str,
   finished_at: str,

@@ -24,6 +24,11 @@ export interface PendingFile {
 
 export interface GzipFileOptions {
   readonly s3: S3Client;
+  /**
+   * Called once the upload exists and before its first part is sent: the run records the upload
+   * id there, so nothing can hold parts in S3 that a later run cannot find and abort.
+   */
+  readonly onUploadCreated?: (upload: { key: string; uploadId: string }) => Promise<void>;
   readonly bucket: string;
   readonly key: string;
   readonly partBytes: number;
@@ -42,7 +47,10 @@ const MAX_PARTS_IN_FLIGHT = 2;
 export class GzipMultipartFile {
   readonly key: string;
   private readonly gzip: Gzip;
+  /** Resolves once the upload exists and was recorded: parts wait for it. */
   private readonly uploadIdPromise: Promise<string>;
+  /** Resolves once the upload exists, recorded or not: what abort needs. */
+  private readonly createdPromise: Promise<string>;
   private chunks: Buffer[] = [];
   private chunkBytes = 0;
   private nextPartNumber = 1;
@@ -60,7 +68,7 @@ export class GzipMultipartFile {
     this.gzip.on('error', (error) => {
       this.failure ??= error;
     });
-    this.uploadIdPromise = options.s3
+    this.createdPromise = options.s3
       .send(
         new CreateMultipartUploadCommand({
           Bucket: options.bucket,
@@ -72,6 +80,11 @@ export class GzipMultipartFile {
         if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
         return out.UploadId;
       });
+    this.createdPromise.catch(() => undefined);
+    this.uploadIdPromise = this.createdPromise.then(async (uploadId) => {
+      await options.onUploadCreated?.({ key: options.key, uploadId });
+      return uploadId;
+    });
     // Observed later by upload/close/abort; this keeps an early rejection from being "unhandled".
     this.uploadIdPromise.catch((error: unknown) => {
       this.failure ??= this.wrap('starting the multipart upload', error);
@@ -111,7 +124,7 @@ export class GzipMultipartFile {
   async abort(): Promise<void> {
     this.gzip.destroy();
     await Promise.allSettled(this.inFlight);
-    const uploadId = await this.uploadIdPromise.catch(() => undefined);
+    const uploadId = await this.createdPromise.catch(() => undefined);
     if (uploadId === undefined) return;
     await this.options.s3.send(
       new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: this.key, UploadId: uploadId }),

@@ -1,4 +1,9 @@
-export type SnapshotStatus = 'committed' | 'failed' | 'dry_run';
+/**
+ * `committed`: this run's commit point; readers show the committed run with the greatest run id.
+ * `superseded`: was committed, then a newer run of the slot committed and its files were removed.
+ * `failed`: nothing of this run is visible. `dry_run`: counted only (never written by a dry run).
+ */
+export type SnapshotStatus = 'committed' | 'superseded' | 'failed' | 'dry_run';
 
 export interface ManifestFile {
   readonly key: string;
@@ -15,34 +20,64 @@ export interface FailedUser {
 /** How many failed users a manifest lists by name; all of them are in the failed-users file. */
 export const MANIFEST_FAILED_USERS_LIMIT = 1000;
 
+export interface RunCounts {
+  readonly users_scanned: number;
+  readonly users_unusable: number;
+  readonly users_processed: number;
+  readonly users_with_sessions: number;
+  readonly sessions_exported: number;
+  readonly users_failed: number;
+  readonly items_rejected: number;
+  readonly requests: number;
+  readonly retries: number;
+}
+
+export type MutableRunCounts = { -readonly [K in keyof RunCounts]: number };
+
+export function emptyCounts(): MutableRunCounts {
+  return {
+    users_scanned: 0,
+    users_unusable: 0,
+    users_processed: 0,
+    users_with_sessions: 0,
+    sessions_exported: 0,
+    users_failed: 0,
+    items_rejected: 0,
+    requests: 0,
+    retries: 0,
+  };
+}
+
+/** Counts of many Work steps (segments, continuations) summed into the run's. */
+export function sumCounts(parts: readonly RunCounts[]): RunCounts {
+  const total = emptyCounts();
+  for (const part of parts)
+    for (const name of Object.keys(total) as (keyof RunCounts)[]) total[name] += part[name];
+  return total;
+}
+
 /**
- * What a run did, written last for success and failure alike. snake_case and one line so the
- * manifests table reads it as it reads the sessions (and so `jq` users feel at home).
+ * What a run did, written last for success and failure alike; for a committed run, writing it
+ * IS the commit. snake_case and one line so the manifests table reads it as it reads the sessions.
  */
 export interface Manifest {
-  readonly manifest_version: 1;
+  readonly manifest_version: 2;
   readonly snapshot_id: string;
+  /** This run of the slot; every line this run wrote carries the same `run_id`. */
+  readonly run_id: string;
   readonly trigger: 'scheduled' | 'audit';
   readonly reason: string | null;
   readonly status: SnapshotStatus;
-  readonly error: { readonly type: string; readonly message: string } | null;
+  /** `step` is the phase that failed (Plan, Work, Commit) when a state machine ran the run. */
+  readonly error: { readonly type: string; readonly message: string; readonly step?: string } | null;
+  readonly superseded_by?: string;
   readonly dt: string;
   readonly snapshot_at: number;
   readonly started_at: string;
   readonly finished_at: string;
   readonly duration_ms: number;
   readonly table_location: string;
-  readonly counts: {
-    readonly users_scanned: number;
-    readonly users_unusable: number;
-    readonly users_processed: number;
-    readonly users_with_sessions: number;
-    readonly sessions_exported: number;
-    readonly users_failed: number;
-    readonly items_rejected: number;
-    readonly requests: number;
-    readonly retries: number;
-  };
+  readonly counts: RunCounts;
   /** Keyed in snake_case (Hive struct fields cannot hold a hyphen); `failed_users` is the failed-users/ files. */
   readonly files: {
     readonly sessions: readonly ManifestFile[];

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { GzipMultipartFile, type PendingFile } from './gzip-multipart-file';
+import { type GzipFileOptions, GzipMultipartFile, type PendingFile } from './gzip-multipart-file';
 
 export interface NdjsonWriterOptions {
   readonly s3: S3Client;
@@ -9,6 +9,7 @@ export interface NdjsonWriterOptions {
   readonly targetFileBytes: number;
   readonly partBytes: number;
   readonly gzipLevel: number;
+  readonly onUploadCreated?: GzipFileOptions['onUploadCreated'];
 }
 
 /**
@@ -87,6 +88,7 @@ export class NdjsonWriter {
         key: this.options.keyForFile(this.fileIndex++),
         partBytes: this.options.partBytes,
         gzipLevel: this.options.gzipLevel,
+        onUploadCreated: this.options.onUploadCreated,
       });
       await this.current.write(text, count);
       if (this.current.compressedBytes >= this.options.targetFileBytes) {

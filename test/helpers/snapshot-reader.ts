@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { listKeys } from '../../lambda/snapshot/commit-snapshot';
+import { listKeys } from '../../lambda/snapshot/s3-objects';
 
 /** Reads every object under `prefix` and returns them by key (gzip objects are gunzipped). */
 export async function readObjects(
@@ -31,4 +31,35 @@ export async function readRecords(
       if (line.trim()) records.push(JSON.parse(line) as Record<string, unknown>);
   }
   return records;
+}
+
+/**
+ * What a reader sees: the rule of the Athena view `sessions`, in TypeScript. For each (dt,
+ * snapshot_id), the committed manifest with the greatest run_id decides which run_id's lines show.
+ * Lines of any other run (failed, superseded, killed mid-commit, still running) are invisible.
+ */
+export async function readVisibleSessions(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+): Promise<Record<string, unknown>[]> {
+  const winners = new Map<string, string>();
+  for (const [key, text] of await readObjects(s3, bucket, `${prefix}/manifests/`)) {
+    const manifest = JSON.parse(text) as { snapshot_id: string; run_id: string; status: string };
+    const dt = /\/dt=([^/]+)\//.exec(key)?.[1];
+    if (manifest.status !== 'committed' || dt === undefined) continue;
+    const slot = `${dt}/${manifest.snapshot_id}`;
+    const current = winners.get(slot);
+    if (current === undefined || manifest.run_id > current) winners.set(slot, manifest.run_id);
+  }
+  const visible: Record<string, unknown>[] = [];
+  for (const [key, text] of await readObjects(s3, bucket, `${prefix}/sessions/`)) {
+    const dt = /\/dt=([^/]+)\//.exec(key)?.[1];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      const record = JSON.parse(line) as Record<string, unknown>;
+      if (winners.get(`${dt}/${String(record.snapshot_id)}`) === record.run_id) visible.push(record);
+    }
+  }
+  return visible;
 }

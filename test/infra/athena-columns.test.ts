@@ -48,7 +48,9 @@ function exportedRecords(): ExportedSessionRecord[] {
         exportedSessionRecordSchema.parse({
           ...session,
           snapshot_id: 'scheduled-20261126T020000Z',
+          run_id: 'r20261126T020001123Z-abc123',
           snapshot_at: 1_764_122_400,
+          observed_at: 1_764_122_461,
         }),
       );
     }

@@ -14,8 +14,8 @@ import {
   manifestColumns,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
-import { listKeys } from '../../lambda/snapshot/commit-snapshot';
 import type { Manifest } from '../../lambda/snapshot/manifest';
+import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 
@@ -31,19 +31,44 @@ const DT = '2026-11-26';
 /**
  * Runs the bundled handler the way Lambda does: plain Node, `require(index.js).handler(event, ctx)`,
  * in its own process, so the environment is exactly what we pass and nothing of jest's module system
- * or of the repository's node_modules is reachable (the bundle must be self-contained).
+ * or of the repository's node_modules is reachable (the bundle must be self-contained). It reports
+ * the Node version it ran on: `.ci/run`'s second pass runs the suite on Lambda's Node major.
  */
 const RUNNER = `
 const { writeFileSync } = require('node:fs');
 const { handler } = require(process.env.BUNDLE_ENTRY);
-const started = Date.now();
-const context = { awsRequestId: 'bundle-test-0001', getRemainingTimeInMillis: () => 900000 - (Date.now() - started) };
-handler(JSON.parse(process.env.TEST_EVENT), context).then(
-  (result) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ ok: true, result })); process.exit(0); },
-  (error) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ ok: false, error: String(error) })); process.exit(0); },
-);
+let calls = 0;
+// One Lambda invocation per phase, as the state machine makes them, each with its own clock.
+const invoke = (payload) => {
+  const started = Date.now();
+  calls++;
+  return handler(payload, { awsRequestId: 'bundle-test-' + calls, getRemainingTimeInMillis: () => 900000 - (Date.now() - started) });
+};
+const report = (value) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ node: process.version, calls, ...value })); process.exit(0); };
+(async () => {
+  let step = 'Plan';
+  let plan;
+  try {
+    plan = await invoke({ phase: 'plan', trigger: JSON.parse(process.env.TEST_EVENT), execution: { name: 'bundle-test', startTime: new Date().toISOString() } });
+    step = 'Work';
+    const tails = await Promise.all(plan.segments.map(async ({ segment, totalSegments }) => {
+      let slice = { segment, totalSegments, cursor: null, step: 0, tail: null };
+      for (;;) {
+        const out = await invoke({ phase: 'work', run: plan.run, slice });
+        slice = out.slice;
+        if (out.done) return slice.tail;
+      }
+    }));
+    step = 'Commit';
+    report({ ok: true, plan, result: await invoke({ phase: 'commit', run: plan.run, tails }) });
+  } catch (error) {
+    const aborted = plan
+      ? await invoke({ phase: 'abort', run: plan.run, failedStep: step, error: { Error: error.name, Cause: JSON.stringify({ errorType: error.name, errorMessage: error.message }) } })
+      : undefined;
+    report({ ok: false, plan, error: { name: error.name, message: error.message }, step, aborted });
+  }
+})();
 `;
-
 /** Glue/Hive type -> DuckDB type, so DuckDB reads with exactly the columns the Glue table declares. */
 function duckType(type: AthenaType): string {
   switch (type.kind) {
@@ -67,9 +92,11 @@ describe('the bundled function (as synthesized by the stack) against the local s
   let bundleDir: string;
   let local: LocalStack;
   let outcome: {
+    node: string;
     ok: boolean;
+    plan?: { run: { runId: string } };
     result?: { snapshotId: string; status: string; manifestKey: string };
-    error?: string;
+    error?: { name: string; message: string };
   };
   let manifest: Manifest;
 
@@ -132,6 +159,14 @@ describe('the bundled function (as synthesized by the stack) against the local s
     await rm(snapshotDir, { recursive: true, force: true });
   });
 
+  // The Node that runs jest, unless the caller names the one this pass must be on (.ci/run's Node 24
+  // pass sets EXPECT_NODE_VERSION from the binary it put first on PATH).
+  const expectedNode = process.env.EXPECT_NODE_VERSION || process.version;
+
+  it(`runs in a plain Node process on ${expectedNode}`, () => {
+    expect(outcome.node).toBe(expectedNode);
+  });
+
   it('is one self-contained file (the AWS SDK included) plus its source map', async () => {
     expect((await readdir(bundleDir)).sort()).toEqual(['index.js', 'index.js.map']);
   });
@@ -141,7 +176,7 @@ describe('the bundled function (as synthesized by the stack) against the local s
     expect(outcome.result).toMatchObject({
       snapshotId: SNAPSHOT_ID,
       status: 'committed',
-      manifestKey: `${PREFIX}/manifests/dt=${DT}/${SNAPSHOT_ID}.json`,
+      manifestKey: `${PREFIX}/manifests/dt=${DT}/${SNAPSHOT_ID}.${outcome.plan?.run.runId}.json`,
     });
   });
 
@@ -158,7 +193,9 @@ describe('the bundled function (as synthesized by the stack) against the local s
     expect(manifest.files.sessions.length).toBeGreaterThan(0);
     for (const file of manifest.files.sessions) {
       expect(file.key).toMatch(
-        new RegExp(`^${PREFIX}/sessions/dt=${DT}/${SNAPSHOT_ID}-\\d{3}-\\d{5}\\.ndjson\\.gz$`),
+        new RegExp(
+          `^${PREFIX}/sessions/dt=${DT}/${SNAPSHOT_ID}\\.${outcome.plan?.run.runId}\\.s000-00000-[a-z0-9]+-\\d{5}\\.ndjson\\.gz$`,
+        ),
       );
       const object = await local.s3Client.send(new GetObjectCommand({ Bucket: local.bucket, Key: file.key }));
       const body = Buffer.from(

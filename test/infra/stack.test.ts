@@ -55,7 +55,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         Architectures: ['arm64'],
         Timeout: 900,
         MemorySize: 1024,
-        ReservedConcurrentExecutions: 9,
+        ReservedConcurrentExecutions: 17,
         Handler: 'index.handler',
       });
     });
@@ -100,6 +100,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       const statements = statementsOfRole(template, 'JobRole');
       expect(actionsOf(statements)).toEqual(
         [
+          'dynamodb:DescribeTable',
           'dynamodb:Scan',
           'logs:CreateLogStream',
           'logs:PutLogEvents',
@@ -493,6 +494,27 @@ describe('settings validation', () => {
           'jobEnvironment.EXPORT_GZIP_LEVEL="42" is rejected',
         ].join('[\\s\\S]*'),
       ),
+    );
+  });
+
+  it('refuses a Map narrower than the segments Plan may choose, and more than 40 segments', () => {
+    const message = (props: SessionExportProps) => {
+      try {
+        build({ createDemoUsersTable: true, ...props })();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    };
+    expect(message({ maxSegmentConcurrency: 8 })).toContain(
+      'maxSegmentConcurrency 8 is below the 16 segments Plan may choose (EXPORT_SCAN_SEGMENTS=auto',
+    );
+    expect(message({ maxSegmentConcurrency: 8, concurrency: 8 })).toBe('');
+    expect(message({ maxSegmentConcurrency: 2, jobEnvironment: { EXPORT_SCAN_SEGMENTS: '3' } })).toContain(
+      'maxSegmentConcurrency 2 is below the 3 segments Plan may choose (EXPORT_SCAN_SEGMENTS)',
+    );
+    expect(message({ jobEnvironment: { EXPORT_SCAN_SEGMENTS: '41' } })).toContain(
+      'EXPORT_SCAN_SEGMENTS=41: an inline Map runs at most 40 segments at once',
     );
   });
 

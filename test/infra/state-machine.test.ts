@@ -90,7 +90,7 @@ describe('the export state machine', () => {
     expect(definitions.export?.TimeoutSeconds).toBe(24 * 3600);
   });
 
-  it('waits for its turn, then plans, works every segment in an inline Map of at most 8, and commits', () => {
+  it('waits for its turn, then plans, works every segment in an inline Map as wide as the most segments Plan may choose (16), and commits', () => {
     const states = definitions.export?.States as Json;
     expect(definitions.export?.StartAt).toBe('ListRunningExecutions');
     expect(states.ListRunningExecutions).toMatchObject({
@@ -117,7 +117,7 @@ describe('the export state machine', () => {
     expect(map).toMatchObject({
       Type: 'Map',
       ItemsPath: '$.segments',
-      MaxConcurrency: 8,
+      MaxConcurrency: 16,
       ResultPath: '$.tails',
       ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: 'Work' },
       ItemSelector: {
@@ -178,13 +178,10 @@ describe('the export state machine', () => {
     expect(catchOf('Commit')).toEqual([
       { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordCommitFailure' },
     ]);
-    expect(states.RecordPlanFailure).toMatchObject({
-      Parameters: {
-        phase: 'abort',
-        failedStep: 'Plan',
-        'trigger.$': '$$.Execution.Input',
-        'error.$': '$.error',
-      },
+    // The phase input schema (lambda/handlers/phase-input.ts) is strict: exactly these keys.
+    expect(states.RecordPlanFailure).toEqual({
+      Type: 'Pass',
+      Parameters: { phase: 'abort', failedStep: 'Plan', 'error.$': '$.error' },
       Next: 'Abort',
     });
     expect(states.RecordWorkFailure).toMatchObject({

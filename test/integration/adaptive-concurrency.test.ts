@@ -41,8 +41,7 @@ interface AdaptiveSummary {
 function adaptiveSummary(logger: CapturedLogger): AdaptiveSummary | undefined {
   for (const line of logger.lines) {
     const entry = JSON.parse(line) as { message: string; extra: { adaptiveConcurrency?: AdaptiveSummary }[] };
-    if (entry.message === 'snapshot committed' || entry.message === 'snapshot failed')
-      return entry.extra[0]?.adaptiveConcurrency;
+    if (entry.message === 'work step finished') return entry.extra[0]?.adaptiveConcurrency;
   }
   return undefined;
 }

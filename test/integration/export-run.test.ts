@@ -9,15 +9,15 @@ import { ApiAuthError, DeadlineExceededError, TooManyFailedUsersError } from '..
 import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
 import { type RunOptions, runExport } from '../../lambda/run/run-export';
 import { planFromEvent, type RunPlan } from '../../lambda/run/run-plan';
-import { listKeys } from '../../lambda/snapshot/commit-snapshot';
 import type { Manifest } from '../../lambda/snapshot/manifest';
+import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { freePort } from '../../local/child-server';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
 import { sessionsFor, userIdFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, putUserItems, seedUsers } from '../../local/seed-users';
 import { type CapturedLogger, captureLogger } from '../helpers/capture-logger';
-import { readObjects, readRecords } from '../helpers/snapshot-reader';
+import { readObjects, readRecords, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
 
 const BASE_TIME = 1_764_115_200;
@@ -71,7 +71,7 @@ async function run(plan: RunPlan, env: Record<string, string> = {}, options: Run
 const truthFor = (ids: readonly string[]) => ids.flatMap((id) => sessionsFor(id, BASE_TIME));
 const byId = (a: { id?: unknown }, b: { id?: unknown }) => String(a.id).localeCompare(String(b.id));
 const withoutSnapshotFields = (records: Record<string, unknown>[]) =>
-  records.map(({ snapshot_id: _i, snapshot_at: _a, ...session }) => session);
+  records.map(({ snapshot_id: _i, snapshot_at: _a, run_id: _r, observed_at: _o, ...session }) => session);
 
 beforeAll(async () => {
   stack = await startLocalStack({ api: { baseTime: BASE_TIME } });
@@ -110,7 +110,12 @@ describe('a scheduled snapshot', () => {
     for (const record of records) {
       expect(record.snapshot_id).toBe('scheduled-20261126T020000Z');
       expect(record.snapshot_at).toBe(plan.snapshotAt);
+      expect(record.run_id).toBe(plan.runId);
+      // Read during the run: between its start and now, in whole seconds.
+      expect(record.observed_at).toBeGreaterThanOrEqual(Math.floor(Date.parse(plan.startedAt) / 1000));
+      expect(record.observed_at).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
     }
+    expect(result.manifest.run_id).toBe(plan.runId);
     expect(result.manifest.counts).toMatchObject({
       users_scanned: allUsers.length,
       users_processed: allUsers.length,
@@ -122,25 +127,24 @@ describe('a scheduled snapshot', () => {
     });
   });
 
-  it('lays files out for Athena: sessions under dt=<UTC date of the slot>, manifest last, nothing else', async () => {
-    const result = await run(scheduled('2026-11-25T23:30:00-05:00'));
+  it('lays files out for Athena: run-unique sessions under dt=<UTC date of the slot>, one manifest per run, no run state left', async () => {
+    const plan = scheduled('2026-11-25T23:30:00-05:00');
+    const result = await run(plan);
 
     const keys = await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`);
+    const manifestKey = `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.${plan.runId}.json`;
     expect(keys.sort()).toEqual(
       [
-        `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.json`,
-        `${result.prefix}/sessions/dt=2026-11-26/scheduled-20261126T043000Z-000-00000.ndjson.gz`,
+        manifestKey,
+        `${result.prefix}/sessions/dt=2026-11-26/scheduled-20261126T043000Z.${plan.runId}.s000-00000-local0-00000.ndjson.gz`,
       ].sort(),
     );
-    expect(result.manifestKey).toBe(
-      `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.json`,
-    );
-    const manifestText = (await readObjects(stack.s3Client, stack.bucket, result.manifestKey ?? '')).get(
-      result.manifestKey ?? '',
-    );
+    expect(result.manifestKey).toBe(manifestKey);
+    const manifestText = (await readObjects(stack.s3Client, stack.bucket, manifestKey)).get(manifestKey);
     expect(manifestText?.trim().split('\n')).toHaveLength(1);
     expect(JSON.parse(manifestText ?? '{}')).toMatchObject({
       snapshot_id: 'scheduled-20261126T043000Z',
+      run_id: plan.runId,
       trigger: 'scheduled',
       status: 'committed',
       dt: '2026-11-26',
@@ -157,20 +161,44 @@ describe('a scheduled snapshot', () => {
     expect(records.filter((r) => ODD_IDS.includes(String(r.user_id))).length).toBe(oddTruth.length);
   });
 
-  it('writes the same slot twice as one copy, replacing the first run files and deleting its leftovers', async () => {
+  it('writes the same slot twice as one visible copy: the rerun supersedes the first run and removes its files of every kind', async () => {
     const prefix = 'rerun';
-    const first = await run(scheduled(), { EXPORT_PREFIX: prefix, EXPORT_TARGET_FILE_BYTES: '1024' });
-    const firstFiles = first.manifest.files.sessions.length;
-    expect(firstFiles).toBeGreaterThan(2);
+    const badUser = allUsers[3] as string;
+    const invalidUser = allUsers[5] as string;
+    stack.api.configure({
+      faults: { [badUser]: [{ kind: 'status', status: 404 }] },
+      invalidItemUsers: [invalidUser],
+    });
+    const first = await run(scheduled(), {
+      EXPORT_PREFIX: prefix,
+      EXPORT_TARGET_FILE_BYTES: '1024',
+      EXPORT_FAILED_USERS_TOLERANCE: '1',
+    });
+    expect(first.manifest.status).toBe('committed');
+    expect(first.manifest.files.sessions.length).toBeGreaterThan(2);
+    expect(first.manifest.files.rejects.length).toBe(1);
+    expect(first.manifest.files.failed_users.length).toBe(1);
+    stack.api.configure({ faults: {}, invalidItemUsers: [] });
 
     const second = await run(scheduled(), { EXPORT_PREFIX: prefix });
 
     expect(second.manifest.status).toBe('committed');
-    const keys = await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
-    expect(keys).toEqual([second.manifest.files.sessions[0]?.key]);
-    const records = await readRecords(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
-    expect(records).toHaveLength(truthFor(allUsers).length);
-    expect(await listKeys(stack.s3Client, stack.bucket, `${prefix}/manifests/`)).toHaveLength(1);
+    for (const kind of ['sessions', 'rejects', 'failed-users']) {
+      const keys = await listKeys(stack.s3Client, stack.bucket, `${prefix}/${kind}/`);
+      for (const key of keys) expect(key).toContain(`.${second.manifest.run_id}.`);
+    }
+    expect(await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`)).toEqual([
+      second.manifest.files.sessions[0]?.key,
+    ]);
+    const visible = await readVisibleSessions(stack.s3Client, stack.bucket, prefix);
+    expect(visible).toHaveLength(truthFor(allUsers).length);
+    expect(new Set(visible.map((r) => r.run_id))).toEqual(new Set([second.manifest.run_id]));
+    const manifests = await readObjects(stack.s3Client, stack.bucket, `${prefix}/manifests/`);
+    expect([...manifests.values()].map((m) => JSON.parse(m).status).sort()).toEqual([
+      'committed',
+      'superseded',
+    ]);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${prefix}/runs/`)).toEqual([]);
   });
 
   it('rotates files by compressed size, each a whole gzip file, with every record in exactly one', async () => {
@@ -439,7 +467,7 @@ describe('the Lambda deadline', () => {
 });
 
 describe('a failed rerun of a committed slot', () => {
-  it('leaves the committed files and manifest alone and writes its failure beside them', async () => {
+  it('leaves every object of the committed run as it was, writes its own failed manifest, and readers still see the first run whole', async () => {
     const prefix = 'failed-rerun';
     const first = await run(scheduled(), { EXPORT_PREFIX: prefix });
     const before = await readObjects(stack.s3Client, stack.bucket, `${prefix}/`);
@@ -448,9 +476,15 @@ describe('a failed rerun of a committed slot', () => {
 
     expect(second.manifest.status).toBe('failed');
     expect(second.manifestKey).not.toBe(first.manifestKey);
-    expect(second.manifestKey).toMatch(/scheduled-20261126T020000Z\.failed-\d+\.json$/);
+    expect(second.manifestKey).toBe(
+      `${prefix}/manifests/dt=2026-11-26/scheduled-20261126T020000Z.${second.manifest.run_id}.json`,
+    );
     const after = await readObjects(stack.s3Client, stack.bucket, `${prefix}/`);
     for (const [key, text] of before) expect(after.get(key)).toBe(text);
+    expect([...after.keys()].sort()).toEqual([...before.keys(), second.manifestKey].sort());
+    const visible = await readVisibleSessions(stack.s3Client, stack.bucket, prefix);
+    expect(visible).toHaveLength(truthFor(allUsers).length);
+    expect(new Set(visible.map((r) => r.run_id))).toEqual(new Set([first.manifest.run_id]));
   });
 });
 

@@ -3,17 +3,23 @@
  * real clients, the local stack behind them, logs on stdout.
  */
 
-import { ConfigError, InvalidEventError } from '../../lambda/core/errors';
+import { createHash } from 'node:crypto';
+import { ConfigError, InvalidEventError, InvalidPhaseInputError } from '../../lambda/core/errors';
 import { closeRuntime, handler } from '../../lambda/handlers/handler';
-import { listKeys } from '../../lambda/snapshot/commit-snapshot';
+import { listKeys } from '../../lambda/snapshot/s3-objects';
+import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
+import { drivePhases } from '../helpers/drive-phases';
 import { fakeContext } from '../helpers/lambda-context';
+import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
 
 const API_KEY = 'sk_live_handler_secret_987';
+const BASE_TIME = 1_764_115_200;
 let stack: LocalStack;
 let restoreEnv: () => void = () => {};
+let seeded: string[] = [];
 
 /** Everything the process printed while `fn` ran (Powertools Logger and EMF). */
 async function captureStdout<T>(
@@ -39,9 +45,9 @@ async function captureStdout<T>(
 }
 
 beforeAll(async () => {
-  stack = await startLocalStack({ api: { apiKey: API_KEY } });
+  stack = await startLocalStack({ api: { apiKey: API_KEY, baseTime: BASE_TIME } });
   await createUsersTable(stack.dynamodbClient, 'handler-users');
-  await seedUsers(stack.dynamodbClient, 'handler-users', 50);
+  seeded = await seedUsers(stack.dynamodbClient, 'handler-users', 50);
   restoreEnv = useProcessEnv({
     ...stack.env,
     USERS_TABLE_NAME: 'handler-users',
@@ -60,20 +66,42 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+const scheduledEvent = {
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  time: '2026-11-20T02:00:00Z',
+  detail: {},
+};
+
 describe('handler', () => {
-  it('runs a scheduled event to a committed snapshot, logging JSON and EMF metrics without the key', async () => {
-    const { result, error, output } = await captureStdout(() =>
-      handler(
-        { 'detail-type': 'Scheduled Event', source: 'aws.events', time: '2026-11-20T02:00:00Z', detail: {} },
-        fakeContext(),
-      ),
+  it('runs the phases of a scheduled snapshot to a committed manifest, logging JSON and EMF metrics without the key', async () => {
+    const {
+      result: driven,
+      error,
+      output,
+    } = await captureStdout(() =>
+      drivePhases((payload) => handler(payload, fakeContext()), scheduledEvent, {
+        name: 'scheduled-20261120T020000Z',
+        startTime: '2026-11-20T02:00:03.250Z',
+      }),
     );
 
     expect(error).toBeUndefined();
-    expect(result).toMatchObject({
+    expect(driven?.failed).toBeUndefined();
+    // Derived from the execution: a retried Plan names the same run.
+    const runId = `r20261120T020003250Z-${createHash('sha256').update('scheduled-20261120T020000Z').digest('hex').slice(0, 6)}`;
+    expect(driven?.plan?.run).toEqual({
       snapshotId: 'scheduled-20261120T020000Z',
+      runId,
+      dt: '2026-11-20',
+      planKey: `handler/runs/dt=2026-11-20/scheduled-20261120T020000Z/${runId}/plan.json`,
+      dryRun: false,
+    });
+    expect(driven?.result).toMatchObject({
+      snapshotId: 'scheduled-20261120T020000Z',
+      runId,
       status: 'committed',
-      manifestKey: 'handler/manifests/dt=2026-11-20/scheduled-20261120T020000Z.json',
+      manifestKey: `handler/manifests/dt=2026-11-20/scheduled-20261120T020000Z.${runId}.json`,
       counts: { users_processed: 50, users_failed: 0 },
     });
     const lines = output
@@ -91,15 +119,71 @@ describe('handler', () => {
     expect(output).not.toContain(API_KEY);
   });
 
-  it('rejects a payload that is neither kind of event and writes nothing', async () => {
+  it("stops a Work at a page boundary once Lambda's remaining time falls below the margin, and the next Work continues", async () => {
+    const restore = useProcessEnv({ EXPORT_SCAN_PAGE_SIZE: '10', EXPORT_DEADLINE_MARGIN_MS: '60000' });
+    try {
+      const calls: { phase: string; done?: boolean }[] = [];
+      // 60.1 s left with a 60 s margin: each Work may start pages for 100 ms only, and every
+      // call takes 50 ms, so no Work gets through the five pages.
+      stack.api.configure({ latencyMs: 50 });
+      const { result: driven } = await captureStdout(() =>
+        drivePhases(
+          async (payload) => {
+            const out = await handler(payload, fakeContext(60_100));
+            calls.push({ phase: String(payload.phase), done: (out as { done?: boolean }).done });
+            return out;
+          },
+          { ...scheduledEvent, time: '2026-11-21T02:00:00Z' },
+        ),
+      );
+
+      expect(driven?.failed).toBeUndefined();
+      expect(driven?.result).toMatchObject({ status: 'committed', counts: { users_processed: 50 } });
+      expect(driven?.workCalls).toBeGreaterThan(1);
+      expect(calls.filter((c) => c.phase === 'work' && c.done === false)).toHaveLength(
+        (driven?.workCalls ?? 0) - 1,
+      );
+      const run = driven?.plan?.run as { runId: string };
+      const visible = (await readVisibleSessions(stack.s3Client, stack.bucket, 'handler')).filter(
+        (r) => r.run_id === run.runId,
+      );
+      expect(new Set(visible.map((r) => r.id)).size).toBe(visible.length);
+      // Every session once, none lost at a continuation, none twice.
+      expect(visible.length).toBe(seeded.flatMap((id) => sessionsFor(id, BASE_TIME)).length);
+    } finally {
+      stack.api.configure({ latencyMs: 0 });
+      restore();
+    }
+  });
+
+  it('refuses an input that is not a phase of the state machine, naming the problem, and writes nothing', async () => {
+    const before = await listKeys(stack.s3Client, stack.bucket, '');
+
+    const { error, output } = await captureStdout(() => handler(scheduledEvent, fakeContext()));
+
+    expect(error).toBeInstanceOf(InvalidPhaseInputError);
+    expect((error as Error).name).toBe('InvalidPhaseInputError');
+    expect(output).toContain('"message":"rejected the phase input"');
+    expect((error as Error).message).toContain('start an execution');
+    expect(await listKeys(stack.s3Client, stack.bucket, '')).toEqual(before);
+  });
+
+  it('rejects a trigger that is neither kind of event in Plan, before anything is written', async () => {
     const before = await listKeys(stack.s3Client, stack.bucket, '');
 
     const { error, output } = await captureStdout(() =>
-      handler({ reason: 'x', userIds: 'user_1' }, fakeContext()),
+      handler(
+        {
+          phase: 'plan',
+          trigger: { reason: 'x', userIds: 'user_1' },
+          execution: { name: 'e', startTime: new Date().toISOString() },
+        },
+        fakeContext(),
+      ),
     );
 
     expect(error).toBeInstanceOf(InvalidEventError);
-    expect(output).toContain('"message":"rejected the invocation payload"');
+    expect(output).toContain('"message":"rejected the run trigger"');
     expect((error as Error).message).toContain('reason: must be at least 3 characters');
     expect((error as Error).message).toContain('userIds: must be a list of user ids');
     expect(await listKeys(stack.s3Client, stack.bucket, '')).toEqual(before);
@@ -108,7 +192,7 @@ describe('handler', () => {
   it('fails at cold start on bad configuration, naming the variable and the rule', async () => {
     const restore = useProcessEnv({ EXPORT_CONCURRENCY: 'lots' });
     try {
-      const { error } = await captureStdout(() => handler({ reason: 'config check' }, fakeContext()));
+      const { error } = await captureStdout(() => handler({ phase: 'plan' }, fakeContext()));
 
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toBe('Invalid configuration: EXPORT_CONCURRENCY must be a number');
@@ -117,18 +201,33 @@ describe('handler', () => {
     }
   });
 
-  it('throws the failure after writing a failed manifest, so Lambda counts an error', async () => {
+  it('throws the Work failure with its literal name, and Abort writes the failed manifest of that run', async () => {
     const restore = useProcessEnv({ MOONKEY_API_KEY: 'sk_live_revoked' });
     try {
-      const { error, output } = await captureStdout(() =>
-        handler({ reason: 'revoked key drill', userIds: ['user_1'] }, fakeContext()),
+      const { result: driven, output } = await captureStdout(() =>
+        drivePhases((payload) => handler(payload, fakeContext()), {
+          reason: 'revoked key drill',
+          userIds: ['user_1'],
+        }),
       );
 
-      expect((error as Error).name).toBe('ApiAuthError');
+      expect(driven?.failed?.step).toBe('Work');
+      expect(driven?.failed?.error.name).toBe('ApiAuthError');
+      const run = driven?.plan?.run as { snapshotId: string; runId: string; dt: string };
+      const manifestKey = `handler/manifests/dt=${run.dt}/${run.snapshotId}.${run.runId}.json`;
+      expect(driven?.result).toMatchObject({ status: 'failed', manifestKey });
+      const manifest = JSON.parse(
+        (await readObjects(stack.s3Client, stack.bucket, manifestKey)).get(manifestKey) ?? '{}',
+      );
+      expect(manifest).toMatchObject({
+        snapshot_id: run.snapshotId,
+        run_id: run.runId,
+        trigger: 'audit',
+        status: 'failed',
+        error: { type: 'ApiAuthError', step: 'Work' },
+      });
       expect(output).toContain('"SnapshotCommitted":0');
       expect(output).not.toContain('sk_live_revoked');
-      const manifests = await listKeys(stack.s3Client, stack.bucket, 'handler/manifests/');
-      expect(manifests.some((key) => key.includes('/audit-'))).toBe(true);
     } finally {
       restore();
     }

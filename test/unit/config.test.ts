@@ -17,7 +17,7 @@ describe('parseConfig', () => {
       concurrency: 16,
       maxRps: undefined,
       maxAttempts: 5,
-      scanSegments: 1,
+      scanSegments: 'auto',
       failedUsersTolerance: { kind: 'count', value: 0 },
       targetFileBytes: 128 * 1024 * 1024,
       uploadPartBytes: 8 * 1024 * 1024,

@@ -1,5 +1,6 @@
 import { InvalidEventError } from '../../lambda/core/errors';
-import { partitionDate, planFromEvent } from '../../lambda/run/run-plan';
+import { planFromEvent } from '../../lambda/run/run-plan';
+import { partitionDate } from '../../lambda/snapshot/snapshot-id';
 import { thrownBy } from '../helpers/thrown-by';
 
 const now = new Date('2026-11-26T09:15:30.123Z');
@@ -29,8 +30,22 @@ describe('planFromEvent', () => {
       reason: undefined,
       users: { kind: 'scan' },
       dryRun: false,
+      runId: expect.stringMatching(/^r20261126T091530123Z-[a-z0-9]{6}$/),
+      startedAt: now.toISOString(),
     });
     expect(retry.snapshotId).toBe(first.snapshotId);
+    // Same slot, another run: a retry or duplicate delivery is told apart by its run id.
+    expect(retry.runId).not.toBe(first.runId);
+  });
+
+  it('repeats the run id when given the same suffix (a retried Step Functions Plan), and orders runs by start time', () => {
+    const a = planFromEvent(ruleEvent, now, 'exec', { runIdSuffix: 'abc123ffff' });
+    const b = planFromEvent(ruleEvent, now, 'exec', { runIdSuffix: 'abc123ffff' });
+    const later = planFromEvent(ruleEvent, new Date(now.getTime() + 1), 'exec', { runIdSuffix: '000000' });
+
+    expect(a.runId).toBe('r20261126T091530123Z-abc123');
+    expect(b.runId).toBe(a.runId);
+    expect(later.runId > a.runId).toBe(true);
   });
 
   it('accepts the EventBridge Scheduler shape the stack sends, with an offset time', () => {
@@ -55,8 +70,8 @@ describe('planFromEvent', () => {
       'c0ffee00-1111-2222',
     );
 
-    expect(plan).toEqual({
-      snapshotId: 'audit-20261126T091530Z-c0ffee00',
+    expect(plan).toMatchObject({
+      snapshotId: 'audit-20261126T091530Z-11112222',
       snapshotAt: Math.floor(now.getTime() / 1000),
       trigger: 'audit',
       reason: 'SEC-142 account takeover review',

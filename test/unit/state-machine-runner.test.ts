@@ -204,7 +204,7 @@ describe('the export definition through the local runner', () => {
     expect(job.events.at(-1)?.phase).toBe('abort');
   });
 
-  it('aborts a failed Plan with the trigger and no run', async () => {
+  it('aborts a failed Plan with no run', async () => {
     const job = fakeJob({
       fail: (e) =>
         e.phase === 'plan' ? Object.assign(new Error('bad event'), { name: 'InvalidEventError' }) : undefined,
@@ -218,7 +218,6 @@ describe('the export definition through the local runner', () => {
     expect(job.events.at(-1)).toEqual({
       phase: 'abort',
       failedStep: 'Plan',
-      trigger: { nonsense: true },
       error: { Error: 'InvalidEventError', Cause: expect.stringContaining('bad event') },
     });
   });

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+/**
+ * What the state machine sends each phase (infra/constructs/export-state-machine.ts builds these
+ * payloads). Parsed at the boundary: a hand-edited execution input or a drifted definition is
+ * refused with every problem named, before anything is read or written.
+ */
+const runRef = z.strictObject({
+  snapshotId: z.string().min(1),
+  runId: z.string().min(1),
+  dt: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+  planKey: z.string().min(1),
+  dryRun: z.boolean(),
+});
+
+const slice = z.strictObject({
+  segment: z.number().int().nonnegative(),
+  totalSegments: z.number().int().positive(),
+  cursor: z.string().nullable(),
+  step: z.number().int().nonnegative(),
+  tail: z.string().nullable(),
+});
+
+export const phaseInputSchema = z.discriminatedUnion('phase', [
+  z.strictObject({
+    phase: z.literal('plan'),
+    /** The execution's input: a scheduled event or an audit request. */
+    trigger: z.unknown(),
+    execution: z.strictObject({ name: z.string().min(1), startTime: z.iso.datetime({ offset: true }) }),
+  }),
+  z.strictObject({ phase: z.literal('work'), run: runRef, slice }),
+  z.strictObject({ phase: z.literal('commit'), run: runRef, tails: z.array(z.string().nullable()).min(1) }),
+  z.strictObject({
+    phase: z.literal('abort'),
+    run: runRef.optional(),
+    failedStep: z.string().min(1),
+    /** A Catch's error output: `Cause` holds Lambda's JSON error record, or plain text. */
+    error: z.looseObject({ Error: z.string(), Cause: z.string().optional() }),
+  }),
+]);
+
+export type PhaseInput = z.infer<typeof phaseInputSchema>;
+
+/** `{ type, message }` of a Catch's error output (Lambda puts `errorType`/`errorMessage` in Cause). */
+export function describeCaughtError(error: { Error: string; Cause?: string }): {
+  type: string;
+  message: string;
+} {
+  if (error.Cause !== undefined) {
+    try {
+      const cause = JSON.parse(error.Cause) as { errorType?: unknown; errorMessage?: unknown };
+      if (typeof cause.errorMessage === 'string') {
+        return {
+          type: typeof cause.errorType === 'string' ? cause.errorType : error.Error,
+          message: cause.errorMessage,
+        };
+      }
+    } catch {
+      // not JSON: a Step Functions error such as States.Timeout carries plain text
+    }
+  }
+  return { type: error.Error, message: (error.Cause ?? error.Error).slice(0, 2000) };
+}

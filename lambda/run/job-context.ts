@@ -1,0 +1,18 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from '../core/config';
+import type { JobLogger, MetricsSink } from '../core/observability';
+import type { FetchSessions } from '../moonkey/sessions-client';
+
+/**
+ * Clients and sinks built once per cold start (handlers/export-context.ts) and handed to every
+ * phase, so tests can aim them anywhere.
+ */
+export interface ExportContext {
+  readonly config: Config;
+  readonly s3: S3Client;
+  readonly dynamodb: DynamoDBClient;
+  readonly fetchSessions: FetchSessions;
+  readonly logger: JobLogger;
+  readonly metrics: MetricsSink;
+}

@@ -1,0 +1,186 @@
+import type { LimitFunction } from 'p-limit';
+import type { Config } from '../core/config';
+import { ApiAuthError, SnapshotWriteError, TooManyFailedUsersError } from '../core/errors';
+import type { JobLogger } from '../core/observability';
+import type { AdaptiveConcurrency } from '../flow/adaptive-concurrency';
+import { type RateLimiter, unlimited } from '../flow/rate-limiter';
+import { withRetries } from '../flow/retry-policy';
+import { ApiThrottledError, type FetchSessions, rawJsonOf } from '../moonkey/sessions-client';
+import { type ValidatedSessions, validateSessions } from '../moonkey/validate-sessions';
+import { type FailedUser, MANIFEST_FAILED_USERS_LIMIT, type MutableRunCounts } from '../snapshot/manifest';
+import type { NdjsonWriter } from '../snapshot/ndjson-writer';
+import type { FileKind } from '../snapshot/snapshot-keys';
+import type { Admission } from './admission';
+
+/** Fields the job adds to every line; a response that carries them has them replaced by ours. */
+const OUR_FIELDS = ['snapshot_id', 'run_id', 'snapshot_at', 'observed_at'] as const;
+
+export interface UserExportDeps {
+  readonly config: Pick<
+    Config,
+    'maxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'failedUsersTolerance'
+  >;
+  readonly run: { readonly snapshotId: string; readonly runId: string; readonly snapshotAt: number };
+  readonly fetchSessions: FetchSessions;
+  readonly limit: LimitFunction;
+  readonly limiter: RateLimiter;
+  /** AIMD on 429s; moves `limit.concurrency` within [1, the worker's share of EXPORT_CONCURRENCY]. */
+  readonly aimd: AdaptiveConcurrency | undefined;
+  readonly admission: Admission;
+  readonly writers: Record<FileKind, NdjsonWriter>;
+  readonly counts: MutableRunCounts;
+  readonly failedUsers: FailedUser[];
+  readonly logger: JobLogger;
+  readonly signal: AbortSignal;
+  /** Stops the whole Work at once (first fatal error wins). */
+  readonly failRun: (error: Error) => void;
+  readonly now?: () => number;
+}
+
+/**
+ * One user, start to end: call MoonKey (inside a concurrency slot, under the rate cap, with
+ * retries and AIMD feedback), validate, write sessions and rejects, or record the user as failed.
+ * Never throws: every outcome is counted, and errors that must stop the run go to `failRun`.
+ */
+export class UserExport {
+  private readonly linePrefix: string;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: UserExportDeps) {
+    const { run } = deps;
+    this.linePrefix = `,"snapshot_id":${JSON.stringify(run.snapshotId)},"run_id":${JSON.stringify(run.runId)},"snapshot_at":${run.snapshotAt},"observed_at":`;
+    this.now = deps.now ?? Date.now;
+  }
+
+  start(userId: string): void {
+    this.deps.admission.userStarted();
+    void this.process(userId);
+  }
+
+  private async process(userId: string): Promise<void> {
+    try {
+      await this.exportUser(userId);
+    } finally {
+      this.deps.admission.userFinished();
+    }
+  }
+
+  private async exportUser(userId: string): Promise<void> {
+    const { deps } = this;
+    const { signal, counts } = deps;
+    if (signal.aborted) return;
+    try {
+      // Each attempt holds a concurrency slot only while it calls: a user backing off before a
+      // retry (say a 429's Retry-After: 1) leaves its slot to another user meanwhile.
+      const { valid, rejected } = await withRetries(
+        () => {
+          deps.admission.attemptQueued();
+          return deps.limit(() => this.attempt(userId, signal));
+        },
+        {
+          maxAttempts: deps.config.maxAttempts,
+          baseDelayMs: deps.config.retryBaseDelayMs,
+          maxDelayMs: deps.config.retryMaxDelayMs,
+        },
+        signal,
+        () => {
+          counts.retries++;
+        },
+      );
+      const observedAt = Math.floor(this.now() / 1000);
+      if (valid.length > 0) {
+        let lines = '';
+        for (const session of valid) lines += this.toLine(session, observedAt);
+        counts.users_with_sessions++;
+        counts.sessions_exported += valid.length;
+        await deps.writers.sessions.write(lines, valid.length);
+      }
+      if (rejected.length > 0) {
+        let lines = '';
+        for (const reject of rejected)
+          lines += `${JSON.stringify({ snapshot_id: deps.run.snapshotId, run_id: deps.run.runId, ...reject })}\n`;
+        counts.items_rejected += rejected.length;
+        await deps.writers.rejects.write(lines, rejected.length);
+      }
+      counts.users_processed++;
+    } catch (error) {
+      if (signal.aborted) return;
+      if (error instanceof ApiAuthError || error instanceof SnapshotWriteError) {
+        deps.failRun(error);
+        return;
+      }
+      await this.recordFailedUser(userId, error as Error);
+    }
+  }
+
+  /** One call inside a concurrency slot: rate cap, request, AIMD feedback, validation. */
+  private async attempt(userId: string, signal: AbortSignal): Promise<ValidatedSessions> {
+    const { deps } = this;
+    try {
+      if (signal.aborted) throw signal.reason;
+      if (deps.limiter !== unlimited) await deps.limiter.acquire(signal);
+      deps.counts.requests++;
+      const aimd = deps.aimd;
+      if (aimd === undefined) return validateSessions(userId, await deps.fetchSessions(userId, signal));
+      const ticket = aimd.ticket();
+      let body: unknown;
+      try {
+        body = await deps.fetchSessions(userId, signal);
+      } catch (error) {
+        if (error instanceof ApiThrottledError && aimd.onThrottle(ticket))
+          deps.limit.concurrency = aimd.limit;
+        throw error;
+      }
+      if (aimd.onSuccess()) deps.limit.concurrency = aimd.limit;
+      return validateSessions(userId, body);
+    } finally {
+      deps.admission.attemptFinished();
+    }
+  }
+
+  /** The session exactly as returned, plus our fields, without re-building the object. */
+  private toLine(session: Record<string, unknown>, observedAt: number): string {
+    if (OUR_FIELDS.some((field) => field in session)) {
+      const { run } = this.deps;
+      return `${JSON.stringify({
+        ...session,
+        snapshot_id: run.snapshotId,
+        run_id: run.runId,
+        snapshot_at: run.snapshotAt,
+        observed_at: observedAt,
+      })}\n`;
+    }
+    // The item's own text when the client could index it (no re-serialization), else stringify.
+    const json = rawJsonOf(session) ?? JSON.stringify(session);
+    const suffix = `${this.linePrefix}${observedAt}}\n`;
+    return `${json.slice(0, -1)}${json.length > 2 ? suffix : suffix.slice(1)}`;
+  }
+
+  private async recordFailedUser(userId: string, error: Error): Promise<void> {
+    const { deps } = this;
+    const { counts } = deps;
+    counts.users_failed++;
+    counts.users_processed++;
+    const failed: FailedUser = { user_id: userId, error: error.message, error_type: error.name };
+    if (deps.failedUsers.length < MANIFEST_FAILED_USERS_LIMIT) deps.failedUsers.push(failed);
+    if (counts.users_failed <= 20) deps.logger.warn('user failed', { ...failed });
+    const tolerance = deps.config.failedUsersTolerance;
+    // A count tolerance is for the whole run; one worker alone above it already dooms the run.
+    if (tolerance.kind === 'count' && counts.users_failed > tolerance.value) {
+      deps.failRun(
+        new TooManyFailedUsersError(
+          `${counts.users_failed} users failed, more than EXPORT_FAILED_USERS_TOLERANCE=${tolerance.value} allows; the snapshot was not committed`,
+        ),
+      );
+      return;
+    }
+    try {
+      await deps.writers['failed-users'].write(
+        `${JSON.stringify({ snapshot_id: deps.run.snapshotId, run_id: deps.run.runId, ...failed })}\n`,
+        1,
+      );
+    } catch (writeError) {
+      deps.failRun(writeError as Error);
+    }
+  }
+}
