@@ -51,8 +51,11 @@ export interface LocalExecutionOptions {
   readonly phaseBudgetMs?: number;
   /** Decides, per invocation, whether to inject a fault instead of the handler's own outcome. */
   readonly faults?: (call: PhaseCall) => InjectedFault | undefined;
-  /** Told about every invocation as it finishes (progress printing). */
-  readonly onPhase?: (call: PhaseCall & { result?: unknown; error?: string }) => void;
+  /**
+   * Told about every invocation as it finishes (progress printing, tests that look at S3 after
+   * each step); the execution waits for a returned promise.
+   */
+  readonly onPhase?: (call: PhaseCall & { result?: unknown; error?: string }) => void | Promise<void>;
 }
 
 /** How an execution ended, in DescribeExecution's terms. */
@@ -214,10 +217,10 @@ export class LocalStepFunctions {
       inFlight.add(invocation);
       try {
         const response = await invocation;
-        options.onPhase?.({ ...call, result: response.Payload });
+        await options.onPhase?.({ ...call, result: response.Payload });
         return response;
       } catch (error) {
-        options.onPhase?.({ ...call, error: (error as Error).name });
+        await options.onPhase?.({ ...call, error: (error as Error).name });
         throw error;
       } finally {
         inFlight.delete(invocation);
