@@ -1,0 +1,283 @@
+/**
+ * The deployed state machine's definition (synthesized from infra/), run locally with the REAL
+ * phase handlers against the local stack: DynamoDB Local, the fauxqs S3 server and the fake
+ * MoonKey API. Each Work invocation gets a 3-second Lambda deadline, so every segment continues
+ * across several invocations. Faults are injected per Task call, as Step Functions would see them.
+ *
+ * Open uploads: fauxqs has no ListMultipartUploads, so the test collects the upload records the
+ * job writes under <prefix>/runs/ (one per CreateMultipartUpload, before its first part) after
+ * every invocation, and at the end asks S3 about each: AbortMultipartUpload succeeds only on an
+ * upload that is still open (a completed or aborted one answers NoSuchUpload).
+ */
+import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { closeRuntime, handler } from '../../lambda/handlers/handler';
+import { getJson, listKeys, type OpenUpload } from '../../lambda/snapshot/s3-objects';
+import { sessionsFor, userIdFor } from '../../local/fake-sessions';
+import { type LocalStack, startLocalStack } from '../../local/local-stack';
+import { createUsersTable, seedUsers } from '../../local/seed-users';
+import {
+  loadStateMachineDefinitions,
+  type StateMachineDefinitions,
+} from '../../local/state-machine-definitions';
+import {
+  type InjectedFault,
+  type LocalExecution,
+  type LocalExecutionOptions,
+  LocalStepFunctions,
+  type PhaseCall,
+} from '../../local/state-machine-runner';
+import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
+import { useProcessEnv } from '../helpers/stack-env';
+
+const BASE_TIME = 1_764_115_200;
+const BIG_TABLE = 'sfn-users-big';
+const BIG_USERS = 50_000;
+const SMALL_TABLE = 'sfn-users-small';
+const SMALL_USERS = 3_000;
+const SLOT = '2026-11-27T02:00:00Z';
+const SCHEDULED = { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: SLOT, detail: {} };
+
+let stack: LocalStack;
+let definitions: StateMachineDefinitions;
+let restoreEnv: () => void = () => {};
+let bigIds: string[];
+let smallIds: string[];
+let prefixCounter = 0;
+
+type Slice = { segment: number; step: number };
+
+beforeAll(async () => {
+  [stack, definitions] = await Promise.all([
+    startLocalStack({ api: { baseTime: BASE_TIME, trackUsers: false } }),
+    loadStateMachineDefinitions(),
+  ]);
+  await Promise.all([
+    createUsersTable(stack.dynamodbClient, BIG_TABLE),
+    createUsersTable(stack.dynamodbClient, SMALL_TABLE),
+  ]);
+  bigIds = await seedUsers(stack.dynamodbClient, BIG_TABLE, BIG_USERS);
+  smallIds = await seedUsers(stack.dynamodbClient, SMALL_TABLE, SMALL_USERS);
+}, 300_000);
+
+afterEach(async () => {
+  restoreEnv();
+  await closeRuntime();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+beforeEach(() => {
+  stack.api.configure({ faults: {}, invalidItemUsers: [], latencyMs: 0, rateLimitRps: undefined });
+  stack.api.resetStats();
+});
+
+interface Observed {
+  readonly prefix: string;
+  readonly sfn: LocalStepFunctions;
+  /** Every upload the job recorded, collected after each invocation (records go with Commit). */
+  readonly uploads: Map<string, OpenUpload>;
+  /** Work invocations per segment. */
+  readonly worksBySegment: Map<number, number>;
+}
+
+/** A LocalStepFunctions on a fresh prefix, the job configured for a compressed deadline. */
+function setUp(
+  table: string,
+  env: Record<string, string> = {},
+  options: LocalExecutionOptions = {},
+): Observed {
+  const prefix = `sfn${++prefixCounter}`;
+  restoreEnv = useProcessEnv({
+    ...stack.env,
+    USERS_TABLE_NAME: table,
+    EXPORT_PREFIX: prefix,
+    EXPORT_SCAN_SEGMENTS: '4',
+    EXPORT_CONCURRENCY: '32',
+    // A 3 s Work budget that stops taking pages 1.5 s before the deadline; a page of 100 users
+    // finishes well inside the half margin the page in hand may use, even on a busy machine.
+    EXPORT_SCAN_PAGE_SIZE: '100',
+    EXPORT_DEADLINE_MARGIN_MS: '1500',
+    EXPORT_RETRY_BASE_DELAY_MS: '5',
+    EXPORT_RETRY_MAX_DELAY_MS: '50',
+    LOG_LEVEL: 'ERROR',
+    METRICS_ENABLED: 'false',
+    ...env,
+  });
+  const uploads = new Map<string, OpenUpload>();
+  const worksBySegment = new Map<number, number>();
+  const sfn = new LocalStepFunctions(definitions, handler, {
+    workBudgetMs: 3_000,
+    ...options,
+    onPhase: async (call) => {
+      if (call.state === 'Work') {
+        const { segment } = (call.payload as { slice: Slice }).slice;
+        worksBySegment.set(segment, (worksBySegment.get(segment) ?? 0) + 1);
+      }
+      for (const key of await listKeys(stack.s3Client, stack.bucket, `${prefix}/runs/`)) {
+        if (!key.includes('/uploads/') || uploads.has(key)) continue;
+        const record = await getJson<OpenUpload>(stack.s3Client, stack.bucket, key);
+        if (record) uploads.set(key, { key: record.key, uploadId: record.uploadId });
+      }
+    },
+  });
+  return { prefix, sfn, uploads, worksBySegment };
+}
+
+/** Uploads among `uploads` that S3 still holds open (asking aborts them, so call it last). */
+async function stillOpen(uploads: Iterable<OpenUpload>): Promise<OpenUpload[]> {
+  const open: OpenUpload[] = [];
+  for (const upload of uploads) {
+    try {
+      await stack.s3Client.send(
+        new AbortMultipartUploadCommand({ Bucket: stack.bucket, Key: upload.key, UploadId: upload.uploadId }),
+      );
+      open.push(upload);
+    } catch (error) {
+      if ((error as Error).name !== 'NoSuchUpload') throw error;
+    }
+  }
+  return open;
+}
+
+const truthFor = (ids: readonly string[]) => ids.flatMap((id) => sessionsFor(id, BASE_TIME));
+const byId = (a: { id?: unknown }, b: { id?: unknown }) => String(a.id).localeCompare(String(b.id));
+const withoutSnapshotFields = (records: Record<string, unknown>[]) =>
+  records.map(({ snapshot_id: _i, snapshot_at: _a, run_id: _r, observed_at: _o, ...session }) => session);
+
+async function manifests(
+  prefix: string,
+): Promise<{ status: string; run_id: string; error: { type: string; step?: string } | null }[]> {
+  return [...(await readObjects(stack.s3Client, stack.bucket, `${prefix}/manifests/`)).values()].map((t) =>
+    JSON.parse(t),
+  );
+}
+
+async function expectExactlyTheTruth(prefix: string, ids: readonly string[]) {
+  const visible = await readVisibleSessions(stack.s3Client, stack.bucket, prefix);
+  const truth = truthFor(ids);
+  expect(visible).toHaveLength(truth.length);
+  // Session ids are unique per user (the fake's random ids repeat across users, as real ones may).
+  expect(new Set(visible.map((s) => `${String(s.user_id)}/${String(s.id)}`)).size).toBe(truth.length);
+  expect(withoutSnapshotFields(visible).sort(byId)).toEqual([...truth].sort(byId));
+}
+
+async function expectFailedAndInvisible(run: Observed, execution: LocalExecution, errorType: string) {
+  expect(execution).toMatchObject({ status: 'FAILED', error: { Error: errorType } });
+  expect(execution.calls.Commit).toBeUndefined();
+  expect(execution.calls.Abort).toBe(1);
+  expect(await readVisibleSessions(stack.s3Client, stack.bucket, run.prefix)).toEqual([]);
+  const written = await manifests(run.prefix);
+  expect(written).toEqual([
+    expect.objectContaining({ status: 'failed', error: expect.objectContaining({ type: errorType }) }),
+  ]);
+  expect(run.uploads.size).toBeGreaterThan(0);
+  expect(await stillOpen(run.uploads.values())).toEqual([]);
+}
+
+describe('a scheduled run through the state machine definition', () => {
+  it(`exports ${BIG_USERS} users in 4 segments of several 3-second Work invocations each, exactly once`, async () => {
+    const run = setUp(BIG_TABLE);
+    const started = Date.now();
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    const seconds = (Date.now() - started) / 1000;
+    expect({ status: execution.status, error: execution.error }).toEqual({
+      status: 'SUCCEEDED',
+      error: undefined,
+    });
+    expect(execution.output).toMatchObject({ status: 'committed', snapshotId: 'scheduled-20261127T020000Z' });
+    expect([...run.worksBySegment.keys()].sort()).toEqual([0, 1, 2, 3]);
+    for (const works of run.worksBySegment.values()) expect(works).toBeGreaterThanOrEqual(3);
+    await expectExactlyTheTruth(run.prefix, bigIds);
+    expect((await manifests(run.prefix)).map((m) => m.status)).toEqual(['committed']);
+    expect(await stillOpen(run.uploads.values())).toEqual([]);
+    // A benchmark's numbers, printed, not asserted.
+    console.log(
+      `state machine run: ${BIG_USERS} users in ${seconds.toFixed(1)} s (${Math.round(BIG_USERS / seconds)} users/s), ` +
+        `Work invocations ${execution.calls.Work} (per segment ${JSON.stringify(Object.fromEntries(run.worksBySegment))})`,
+    );
+  }, 600_000);
+});
+
+describe('faults through the state machine definition', () => {
+  it('retries a Work that died mid-slice (after its uploads) and one Lambda refused: no duplicates, no open uploads', async () => {
+    const faults = (call: PhaseCall): InjectedFault | undefined => {
+      if (call.state !== 'Work') return undefined;
+      if (call.count === 3) return { error: 'Lambda.ServiceException', at: 'before' };
+      if (call.count === 5) return { error: 'Sandbox.Timedout', at: 'after' };
+      return undefined;
+    };
+    const run = setUp(SMALL_TABLE, {}, { faults });
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    expect({ status: execution.status, error: execution.error }).toEqual({
+      status: 'SUCCEEDED',
+      error: undefined,
+    });
+    await expectExactlyTheTruth(run.prefix, smallIds);
+    // The lost attempt's uploads were recorded, and Commit aborted them.
+    expect(run.uploads.size).toBeGreaterThan(0);
+    expect(await stillOpen(run.uploads.values())).toEqual([]);
+  }, 300_000);
+
+  it('aborts when a Work fails beyond its retries: nothing visible, a failed manifest, no open uploads', async () => {
+    let injected = 0;
+    const faults = (call: PhaseCall): InjectedFault | undefined => {
+      const slice = (call.payload as { slice?: Slice }).slice;
+      if (call.state !== 'Work' || slice?.segment !== 1 || slice.step < 1) return undefined;
+      injected++;
+      return { error: 'Lambda.ServiceException', at: 'before' };
+    };
+    const run = setUp(SMALL_TABLE, {}, { faults });
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    await expectFailedAndInvisible(run, execution, 'Lambda.ServiceException');
+    // The first attempt and its six retries, then no more.
+    expect(injected).toBe(7);
+    expect(execution.states.slice(-4)).toEqual(['RecordWorkFailure', 'WaitForStragglers', 'Abort', 'Failed']);
+  }, 300_000);
+
+  it('aborts the whole run on a 401 in one segment, without retrying it', async () => {
+    const victim = smallIds[2_500] ?? userIdFor(2_500);
+    stack.api.configure({ faults: { [victim]: [{ kind: 'status', status: 401 }] } });
+    const run = setUp(SMALL_TABLE);
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    await expectFailedAndInvisible(run, execution, 'ApiAuthError');
+    expect((await manifests(run.prefix))[0]?.error?.step).toBe('Work');
+    expect(stack.api.stats.requests).toBeLessThan(SMALL_USERS + 50);
+  }, 300_000);
+});
+
+describe('one scheduled slot, run twice', () => {
+  it('starts one execution for a slot the launcher is given twice, and a deliberate rerun replaces it: one copy', async () => {
+    const run = setUp(SMALL_TABLE);
+
+    const [first, second] = await Promise.all([
+      run.sfn.launchScheduledSlot(SLOT),
+      run.sfn.launchScheduledSlot(SLOT),
+    ]);
+    const slotRun = await run.sfn.execution('scheduled-20261127T020000Z');
+    const late = await run.sfn.launchScheduledSlot(SLOT);
+    const rerun = await run.sfn.startExecution('scheduled-20261127T020000Z-rerun-1', SCHEDULED);
+
+    expect([first.status, second.status, late.status]).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+    expect(late.states).toContain('AlreadyStarted');
+    expect(slotRun?.status).toBe('SUCCEEDED');
+    expect(rerun.status).toBe('SUCCEEDED');
+    expect(run.sfn.executionNames()).toEqual([
+      'scheduled-20261127T020000Z',
+      'scheduled-20261127T020000Z-rerun-1',
+    ]);
+    // Both executions are runs of the same snapshot; readers see the later one only.
+    expect((rerun.output as { snapshotId: string }).snapshotId).toBe('scheduled-20261127T020000Z');
+    await expectExactlyTheTruth(run.prefix, smallIds);
+    expect(await stillOpen(run.uploads.values())).toEqual([]);
+  }, 300_000);
+});
