@@ -5,6 +5,15 @@ import { LOCAL_CREDENTIALS, LOCAL_REGION } from './dynamodb-local';
 
 export interface S3Server extends ChildServer {
   readonly endpoint: string;
+  /** Multipart uploads the server holds open (what S3's ListMultipartUploads would list). */
+  openUploads(): Promise<OpenUploadAtServer[]>;
+}
+
+export interface OpenUploadAtServer {
+  readonly bucket: string;
+  readonly key: string;
+  readonly uploadId: string;
+  readonly parts: number;
 }
 
 /**
@@ -34,5 +43,13 @@ export async function startS3Server(): Promise<S3Server> {
     },
   });
   probe.destroy();
-  return { ...server, endpoint };
+  return {
+    ...server,
+    endpoint,
+    async openUploads() {
+      const response = await fetch(`${endpoint}/_local/open-uploads`);
+      if (!response.ok) throw new Error(`open uploads: HTTP ${response.status}`);
+      return (await response.json()) as OpenUploadAtServer[];
+    },
+  };
 }

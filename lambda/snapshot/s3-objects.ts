@@ -148,9 +148,6 @@ export async function listOpenUploads(
           UploadIdMarker: uploadIdMarker,
         }),
       );
-      // An emulator that answers with an object listing instead has no `Uploads` field at all.
-      if (page.Uploads === undefined && page.IsTruncated === undefined && page.Bucket === undefined)
-        return undefined;
       for (const upload of page.Uploads ?? [])
         if (upload.Key && upload.UploadId) uploads.push({ key: upload.Key, uploadId: upload.UploadId });
       keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;

@@ -1,0 +1,143 @@
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+/** The S3 operations a fault can target, told apart by method, path and query like S3 does. */
+export type S3Operation =
+  | 'CreateMultipartUpload'
+  | 'UploadPart'
+  | 'CompleteMultipartUpload'
+  | 'AbortMultipartUpload'
+  | 'PutObject'
+  | 'DeleteObjects'
+  | 'GetObject'
+  | 'HeadObject'
+  | 'ListObjects'
+  | 'Other';
+
+export interface S3Call {
+  readonly operation: S3Operation;
+  /** `<bucket>/<key>` as sent (path-style), decoded. */
+  readonly path: string;
+}
+
+export interface FaultRule {
+  readonly operation: S3Operation;
+  /** Only calls whose path contains this. */
+  readonly pathIncludes?: string;
+  /** Matching calls let through before the fault starts. */
+  readonly after?: number;
+  /** How many matching calls get the fault once it starts; unlimited when omitted. */
+  readonly times?: number;
+  /** `error`: answer 500 InternalError without forwarding. `hold`: never answer (a process killed mid-call). */
+  readonly action: 'error' | 'hold';
+}
+
+export interface S3FaultProxy {
+  readonly endpoint: string;
+  /** Every call seen, in order. */
+  readonly calls: S3Call[];
+  setRules(rules: readonly FaultRule[]): void;
+  /** Resolves when a call is being held (the test can then kill the process that made it). */
+  whenHolding(): Promise<S3Call>;
+  close(): Promise<void>;
+}
+
+function classify(req: IncomingMessage): S3Call {
+  const url = new URL(req.url ?? '/', 'http://proxy');
+  const q = url.searchParams;
+  const path = decodeURIComponent(url.pathname.slice(1));
+  const method = req.method ?? 'GET';
+  let operation: S3Operation = 'Other';
+  if (method === 'POST' && q.has('uploads')) operation = 'CreateMultipartUpload';
+  else if (method === 'PUT' && q.has('partNumber') && q.has('uploadId')) operation = 'UploadPart';
+  else if (method === 'POST' && q.has('uploadId')) operation = 'CompleteMultipartUpload';
+  else if (method === 'DELETE' && q.has('uploadId')) operation = 'AbortMultipartUpload';
+  else if (method === 'POST' && q.has('delete')) operation = 'DeleteObjects';
+  else if (method === 'PUT') operation = 'PutObject';
+  else if (method === 'HEAD') operation = 'HeadObject';
+  else if (method === 'GET' && (q.has('list-type') || !path.includes('/'))) operation = 'ListObjects';
+  else if (method === 'GET') operation = 'GetObject';
+  return { operation, path };
+}
+
+const S3_ERROR = `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>InternalError</Code><Message>injected by the S3 fault proxy</Message></Error>`;
+
+/**
+ * A small HTTP proxy in front of the local S3 server that fails or holds chosen S3 calls: how the
+ * commit protocol's tests inject "Complete fails for file k", "DeleteObjects fails", "the manifest
+ * PUT fails", and "the process dies while its 4th Complete is in flight". Everything else passes
+ * through byte for byte, so the job runs its real SDK code against a real S3 emulator.
+ */
+export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy> {
+  const target = new URL(upstream);
+  let rules: { rule: FaultRule; seen: number; applied: number }[] = [];
+  const calls: S3Call[] = [];
+  const holdWaiters: ((call: S3Call) => void)[] = [];
+  const held: { call: S3Call; socket: Socket }[] = [];
+  const sockets = new Set<Socket>();
+
+  const server: Server = createServer((req, res) => {
+    const call = classify(req);
+    calls.push(call);
+    for (const entry of rules) {
+      const { rule } = entry;
+      if (rule.operation !== call.operation) continue;
+      if (rule.pathIncludes !== undefined && !call.path.includes(rule.pathIncludes)) continue;
+      entry.seen++;
+      if (entry.seen <= (rule.after ?? 0)) continue;
+      if (rule.times !== undefined && entry.applied >= rule.times) continue;
+      entry.applied++;
+      req.resume();
+      if (rule.action === 'hold') {
+        held.push({ call, socket: req.socket });
+        for (const wake of holdWaiters.splice(0)) wake(call);
+        return;
+      }
+      res.writeHead(500, { 'content-type': 'application/xml' });
+      res.end(S3_ERROR);
+      return;
+    }
+    const upstreamReq = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host },
+      },
+      (upstreamRes) => {
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        upstreamRes.pipe(res);
+      },
+    );
+    upstreamReq.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstreamReq);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    calls,
+    setRules(next) {
+      rules = next.map((rule) => ({ rule, seen: 0, applied: 0 }));
+      for (const { socket } of held.splice(0)) socket.destroy();
+    },
+    whenHolding() {
+      const first = held[0];
+      if (first) return Promise.resolve(first.call);
+      return new Promise((resolve) => holdWaiters.push(resolve));
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
