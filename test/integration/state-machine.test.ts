@@ -4,12 +4,11 @@
  * MoonKey API. Each Work invocation gets a 3-second Lambda deadline, so every segment continues
  * across several invocations. Faults are injected per Task call, as Step Functions would see them.
  *
- * Open uploads: fauxqs has no ListMultipartUploads, so the test collects the upload records the
- * job writes under <prefix>/runs/ (one per CreateMultipartUpload, before its first part) after
- * every invocation, and at the end asks S3 about each: AbortMultipartUpload succeeds only on an
- * upload that is still open (a completed or aborted one answers NoSuchUpload).
+ * Open uploads: fauxqs has no ListMultipartUploads; the local S3 server lists the uploads it holds
+ * open (`stack.s3.openUploads()`, what ListMultipartUploads would return). The upload records the
+ * job writes under <prefix>/runs/ are collected after every invocation too, as evidence that a
+ * run did leave uploads for Commit or Abort to deal with (Commit removes them with the run state).
  */
-import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { closeRuntime, handler } from '../../lambda/handlers/handler';
 import { getJson, listKeys, type OpenUpload } from '../../lambda/snapshot/s3-objects';
 import { sessionsFor, userIdFor } from '../../local/fake-sessions';
@@ -125,20 +124,9 @@ function setUp(
   return { prefix, sfn, uploads, worksBySegment };
 }
 
-/** Uploads among `uploads` that S3 still holds open (asking aborts them, so call it last). */
-async function stillOpen(uploads: Iterable<OpenUpload>): Promise<OpenUpload[]> {
-  const open: OpenUpload[] = [];
-  for (const upload of uploads) {
-    try {
-      await stack.s3Client.send(
-        new AbortMultipartUploadCommand({ Bucket: stack.bucket, Key: upload.key, UploadId: upload.uploadId }),
-      );
-      open.push(upload);
-    } catch (error) {
-      if ((error as Error).name !== 'NoSuchUpload') throw error;
-    }
-  }
-  return open;
+/** Multipart uploads the S3 server still holds open under `prefix`. */
+async function openUploadsUnder(prefix: string) {
+  return (await stack.s3.openUploads()).filter((u) => u.key.startsWith(`${prefix}/`));
 }
 
 const truthFor = (ids: readonly string[]) => ids.flatMap((id) => sessionsFor(id, BASE_TIME));
@@ -173,11 +161,14 @@ async function expectFailedAndInvisible(run: Observed, execution: LocalExecution
     expect.objectContaining({ status: 'failed', error: expect.objectContaining({ type: errorType }) }),
   ]);
   expect(run.uploads.size).toBeGreaterThan(0);
-  expect(await stillOpen(run.uploads.values())).toEqual([]);
+  expect(await openUploadsUnder(run.prefix)).toEqual([]);
 }
 
 describe('a scheduled run through the state machine definition', () => {
   it(`exports ${BIG_USERS} users in 4 segments of several 3-second Work invocations each, exactly once`, async () => {
+    // 8 calls in flight per segment at 2 ms: at most 4,000 users/s per segment, so each
+    // segment's 12,500 users need at least three Work invocations of 1.5 s of work.
+    stack.api.configure({ latencyMs: 2 });
     const run = setUp(BIG_TABLE);
     const started = Date.now();
 
@@ -193,7 +184,7 @@ describe('a scheduled run through the state machine definition', () => {
     for (const works of run.worksBySegment.values()) expect(works).toBeGreaterThanOrEqual(3);
     await expectExactlyTheTruth(run.prefix, bigIds);
     expect((await manifests(run.prefix)).map((m) => m.status)).toEqual(['committed']);
-    expect(await stillOpen(run.uploads.values())).toEqual([]);
+    expect(await openUploadsUnder(run.prefix)).toEqual([]);
     // A benchmark's numbers, printed, not asserted.
     console.log(
       `state machine run: ${BIG_USERS} users in ${seconds.toFixed(1)} s (${Math.round(BIG_USERS / seconds)} users/s), ` +
@@ -203,6 +194,11 @@ describe('a scheduled run through the state machine definition', () => {
 });
 
 describe('faults through the state machine definition', () => {
+  // 2 calls in flight per segment at 5 ms each: at most 400 users/s per segment, so a segment's
+  // 750 users always take more than one Work invocation (1.5 s of work each).
+  const SLOW = { EXPORT_CONCURRENCY: '8' };
+  beforeEach(() => stack.api.configure({ latencyMs: 5 }));
+
   it('retries a Work that died mid-slice (after its uploads) and one Lambda refused: no duplicates, no open uploads', async () => {
     const faults = (call: PhaseCall): InjectedFault | undefined => {
       if (call.state !== 'Work') return undefined;
@@ -210,7 +206,7 @@ describe('faults through the state machine definition', () => {
       if (call.count === 5) return { error: 'Sandbox.Timedout', at: 'after' };
       return undefined;
     };
-    const run = setUp(SMALL_TABLE, {}, { faults });
+    const run = setUp(SMALL_TABLE, SLOW, { faults });
 
     const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
 
@@ -221,7 +217,7 @@ describe('faults through the state machine definition', () => {
     await expectExactlyTheTruth(run.prefix, smallIds);
     // The lost attempt's uploads were recorded, and Commit aborted them.
     expect(run.uploads.size).toBeGreaterThan(0);
-    expect(await stillOpen(run.uploads.values())).toEqual([]);
+    expect(await openUploadsUnder(run.prefix)).toEqual([]);
   }, 300_000);
 
   it('aborts when a Work fails beyond its retries: nothing visible, a failed manifest, no open uploads', async () => {
@@ -232,7 +228,7 @@ describe('faults through the state machine definition', () => {
       injected++;
       return { error: 'Lambda.ServiceException', at: 'before' };
     };
-    const run = setUp(SMALL_TABLE, {}, { faults });
+    const run = setUp(SMALL_TABLE, SLOW, { faults });
 
     const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
 
@@ -245,7 +241,7 @@ describe('faults through the state machine definition', () => {
   it('aborts the whole run on a 401 in one segment, without retrying it', async () => {
     const victim = smallIds[2_500] ?? userIdFor(2_500);
     stack.api.configure({ faults: { [victim]: [{ kind: 'status', status: 401 }] } });
-    const run = setUp(SMALL_TABLE);
+    const run = setUp(SMALL_TABLE, SLOW);
 
     const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
 
@@ -278,6 +274,6 @@ describe('one scheduled slot, run twice', () => {
     // Both executions are runs of the same snapshot; readers see the later one only.
     expect((rerun.output as { snapshotId: string }).snapshotId).toBe('scheduled-20261127T020000Z');
     await expectExactlyTheTruth(run.prefix, smallIds);
-    expect(await stillOpen(run.uploads.values())).toEqual([]);
+    expect(await openUploadsUnder(run.prefix)).toEqual([]);
   }, 300_000);
 });
