@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 
 const REPO_ROOT = join(__dirname, '..');
@@ -41,7 +49,10 @@ export async function loadStateMachineDefinitions(
   const definitions = await synthesizeDefinitions();
   if (options.cache !== false) {
     mkdirSync(CACHE_DIR, { recursive: true });
-    writeFileSync(cacheFile, JSON.stringify(definitions));
+    // Written aside and renamed: a process reading the cache never sees half a file.
+    const partial = `${cacheFile}.${process.pid}.tmp`;
+    writeFileSync(partial, JSON.stringify(definitions));
+    renameSync(partial, cacheFile);
   }
   return definitions;
 }

@@ -89,6 +89,14 @@ interface Registered {
  * ListExecutions and StartExecution answered from this object's own registry of executions, with
  * Standard workflows' naming rules. Retry waits and Wait states are shortened; the Abort Task
  * first waits for the invocations still running, which is what WaitForStragglers guarantees in AWS.
+ *
+ * Where the interpreter (3.0.0) differs from AWS, and how the definition stays clear of it:
+ * `ResultPath: "$"` sets a key named "$" (the definition omits it: "$" is the default);
+ * `States.StringSplit` splits on the whole separator, AWS on each of its characters (the launcher
+ * splits on single characters); inside a Map iteration `$$.Execution.Input` is the item and
+ * `$$.Execution.StartTime` the iteration's start (the definition reads neither there); errors
+ * are matched by the thrown error's `name`, so a function error is rethrown with its type as the
+ * name and Lambda's error document as the message, as Step Functions reports them.
  */
 export class LocalStepFunctions {
   private readonly executions = new Map<string, Registered>();
