@@ -1,6 +1,6 @@
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { auditExecutionName, scheduledExecutionName } from '../../local/execution-name';
-import { parseAuditArgs, progressFromHistory, progressLine } from '../../scripts/audit';
+import { executionNames, parseAuditArgs, progressFromHistory, progressLine } from '../../scripts/audit';
 
 describe('parseAuditArgs', () => {
   it('builds the audit payload the handler accepts', () => {
@@ -68,5 +68,27 @@ describe('progressFromHistory', () => {
     ]);
     expect(progress).toMatchObject({ state: 'Work', workInvocations: 3, planned: true });
     expect(progressLine(progress, 12_300)).toBe('12s  Work  work invocations 3');
+  });
+});
+
+describe('executionNames', () => {
+  const now = new Date('2026-11-27T10:15:00Z');
+
+  it("offers a scheduled event's slot name first, then its reruns", () => {
+    const names = executionNames(
+      { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: '2026-11-27T02:00:00Z', detail: {} },
+      now,
+    );
+    expect([names.next().value, names.next().value, names.next().value]).toEqual([
+      'scheduled-20261127T020000Z',
+      'scheduled-20261127T020000Z-rerun-1',
+      'scheduled-20261127T020000Z-rerun-2',
+    ]);
+  });
+
+  it('gives an audit request one audit name', () => {
+    const names = [...executionNames({ reason: 'incident 42' }, now)];
+    expect(names).toHaveLength(1);
+    expect(names[0]).toMatch(/^audit-20261127T101500Z-[0-9a-f]{8}$/);
   });
 });
