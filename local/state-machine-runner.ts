@@ -172,7 +172,8 @@ export class LocalStepFunctions {
         calls.StartRun = (calls.StartRun ?? 0) + 1;
         const { Name, Input } = params as { Name: string; Input: unknown; StateMachineArn: string };
         try {
-          void this.startExecution(Name, Input);
+          // Started, not awaited (StartExecution returns at once); `execution(name)` follows it.
+          this.startExecution(Name, Input).catch(() => undefined);
         } catch (error) {
           if (error instanceof ExecutionAlreadyExistsError) {
             throw lambdaStyleError('StepFunctions.ExecutionAlreadyExistsException', error.message);
