@@ -34,6 +34,8 @@ const RETRYABLE_NETWORK_CODES = new Set([
  * (AIMD) shrinks its window on; a 5xx or a timeout says nothing about our rate.
  */
 export class ApiThrottledError extends ApiRetryableError {
+  override name = 'ApiThrottledError';
+
   constructor(retryAfterMs: number | undefined) {
     super('HTTP 429', retryAfterMs);
   }
