@@ -3,12 +3,47 @@ import { ConfigError } from './errors';
 
 const MIB = 1024 * 1024;
 
+/**
+ * Plain decimal digits only. `Number()` (and so `z.coerce.number()`) also reads "0x10", "1e3",
+ * "0b11" and " 12 ", which nobody means in a setting; refusing them keeps a typo from turning
+ * into a surprising value.
+ */
 const int = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be a whole number' })
-    .min(min, { error: `must be at least ${min}` })
-    .max(max, { error: `must be at most ${max}` });
+  z
+    .string()
+    .regex(/^\d+$/, { error: 'must be a whole number in decimal digits (like 16)' })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, { error: `must be at least ${min}` })
+        .max(max, { error: `must be at most ${max}` }),
+    );
+
+/** A positive decimal like "12" or "2.5"; no exponent, hex or sign. */
+const positiveDecimal = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, { error: 'must be a decimal number (like 50 or 2.5)' })
+  .transform(Number)
+  .pipe(z.number().positive({ error: 'must be greater than 0' }));
+
+/** Key segments; "." and ".." are refused because S3 keeps them literally while every tool that maps keys to paths resolves them. */
+const keyPrefix = z
+  .string()
+  .regex(/^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/, {
+    error: 'must be key segments separated by "/", without leading or trailing "/"',
+  })
+  .refine((v) => v.split('/').every((segment) => segment !== '.' && segment !== '..'), {
+    error: 'must not contain "." or ".." segments',
+  });
+
+/** The API's base URL. A query or fragment would be dropped when paths are appended, so refuse it. */
+const apiUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+  .refine((v) => !v.includes('?') && !v.includes('#'), {
+    error: 'must not have a query string or fragment (they would be silently dropped)',
+  })
+  .refine((v) => !/^https?:\/\/[^/]*@/.test(v), { error: 'must not carry credentials' });
 
 const bool = z
   .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
@@ -39,15 +74,8 @@ export const envShape = z.object({
   EXPORT_BUCKET_NAME: z
     .string({ error: 'is required' })
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' }),
-  EXPORT_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/, {
-      error: 'must be key segments separated by "/", without leading or trailing "/"',
-    })
-    .default('moonkey'),
-  MOONKEY_API_URL: z
-    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
-    .default('https://api.moonkey.fun'),
+  EXPORT_PREFIX: keyPrefix.default('moonkey'),
+  MOONKEY_API_URL: apiUrl.default('https://api.moonkey.fun'),
   MOONKEY_API_KEY: z.string().min(1, { error: 'must not be empty' }).optional(),
   MOONKEY_API_KEY_SECRET_ARN: z
     .string()
@@ -56,10 +84,7 @@ export const envShape = z.object({
     })
     .optional(),
   EXPORT_CONCURRENCY: int(1, 2048).default(16),
-  EXPORT_MAX_RPS: z.coerce
-    .number({ error: 'must be a number' })
-    .positive({ error: 'must be greater than 0' })
-    .optional(),
+  EXPORT_MAX_RPS: positiveDecimal.optional(),
   // On by default: inert until the API answers 429 (see lambda/adaptive-concurrency.ts).
   EXPORT_ADAPTIVE_CONCURRENCY: bool.default(true),
   EXPORT_REQUEST_TIMEOUT_MS: int(100, 300_000).default(10_000),
