@@ -88,6 +88,10 @@ export const envShape = z.object({
   // On by default: inert until the API answers 429 (see lambda/adaptive-concurrency.ts).
   EXPORT_ADAPTIVE_CONCURRENCY: bool.default(true),
   EXPORT_REQUEST_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  // The idle timeout above never fires on a body trickling in byte by byte: this bounds the whole attempt.
+  EXPORT_REQUEST_TOTAL_TIMEOUT_MS: int(100, 900_000).default(30_000),
+  // 64 MiB: a user with 100,000 sessions is a 44 MB body; a 200 MB one took the function's RSS to 955 MB.
+  EXPORT_MAX_RESPONSE_BYTES: int(1024, 1024 * MIB).default(64 * MIB),
   EXPORT_MAX_ATTEMPTS: int(1, 20).default(5),
   EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
   EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
@@ -119,6 +123,14 @@ export const envSchema = envShape.superRefine((env, ctx) => {
       message: `exactly one of MOONKEY_API_KEY or MOONKEY_API_KEY_SECRET_ARN must be set (found ${keys.length})`,
     });
   }
+  if (env.EXPORT_REQUEST_TOTAL_TIMEOUT_MS < env.EXPORT_REQUEST_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['EXPORT_REQUEST_TOTAL_TIMEOUT_MS'],
+      message:
+        'must be at least EXPORT_REQUEST_TIMEOUT_MS (it bounds the whole attempt, the other one idle time)',
+    });
+  }
   if (env.EXPORT_RETRY_MAX_DELAY_MS < env.EXPORT_RETRY_BASE_DELAY_MS) {
     ctx.addIssue({
       code: 'custom',
@@ -143,6 +155,8 @@ export interface Config {
   readonly maxRps: number | undefined;
   readonly adaptiveConcurrency: boolean;
   readonly requestTimeoutMs: number;
+  readonly requestTotalTimeoutMs: number;
+  readonly maxResponseBytes: number;
   readonly maxAttempts: number;
   readonly retryBaseDelayMs: number;
   readonly retryMaxDelayMs: number;
@@ -194,6 +208,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxRps: e.EXPORT_MAX_RPS,
     adaptiveConcurrency: e.EXPORT_ADAPTIVE_CONCURRENCY,
     requestTimeoutMs: e.EXPORT_REQUEST_TIMEOUT_MS,
+    requestTotalTimeoutMs: e.EXPORT_REQUEST_TOTAL_TIMEOUT_MS,
+    maxResponseBytes: e.EXPORT_MAX_RESPONSE_BYTES,
     maxAttempts: e.EXPORT_MAX_ATTEMPTS,
     retryBaseDelayMs: e.EXPORT_RETRY_BASE_DELAY_MS,
     retryMaxDelayMs: e.EXPORT_RETRY_MAX_DELAY_MS,

@@ -77,6 +77,29 @@ export class ApiRetryableError extends ExportError {
   }
 }
 
+/**
+ * One attempt ran longer than EXPORT_REQUEST_TOTAL_TIMEOUT_MS from dispatch to the body's end
+ * (a body trickling in slowly never trips the idle timeout). Retried like any timeout.
+ */
+export class ApiRequestTimeoutError extends ApiRetryableError {
+  override name = 'ApiRequestTimeoutError';
+}
+
+/**
+ * The response was larger than EXPORT_MAX_RESPONSE_BYTES. Reading stopped at the limit and the
+ * connection was closed, so memory never held more. Not retried: the next answer would be as big.
+ */
+export class ResponseTooLargeError extends ExportError {
+  override name = 'ResponseTooLargeError';
+
+  constructor(
+    readonly limitBytes: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The body was not JSON or not a `{ sessions: [...] }` envelope: the call failed. */
 export class MalformedResponseError extends ExportError {
   override name = 'MalformedResponseError';

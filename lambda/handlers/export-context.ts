@@ -27,6 +27,8 @@ export async function createExportRuntime(
     // A few spare sockets so a slow close never holds back a slot.
     connections: config.concurrency + 4,
     requestTimeoutMs: config.requestTimeoutMs,
+    requestTotalTimeoutMs: config.requestTotalTimeoutMs,
+    maxResponseBytes: config.maxResponseBytes,
   });
   const s3 = new S3Client({ forcePathStyle: config.s3ForcePathStyle });
   const dynamodb = new DynamoDBClient({});

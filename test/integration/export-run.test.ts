@@ -92,7 +92,13 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  stack.api.configure({ faults: {}, invalidItemUsers: [], latencyMs: 0, rateLimitRps: undefined });
+  stack.api.configure({
+    faults: {},
+    invalidItemUsers: [],
+    latencyMs: 0,
+    rateLimitRps: undefined,
+    echoAuthorization: false,
+  });
   stack.api.resetStats();
 });
 
@@ -358,6 +364,53 @@ describe('a rejected API key', () => {
       ...(await readObjects(stack.s3Client, stack.bucket, `${result.prefix}/`)).values(),
     ].join('\n');
     expect(everything).not.toContain('sk_live_wrong_key_123');
+  });
+});
+
+describe('an API that echoes the Authorization header', () => {
+  it('never lets the key reach the logs, the manifest or failed-users/', async () => {
+    const [bad, good] = allUsers.slice(40, 42) as [string, string];
+    stack.api.configure({ echoAuthorization: true, faults: { [bad]: [{ kind: 'status', status: 400 }] } });
+
+    const result = await run(planFromEvent({ reason: 'echo', userIds: [bad, good] }, new Date(), 'r'), {
+      EXPORT_FAILED_USERS_TOLERANCE: '1',
+    });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.failed_users).toEqual([
+      {
+        user_id: bad,
+        error_type: 'ApiRequestError',
+        error: expect.stringContaining('"authorization":"Bearer [REDACTED]"'),
+      },
+    ]);
+    const failedUsers = await readObjects(stack.s3Client, stack.bucket, `${result.prefix}/failed-users/`);
+    expect([...failedUsers.values()].join('')).toContain('Bearer [REDACTED]');
+    const everything = [
+      result.logger.text(),
+      JSON.stringify(result.manifest),
+      ...(await readObjects(stack.s3Client, stack.bucket, `${result.prefix}/`)).values(),
+    ].join('\n');
+    expect(everything).not.toContain(stack.api.settings.apiKey);
+    expect(everything).not.toMatch(/Bearer (?!\[REDACTED\])/);
+  });
+});
+
+describe('a response larger than EXPORT_MAX_RESPONSE_BYTES', () => {
+  it('fails that user once, without retries, and the run goes on', async () => {
+    const [big, good] = allUsers.slice(42, 44) as [string, string];
+    stack.api.configure({ faults: { [big]: [{ kind: 'huge-body', bytes: 8 * 1024 * 1024 }] } });
+
+    const result = await run(planFromEvent({ reason: 'big', userIds: [big, good] }, new Date(), 'r'), {
+      EXPORT_FAILED_USERS_TOLERANCE: '1',
+      EXPORT_MAX_RESPONSE_BYTES: String(1024 * 1024),
+    });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({ users_failed: 1, retries: 0, requests: 2 });
+    expect(result.manifest.failed_users).toEqual([
+      expect.objectContaining({ user_id: big, error_type: 'ResponseTooLargeError' }),
+    ]);
   });
 });
 

@@ -22,6 +22,9 @@ describe('parseConfig', () => {
       targetFileBytes: 128 * 1024 * 1024,
       uploadPartBytes: 8 * 1024 * 1024,
       s3ForcePathStyle: false,
+      requestTimeoutMs: 10_000,
+      requestTotalTimeoutMs: 30_000,
+      maxResponseBytes: 64 * 1024 * 1024,
     });
     expect(config.apiKey).toEqual({ kind: 'value', value: 'sk_test_x' });
   });
@@ -159,6 +162,15 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...minimal, MOONKEY_API_URL: 'https://gw.example.com/moonkey/' }).apiUrl).toBe(
       'https://gw.example.com/moonkey',
     );
+  });
+
+  it('requires the total request time to cover the idle timeout', () => {
+    expect(
+      errorOf({ ...minimal, EXPORT_REQUEST_TIMEOUT_MS: '20000', EXPORT_REQUEST_TOTAL_TIMEOUT_MS: '10000' })
+        .issues,
+    ).toEqual([
+      'EXPORT_REQUEST_TOTAL_TIMEOUT_MS must be at least EXPORT_REQUEST_TIMEOUT_MS (it bounds the whole attempt, the other one idle time)',
+    ]);
   });
 
   it('keeps the API key out of the settings recorded in manifests', () => {
