@@ -434,11 +434,35 @@ describe('validation', () => {
         reason: 'schema',
         snapshot_id: result.manifest.snapshot_id,
       });
-      expect(INVALID_ITEMS).toContainEqual(reject.item);
+      expect(INVALID_ITEMS.map((item) => JSON.stringify(item))).toContain(reject.item_raw);
+      expect(reject).toMatchObject({ item_length: String(reject.item_raw).length, item_truncated: false });
       expect((reject.issues as unknown[]).length).toBeGreaterThan(0);
     }
     const sessions = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
     expect(withoutSnapshotFields(sessions).sort(byId)).toEqual(sessionsFor(user, BASE_TIME).sort(byId));
+  });
+});
+
+describe('an invalid item nested 100,000 deep', () => {
+  it('is quarantined as truncated raw text with its length; the user is not failed', async () => {
+    const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
+    stack.api.configure({ faults: { [user]: [{ kind: 'deeply-nested-item', depth: 100_000 }] } });
+
+    const result = await run(planFromEvent({ reason: 'deep', userIds: [user] }, new Date(), 'r'));
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({
+      users_failed: 0,
+      items_rejected: 1,
+      sessions_exported: sessionsFor(user, BASE_TIME).length,
+    });
+    const [reject, ...more] = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/rejects/`);
+    expect(more).toEqual([]);
+    const prefix = `{"id":"sess_deep","user_id":${JSON.stringify(user)},"factors":[[[`;
+    expect(reject).toMatchObject({ user_id: user, reason: 'schema', item_truncated: true });
+    expect(String(reject?.item_raw).startsWith(prefix)).toBe(true);
+    expect(String(reject?.item_raw)).toHaveLength(64 * 1024);
+    expect(reject?.item_length).toBe(prefix.length - 3 + 2 * 100_000 + 1);
   });
 });
 

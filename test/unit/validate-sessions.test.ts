@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { MalformedResponseError } from '../../lambda/core/errors';
-import { validateSessions } from '../../lambda/moonkey/validate-sessions';
+import { REJECT_ITEM_CHARS, validateSessions } from '../../lambda/moonkey/validate-sessions';
 
 /** The vendor's own example response, read from the contract fixture (not retyped). */
 const openapi = parse(readFileSync(join(__dirname, '../fixtures/moonkey-openapi.yaml'), 'utf8'));
@@ -42,13 +42,35 @@ describe('validateSessions', () => {
       {
         user_id: exampleUser,
         reason: 'schema',
-        item: broken,
+        item_raw: JSON.stringify(broken),
+        item_length: JSON.stringify(broken).length,
+        item_truncated: false,
         issues: expect.arrayContaining([
           expect.objectContaining({ path: 'started_at' }),
           expect.objectContaining({ path: 'factors' }),
         ]),
       },
     ]);
+  });
+
+  it('quarantines an item nested 100,000 deep as its text, cut to REJECT_ITEM_CHARS with its length', () => {
+    const depth = 100_000;
+    const deep = `{"id":"sess_deep","user_id":"${exampleUser}","factors":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+
+    const { valid, rejected } = validateSessions(exampleUser, {
+      sessions: [exampleSession, JSON.parse(deep)],
+    });
+
+    expect(valid).toEqual([exampleSession]);
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        reason: 'schema',
+        item_raw: deep.slice(0, REJECT_ITEM_CHARS),
+        item_length: deep.length,
+        item_truncated: true,
+      }),
+    ]);
+    expect(() => JSON.stringify(rejected)).not.toThrow();
   });
 
   it('quarantines a session listed under another user', () => {
