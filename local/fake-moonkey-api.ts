@@ -20,8 +20,11 @@ export type FaultStep =
    * client hung up.
    */
   | { kind: 'huge-body'; bytes: number; declareLength?: boolean }
-  /** 200 whose valid body arrives one byte every `intervalMs` (never trips an idle timeout). */
-  | { kind: 'trickle'; intervalMs: number }
+  /**
+   * 200 whose valid body (padded to `bytes`, default its natural ~34) arrives one byte every
+   * `intervalMs`: never idle long enough to trip an idle timeout.
+   */
+  | { kind: 'trickle'; intervalMs: number; bytes?: number }
   /** 200 with the user's sessions plus one item whose `factors` is an array nested `depth` deep. */
   | { kind: 'deeply-nested-item'; depth: number }
   /** 200 with the user's sessions gzip-compressed and `Content-Encoding: gzip`, asked for or not. */
@@ -170,7 +173,7 @@ export async function startFakeMoonKeyApi(
     }
     if (step?.kind === 'malformed') return send(res, 200, '{"sessions": [{"id": "sess_trunc');
     if (step?.kind === 'huge-body') return streamHugeBody(res, step.bytes, step.declareLength === true);
-    if (step?.kind === 'trickle') return trickle(res, step.intervalMs);
+    if (step?.kind === 'trickle') return trickle(res, step.intervalMs, step.bytes);
     const sessions: unknown[] = sessionsFor(userId, settings.baseTime);
     if (step?.kind === 'invalid-items' || invalidUsers.has(userId)) sessions.push(...INVALID_ITEMS);
     if (step?.kind === 'gzip') {
@@ -222,9 +225,13 @@ export async function startFakeMoonKeyApi(
   };
 
   /** A valid empty answer, one byte every `intervalMs`, until done or the client hangs up. */
-  const trickle = (res: ServerResponse, intervalMs: number) => {
+  const trickle = (res: ServerResponse, intervalMs: number, bytes = 0) => {
     stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1;
-    const body = Buffer.from(JSON.stringify({ sessions: [], note: 'trickling' }));
+    const natural = JSON.stringify({ sessions: [], note: 'trickling' });
+    // `{"sessions":[],"note":""}` is 25 bytes; the note pads it to `bytes`.
+    const body = Buffer.from(
+      bytes > natural.length ? JSON.stringify({ sessions: [], note: 'x'.repeat(bytes - 25) }) : natural,
+    );
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
     let sent = 0;
     const timer = setInterval(() => {
