@@ -98,6 +98,9 @@ export const envShape = z.object({
   EXPORT_SCAN_SEGMENTS: int(1, 1000).default(1),
   EXPORT_SCAN_PAGE_SIZE: int(1, 10_000).default(1000),
   EXPORT_FAILED_USERS_TOLERANCE: tolerance.default(() => ({ kind: 'count', value: 0 }) as const),
+  // Low on purpose: a few odd items are quarantined and the run commits; most of them means the
+  // contract moved and a snapshot committed without them would mislead.
+  EXPORT_REJECTED_ITEMS_TOLERANCE: tolerance.default(() => ({ kind: 'percent', value: 1 }) as const),
   // S3 rejects multipart parts under 5 MiB (except the last); files above 5 GiB cannot be completed in one CopyObject-free part set we size for.
   EXPORT_TARGET_FILE_BYTES: int(1024, 5 * 1024 * MIB).default(128 * MIB),
   EXPORT_UPLOAD_PART_BYTES: int(5 * MIB, 512 * MIB).default(8 * MIB),
@@ -163,6 +166,7 @@ export interface Config {
   readonly scanSegments: number;
   readonly scanPageSize: number;
   readonly failedUsersTolerance: Env['EXPORT_FAILED_USERS_TOLERANCE'];
+  readonly rejectedItemsTolerance: Env['EXPORT_REJECTED_ITEMS_TOLERANCE'];
   readonly targetFileBytes: number;
   readonly uploadPartBytes: number;
   readonly gzipLevel: number;
@@ -216,6 +220,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     scanSegments: e.EXPORT_SCAN_SEGMENTS,
     scanPageSize: e.EXPORT_SCAN_PAGE_SIZE,
     failedUsersTolerance: e.EXPORT_FAILED_USERS_TOLERANCE,
+    rejectedItemsTolerance: e.EXPORT_REJECTED_ITEMS_TOLERANCE,
     targetFileBytes: e.EXPORT_TARGET_FILE_BYTES,
     uploadPartBytes: e.EXPORT_UPLOAD_PART_BYTES,
     gzipLevel: e.EXPORT_GZIP_LEVEL,

@@ -122,6 +122,14 @@ export class TooManyFailedUsersError extends ExportError {
   override name = 'TooManyFailedUsersError';
 }
 
+/**
+ * More session items were quarantined than EXPORT_REJECTED_ITEMS_TOLERANCE allows (say the API
+ * changed a field's shape); the snapshot is not committed rather than silently missing sessions.
+ */
+export class TooManyRejectedItemsError extends ExportError {
+  override name = 'TooManyRejectedItemsError';
+}
+
 /** The Lambda deadline was near: the run stopped cleanly instead of being killed mid-write. */
 export class DeadlineExceededError extends ExportError {
   override name = 'DeadlineExceededError';

@@ -33,6 +33,7 @@ import { NdjsonWriter } from '../snapshot/ndjson-writer';
 import { type FileKind, SnapshotKeys } from '../snapshot/snapshot-keys';
 import type { RunPlan } from './run-plan';
 import { type ScanSlice, scanUsers } from './scan-users';
+import { toleranceError } from './tolerance';
 
 /**
  * Users started beyond the concurrency limit, so a slot that frees is refilled from p-limit's
@@ -391,14 +392,8 @@ class ExportRun {
   }
 
   private checkTolerance(): void {
-    const tolerance = this.config.failedUsersTolerance;
-    if (tolerance.kind !== 'percent') return;
-    const allowed = (this.counts.users_processed * tolerance.value) / 100;
-    if (this.counts.users_failed > allowed) {
-      throw new TooManyFailedUsersError(
-        `${this.counts.users_failed} of ${this.counts.users_processed} users failed, more than EXPORT_FAILED_USERS_TOLERANCE=${tolerance.value}% allows; the snapshot was not committed`,
-      );
-    }
+    const error = toleranceError(this.counts, this.config);
+    if (error) throw error;
   }
 
   /** First fatal error wins; every in-flight call and sleep sees the abort at once. */

@@ -5,7 +5,12 @@
  */
 
 import { parseConfig } from '../../lambda/core/config';
-import { ApiAuthError, DeadlineExceededError, TooManyFailedUsersError } from '../../lambda/core/errors';
+import {
+  ApiAuthError,
+  DeadlineExceededError,
+  TooManyFailedUsersError,
+  TooManyRejectedItemsError,
+} from '../../lambda/core/errors';
 import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
 import { type RunOptions, runExport } from '../../lambda/run/run-export';
 import { planFromEvent, type RunPlan } from '../../lambda/run/run-plan';
@@ -419,7 +424,9 @@ describe('validation', () => {
     const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 2) as string;
     stack.api.configure({ invalidItemUsers: [user] });
 
-    const result = await run(planFromEvent({ reason: 'validation', userIds: [user] }, new Date(), 'r'));
+    const result = await run(planFromEvent({ reason: 'validation', userIds: [user] }, new Date(), 'r'), {
+      EXPORT_REJECTED_ITEMS_TOLERANCE: '100%',
+    });
 
     expect(result.manifest.status).toBe('committed');
     expect(result.manifest.counts).toMatchObject({
@@ -443,12 +450,41 @@ describe('validation', () => {
   });
 });
 
+describe('the rejected-items tolerance', () => {
+  it('fails without committing when rejects pass EXPORT_REJECTED_ITEMS_TOLERANCE (default 1%)', async () => {
+    const users = allUsers.slice(100, 110);
+    const user = users.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
+    stack.api.configure({ invalidItemUsers: [user] });
+
+    const result = await run(planFromEvent({ reason: 'rejects', userIds: users }, new Date(), 'r'));
+
+    expect(result.error).toBeInstanceOf(TooManyRejectedItemsError);
+    expect(result.manifest).toMatchObject({ status: 'failed', error: { type: 'TooManyRejectedItemsError' } });
+    expect(result.manifest.counts.items_rejected).toBe(INVALID_ITEMS.length);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`)).toEqual([result.manifestKey]);
+  });
+
+  it('commits when the rejects stay within it', async () => {
+    const users = allUsers.slice(100, 110);
+    const user = users.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
+    stack.api.configure({ invalidItemUsers: [user] });
+
+    const result = await run(planFromEvent({ reason: 'rejects', userIds: users }, new Date(), 'r'), {
+      EXPORT_REJECTED_ITEMS_TOLERANCE: String(INVALID_ITEMS.length),
+    });
+
+    expect(result.manifest.status).toBe('committed');
+  });
+});
+
 describe('an invalid item nested 100,000 deep', () => {
   it('is quarantined as truncated raw text with its length; the user is not failed', async () => {
     const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
     stack.api.configure({ faults: { [user]: [{ kind: 'deeply-nested-item', depth: 100_000 }] } });
 
-    const result = await run(planFromEvent({ reason: 'deep', userIds: [user] }, new Date(), 'r'));
+    const result = await run(planFromEvent({ reason: 'deep', userIds: [user] }, new Date(), 'r'), {
+      EXPORT_REJECTED_ITEMS_TOLERANCE: '1',
+    });
 
     expect(result.manifest.status).toBe('committed');
     expect(result.manifest.counts).toMatchObject({

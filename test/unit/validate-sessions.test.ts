@@ -33,7 +33,7 @@ describe('validateSessions', () => {
   });
 
   it('quarantines an invalid item with its zod issues and exports its valid sibling', () => {
-    const broken = { ...exampleSession, id: 'sess_broken', factors: [], started_at: 1.5 };
+    const broken = { ...exampleSession, id: 'sess_broken', factors: [], started_at: 'yesterday' };
 
     const { valid, rejected } = validateSessions(exampleUser, { sessions: [exampleSession, broken] });
 
@@ -71,6 +71,37 @@ describe('validateSessions', () => {
       }),
     ]);
     expect(() => JSON.stringify(rejected)).not.toThrow();
+  });
+
+  it('accepts any finite number for a time, fractional or negative, as the contract (`type: number`) allows', () => {
+    const odd = {
+      ...exampleSession,
+      started_at: 1643163802.25,
+      expires_at: 0,
+      last_active_at: -34766141.1495519,
+      factors: [
+        {
+          delivery_channel: 'sms',
+          type: 'otp',
+          method: { method_id: 'm', method_type: 'email', last_verified_at: 0.5 },
+        },
+      ],
+    };
+
+    const { valid, rejected } = validateSessions(exampleUser, { sessions: [odd] });
+
+    expect(rejected).toEqual([]);
+    expect(valid).toEqual([odd]);
+  });
+
+  it('quarantines a time that is not a number', () => {
+    const { rejected } = validateSessions(exampleUser, {
+      sessions: [{ ...exampleSession, updated_at: '1643163867' }],
+    });
+
+    expect(rejected).toEqual([
+      expect.objectContaining({ issues: [expect.objectContaining({ path: 'updated_at' })] }),
+    ]);
   });
 
   it('quarantines a session listed under another user', () => {
