@@ -111,7 +111,9 @@ describe('handler', () => {
       const { error } = await captureStdout(() => handler({ reason: 'config check' }, fakeContext()));
 
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).message).toBe('Invalid configuration: EXPORT_CONCURRENCY must be a number');
+      expect((error as Error).message).toBe(
+        'Invalid configuration: EXPORT_CONCURRENCY must be a whole number in decimal digits (like 16)',
+      );
     } finally {
       restore();
     }
