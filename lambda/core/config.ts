@@ -96,6 +96,9 @@ export const envShape = z.object({
   EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
   EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
   EXPORT_SCAN_SEGMENTS: int(1, 1000).default(1),
+  // The SDK's default (3 attempts in standard mode) gives up after ~2 s of throttling; 10 adaptive
+  // attempts wait out ~45 s on average (jittered 0.5 s doubling, capped at 20 s) in a 15-minute job.
+  EXPORT_DYNAMODB_MAX_ATTEMPTS: int(1, 30).default(10),
   EXPORT_SCAN_PAGE_SIZE: int(1, 10_000).default(1000),
   EXPORT_FAILED_USERS_TOLERANCE: tolerance.default(() => ({ kind: 'count', value: 0 }) as const),
   // Low on purpose: a few odd items are quarantined and the run commits; most of them means the
@@ -164,6 +167,7 @@ export interface Config {
   readonly retryBaseDelayMs: number;
   readonly retryMaxDelayMs: number;
   readonly scanSegments: number;
+  readonly dynamodbMaxAttempts: number;
   readonly scanPageSize: number;
   readonly failedUsersTolerance: Env['EXPORT_FAILED_USERS_TOLERANCE'];
   readonly rejectedItemsTolerance: Env['EXPORT_REJECTED_ITEMS_TOLERANCE'];
@@ -218,6 +222,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     retryBaseDelayMs: e.EXPORT_RETRY_BASE_DELAY_MS,
     retryMaxDelayMs: e.EXPORT_RETRY_MAX_DELAY_MS,
     scanSegments: e.EXPORT_SCAN_SEGMENTS,
+    dynamodbMaxAttempts: e.EXPORT_DYNAMODB_MAX_ATTEMPTS,
     scanPageSize: e.EXPORT_SCAN_PAGE_SIZE,
     failedUsersTolerance: e.EXPORT_FAILED_USERS_TOLERANCE,
     rejectedItemsTolerance: e.EXPORT_REJECTED_ITEMS_TOLERANCE,
