@@ -173,6 +173,17 @@ describe('the API key in a response', () => {
     expect(message).toContain('"authorization":"Bearer [REDACTED]"');
   });
 
+  it('is removed from a 200 body that echoes it, so it reaches neither sessions/ nor rejects/', async () => {
+    const body = await callWith({
+      kind: 'status',
+      status: 200,
+      body: JSON.stringify({ sessions: [{ id: 's', note: `sent with Bearer ${KEY}` }] }),
+    });
+
+    expect(JSON.stringify(body)).not.toContain(KEY);
+    expect(body).toEqual({ sessions: [{ id: 's', note: 'sent with Bearer [REDACTED]' }] });
+  });
+
   it('is redacted from a redirect Location that carries it', async () => {
     const error = await callWith({
       kind: 'status',
