@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { closeRuntime, invoke } from '../lambda/handlers/handler';
 import type { Progress } from '../lambda/run/run-export';
+import { scheduledTimeProblem } from '../lambda/run/run-plan';
 import { AUDIT_OPTIONS, auditPayloadFromArgs, UsageError } from './audit-payload';
 
 const USAGE =
@@ -33,8 +34,9 @@ export function eventFromArgs(argv: string[], now: Date): unknown {
       throw new UsageError(`--user and --dry-run are for audits: add --reason "why"\n${USAGE}`);
     }
     const time = values['scheduled-time'] ?? now.toISOString();
-    if (Number.isNaN(Date.parse(time)))
-      throw new UsageError(`--scheduled-time must be ISO-8601, got "${time}"`);
+    // The handler's own rule, checked here so every bad form is a usage error (exit 2).
+    const problem = scheduledTimeProblem(time, now);
+    if (problem !== undefined) throw new UsageError(`--scheduled-time ${problem}\n${USAGE}`);
     return { 'detail-type': 'Scheduled Event', source: 'moonkey.cli', time, detail: {} };
   }
   if (values['scheduled-time'] !== undefined)
