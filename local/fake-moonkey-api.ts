@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { sessionsFor } from './fake-sessions';
 
 /**
@@ -8,10 +9,26 @@ import { sessionsFor } from './fake-sessions';
  * break the schema, to exercise the quarantine.
  */
 export type FaultStep =
-  | { kind: 'status'; status: number; retryAfter?: string; body?: string }
+  | { kind: 'status'; status: number; retryAfter?: string; body?: string; headers?: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'malformed' }
-  | { kind: 'invalid-items' };
+  | { kind: 'invalid-items' }
+  /**
+   * 200 with a valid JSON body of `bytes` bytes (an empty session list plus padding), streamed in
+   * 64 KiB chunks with backpressure so the fake never holds it; with `declareLength` it also sends
+   * Content-Length (else chunked). `stats.streamedBytes` counts what was written before the
+   * client hung up.
+   */
+  | { kind: 'huge-body'; bytes: number; declareLength?: boolean }
+  /**
+   * 200 whose valid body (padded to `bytes`, default its natural ~34) arrives one byte every
+   * `intervalMs`: never idle long enough to trip an idle timeout.
+   */
+  | { kind: 'trickle'; intervalMs: number; bytes?: number }
+  /** 200 with the user's sessions plus one item whose `factors` is an array nested `depth` deep. */
+  | { kind: 'deeply-nested-item'; depth: number }
+  /** 200 with the user's sessions gzip-compressed and `Content-Encoding: gzip`, asked for or not. */
+  | { kind: 'gzip' };
 
 export interface FakeApiSettings {
   /** The only key the fake accepts, as `Authorization: Bearer <key>`. */
@@ -31,6 +48,11 @@ export interface FakeApiSettings {
    * a million users that map alone costs the fake API memory and CPU on the job's shared cores.
    */
   trackUsers: boolean;
+  /**
+   * Error answers (scripted statuses, 401) echo the request's Authorization header in their JSON
+   * body, as some gateways' error pages do: what a key-leak test needs.
+   */
+  echoAuthorization: boolean;
 }
 
 export interface FakeApiStats {
@@ -40,6 +62,8 @@ export interface FakeApiStats {
   byUser: Record<string, number>;
   /** Requests started in each whole second since start: what a rate cap is checked against. */
   perSecond: number[];
+  /** Body bytes written by `huge-body` and `trickle` answers (until the client hung up). */
+  streamedBytes: number;
 }
 
 export interface FakeApi {
@@ -75,11 +99,12 @@ export async function startFakeMoonKeyApi(
     faults: {},
     invalidItemUsers: [],
     trackUsers: true,
+    echoAuthorization: false,
     ...initial,
   };
   let invalidUsers = new Set(settings.invalidItemUsers);
   let startedAt = Date.now();
-  const stats: FakeApiStats = { requests: 0, byStatus: {}, byUser: {}, perSecond: [] };
+  const stats: FakeApiStats = { requests: 0, byStatus: {}, byUser: {}, perSecond: [], streamedBytes: 0 };
   let tokens = 0;
   let tokensAt = performance.now();
   const sockets = new Set<Socket>();
@@ -122,8 +147,14 @@ export async function startFakeMoonKeyApi(
     stats.perSecond[second] = (stats.perSecond[second] ?? 0) + 1;
     if (pathname !== SESSIONS_PATH) return send(res, 404, JSON.stringify({ error: 'not_found' }));
     if (req.method !== 'GET') return send(res, 405, JSON.stringify({ error: 'method_not_allowed' }));
+    const echo = (body: Record<string, unknown>) =>
+      JSON.stringify(
+        settings.echoAuthorization
+          ? { ...body, request: { authorization: req.headers.authorization } }
+          : body,
+      );
     if (req.headers.authorization !== `Bearer ${settings.apiKey}`) {
-      return send(res, 401, JSON.stringify({ error: 'unauthorized', message: 'invalid api key' }));
+      return send(res, 401, echo({ error: 'unauthorized', message: 'invalid api key' }));
     }
     const userId = q === -1 ? null : new URLSearchParams(rawUrl.slice(q + 1)).get('user_id');
     if (userId === null || userId === '') {
@@ -135,14 +166,85 @@ export async function startFakeMoonKeyApi(
     const step = settings.faults[userId]?.shift();
     if (step?.kind === 'hang') return; // never answers; the client's timeout must fire
     if (step?.kind === 'status') {
-      return send(res, step.status, step.body ?? JSON.stringify({ error: `status_${step.status}` }), {
+      return send(res, step.status, step.body ?? echo({ error: `status_${step.status}` }), {
         ...(step.retryAfter === undefined ? {} : { 'retry-after': step.retryAfter }),
+        ...step.headers,
       });
     }
     if (step?.kind === 'malformed') return send(res, 200, '{"sessions": [{"id": "sess_trunc');
+    if (step?.kind === 'huge-body') return streamHugeBody(res, step.bytes, step.declareLength === true);
+    if (step?.kind === 'trickle') return trickle(res, step.intervalMs, step.bytes);
     const sessions: unknown[] = sessionsFor(userId, settings.baseTime);
     if (step?.kind === 'invalid-items' || invalidUsers.has(userId)) sessions.push(...INVALID_ITEMS);
+    if (step?.kind === 'gzip') {
+      stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1;
+      const body = gzipSync(JSON.stringify({ sessions }));
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+        'content-length': body.length,
+      });
+      return res.end(body);
+    }
+    if (step?.kind === 'deeply-nested-item') {
+      // Built as text: JSON.stringify of such a value would itself overflow the stack.
+      const deep = `{"id":"sess_deep","user_id":${JSON.stringify(userId)},"factors":${'['.repeat(step.depth)}${']'.repeat(step.depth)}}`;
+      const listed = JSON.stringify({ sessions });
+      return send(res, 200, `${listed.slice(0, -2)}${sessions.length > 0 ? ',' : ''}${deep}]}`);
+    }
     return send(res, 200, JSON.stringify({ sessions }));
+  };
+
+  /** Writes `bytes` of valid JSON in chunks, waiting for drain, stopping when the client goes away. */
+  const streamHugeBody = (res: ServerResponse, bytes: number, declareLength: boolean) => {
+    stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1;
+    const head = '{"sessions":[],"padding":"';
+    const tail = '"}';
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      ...(declareLength ? { 'content-length': bytes } : {}),
+    });
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let left = bytes - head.length - tail.length;
+    res.write(head);
+    stats.streamedBytes += head.length;
+    const pump = () => {
+      while (left > 0 && !res.destroyed) {
+        const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
+        left -= piece.length;
+        stats.streamedBytes += piece.length;
+        if (!res.write(piece)) return void res.once('drain', pump);
+      }
+      if (!res.destroyed)
+        res.end(tail, () => {
+          stats.streamedBytes += tail.length;
+        });
+    };
+    res.on('close', () => res.removeListener('drain', pump));
+    pump();
+  };
+
+  /** A valid empty answer, one byte every `intervalMs`, until done or the client hangs up. */
+  const trickle = (res: ServerResponse, intervalMs: number, bytes = 0) => {
+    stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1;
+    const natural = JSON.stringify({ sessions: [], note: 'trickling' });
+    // `{"sessions":[],"note":""}` is 25 bytes; the note pads it to `bytes`.
+    const body = Buffer.from(
+      bytes > natural.length ? JSON.stringify({ sessions: [], note: 'x'.repeat(bytes - 25) }) : natural,
+    );
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed) return clearInterval(timer);
+      res.write(body.subarray(sent, sent + 1));
+      sent++;
+      stats.streamedBytes++;
+      if (sent === body.length) {
+        clearInterval(timer);
+        res.end();
+      }
+    }, intervalMs);
+    res.on('close', () => clearInterval(timer));
   };
 
   const control = (path: string, req: IncomingMessage, res: ServerResponse) => {
@@ -192,6 +294,7 @@ export async function startFakeMoonKeyApi(
       stats.byStatus = {};
       stats.byUser = {};
       stats.perSecond = [];
+      stats.streamedBytes = 0;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -10,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { closeRuntime } from '../lambda/handlers/handler';
+import { scheduledTimeProblem } from '../lambda/run/run-plan';
 import { runExportLocally } from '../local/local-export';
 import type { PhaseCall } from '../local/state-machine-runner';
 import { AUDIT_OPTIONS, auditPayloadFromArgs, UsageError } from './audit-payload';
@@ -54,8 +55,9 @@ function eventOf(
       throw new UsageError(`--user and --dry-run are for audits: add --reason "why"\n${USAGE}`);
     }
     const time = values['scheduled-time'] ?? now.toISOString();
-    if (Number.isNaN(Date.parse(time)))
-      throw new UsageError(`--scheduled-time must be ISO-8601, got "${time}"`);
+    // The handler's own rule, checked here so every bad form is a usage error (exit 2).
+    const problem = scheduledTimeProblem(time, now);
+    if (problem !== undefined) throw new UsageError(`--scheduled-time ${problem}\n${USAGE}`);
     return { 'detail-type': 'Scheduled Event', source: 'moonkey.cli', time, detail: {} };
   }
   if (values['scheduled-time'] !== undefined)

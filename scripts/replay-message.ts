@@ -82,7 +82,7 @@ function recordFailure(record: z.infer<typeof invocationRecordSchema>): string {
 /** Refuses anything the handler would refuse, in the handler's words, before a run is started. */
 function checkedEvent(value: unknown, taken: string): Record<string, unknown> {
   try {
-    planFromEvent(value, new Date(0), 'replay');
+    planFromEvent(value, new Date(), 'replay');
   } catch (error) {
     throw new NotARunEventError(
       `${taken} is not an event the export function accepts. ${(error as Error).message}`,

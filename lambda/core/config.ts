@@ -3,12 +3,47 @@ import { ConfigError } from './errors';
 
 const MIB = 1024 * 1024;
 
+/**
+ * Plain decimal digits only. `Number()` (and so `z.coerce.number()`) also reads "0x10", "1e3",
+ * "0b11" and " 12 ", which nobody means in a setting; refusing them keeps a typo from turning
+ * into a surprising value.
+ */
 const int = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be a whole number' })
-    .min(min, { error: `must be at least ${min}` })
-    .max(max, { error: `must be at most ${max}` });
+  z
+    .string()
+    .regex(/^\d+$/, { error: 'must be a whole number in decimal digits (like 16)' })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, { error: `must be at least ${min}` })
+        .max(max, { error: `must be at most ${max}` }),
+    );
+
+/** A positive decimal like "12" or "2.5"; no exponent, hex or sign. */
+const positiveDecimal = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, { error: 'must be a decimal number (like 50 or 2.5)' })
+  .transform(Number)
+  .pipe(z.number().positive({ error: 'must be greater than 0' }));
+
+/** Key segments; "." and ".." are refused because S3 keeps them literally while every tool that maps keys to paths resolves them. */
+const keyPrefix = z
+  .string()
+  .regex(/^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/, {
+    error: 'must be key segments separated by "/", without leading or trailing "/"',
+  })
+  .refine((v) => v.split('/').every((segment) => segment !== '.' && segment !== '..'), {
+    error: 'must not contain "." or ".." segments',
+  });
+
+/** The API's base URL. A query or fragment would be dropped when paths are appended, so refuse it. */
+const apiUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+  .refine((v) => !v.includes('?') && !v.includes('#'), {
+    error: 'must not have a query string or fragment (they would be silently dropped)',
+  })
+  .refine((v) => !/^https?:\/\/[^/]*@/.test(v), { error: 'must not carry credentials' });
 
 const bool = z
   .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
@@ -39,15 +74,8 @@ export const envShape = z.object({
   EXPORT_BUCKET_NAME: z
     .string({ error: 'is required' })
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' }),
-  EXPORT_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/, {
-      error: 'must be key segments separated by "/", without leading or trailing "/"',
-    })
-    .default('moonkey'),
-  MOONKEY_API_URL: z
-    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
-    .default('https://api.moonkey.fun'),
+  EXPORT_PREFIX: keyPrefix.default('moonkey'),
+  MOONKEY_API_URL: apiUrl.default('https://api.moonkey.fun'),
   MOONKEY_API_KEY: z.string().min(1, { error: 'must not be empty' }).optional(),
   MOONKEY_API_KEY_SECRET_ARN: z
     .string()
@@ -56,20 +84,27 @@ export const envShape = z.object({
     })
     .optional(),
   EXPORT_CONCURRENCY: int(1, 2048).default(16),
-  EXPORT_MAX_RPS: z.coerce
-    .number({ error: 'must be a number' })
-    .positive({ error: 'must be greater than 0' })
-    .optional(),
+  EXPORT_MAX_RPS: positiveDecimal.optional(),
   // On by default: inert until the API answers 429 (see lambda/adaptive-concurrency.ts).
   EXPORT_ADAPTIVE_CONCURRENCY: bool.default(true),
   EXPORT_REQUEST_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  // The idle timeout above never fires on a body trickling in byte by byte: this bounds the whole attempt.
+  EXPORT_REQUEST_TOTAL_TIMEOUT_MS: int(100, 900_000).default(30_000),
+  // 64 MiB: a user with 100,000 sessions is a 44 MB body; a 200 MB one took the function's RSS to 955 MB.
+  EXPORT_MAX_RESPONSE_BYTES: int(1024, 1024 * MIB).default(64 * MIB),
   EXPORT_MAX_ATTEMPTS: int(1, 20).default(5),
   EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
   EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
   // `auto`: from the table's size (DescribeTable's item count, run/phases.ts), 1 to 40 segments.
   EXPORT_SCAN_SEGMENTS: z.union([z.literal('auto'), int(1, 1000)]).default('auto'),
+  // The SDK's default (3 attempts in standard mode) gives up after ~2 s of throttling; 10 adaptive
+  // attempts wait out ~45 s on average (jittered 0.5 s doubling, capped at 20 s) in a 15-minute job.
+  EXPORT_DYNAMODB_MAX_ATTEMPTS: int(1, 30).default(10),
   EXPORT_SCAN_PAGE_SIZE: int(1, 10_000).default(1000),
   EXPORT_FAILED_USERS_TOLERANCE: tolerance.default(() => ({ kind: 'count', value: 0 }) as const),
+  // Low on purpose: a few odd items are quarantined and the run commits; most of them means the
+  // contract moved and a snapshot committed without them would mislead.
+  EXPORT_REJECTED_ITEMS_TOLERANCE: tolerance.default(() => ({ kind: 'percent', value: 1 }) as const),
   // S3 rejects multipart parts under 5 MiB (except the last); files above 5 GiB cannot be completed in one CopyObject-free part set we size for.
   EXPORT_TARGET_FILE_BYTES: int(1024, 5 * 1024 * MIB).default(128 * MIB),
   EXPORT_UPLOAD_PART_BYTES: int(5 * MIB, 512 * MIB).default(8 * MIB),
@@ -93,6 +128,14 @@ export const envSchema = envShape.superRefine((env, ctx) => {
       code: 'custom',
       path: ['MOONKEY_API_KEY'],
       message: `exactly one of MOONKEY_API_KEY or MOONKEY_API_KEY_SECRET_ARN must be set (found ${keys.length})`,
+    });
+  }
+  if (env.EXPORT_REQUEST_TOTAL_TIMEOUT_MS < env.EXPORT_REQUEST_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['EXPORT_REQUEST_TOTAL_TIMEOUT_MS'],
+      message:
+        'must be at least EXPORT_REQUEST_TIMEOUT_MS (it bounds the whole attempt, the other one idle time)',
     });
   }
   if (env.EXPORT_RETRY_MAX_DELAY_MS < env.EXPORT_RETRY_BASE_DELAY_MS) {
@@ -119,12 +162,16 @@ export interface Config {
   readonly maxRps: number | undefined;
   readonly adaptiveConcurrency: boolean;
   readonly requestTimeoutMs: number;
+  readonly requestTotalTimeoutMs: number;
+  readonly maxResponseBytes: number;
   readonly maxAttempts: number;
   readonly retryBaseDelayMs: number;
   readonly retryMaxDelayMs: number;
   readonly scanSegments: number | 'auto';
+  readonly dynamodbMaxAttempts: number;
   readonly scanPageSize: number;
   readonly failedUsersTolerance: Env['EXPORT_FAILED_USERS_TOLERANCE'];
+  readonly rejectedItemsTolerance: Env['EXPORT_REJECTED_ITEMS_TOLERANCE'];
   readonly targetFileBytes: number;
   readonly uploadPartBytes: number;
   readonly gzipLevel: number;
@@ -170,12 +217,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxRps: e.EXPORT_MAX_RPS,
     adaptiveConcurrency: e.EXPORT_ADAPTIVE_CONCURRENCY,
     requestTimeoutMs: e.EXPORT_REQUEST_TIMEOUT_MS,
+    requestTotalTimeoutMs: e.EXPORT_REQUEST_TOTAL_TIMEOUT_MS,
+    maxResponseBytes: e.EXPORT_MAX_RESPONSE_BYTES,
     maxAttempts: e.EXPORT_MAX_ATTEMPTS,
     retryBaseDelayMs: e.EXPORT_RETRY_BASE_DELAY_MS,
     retryMaxDelayMs: e.EXPORT_RETRY_MAX_DELAY_MS,
     scanSegments: e.EXPORT_SCAN_SEGMENTS,
+    dynamodbMaxAttempts: e.EXPORT_DYNAMODB_MAX_ATTEMPTS,
     scanPageSize: e.EXPORT_SCAN_PAGE_SIZE,
     failedUsersTolerance: e.EXPORT_FAILED_USERS_TOLERANCE,
+    rejectedItemsTolerance: e.EXPORT_REJECTED_ITEMS_TOLERANCE,
     targetFileBytes: e.EXPORT_TARGET_FILE_BYTES,
     uploadPartBytes: e.EXPORT_UPLOAD_PART_BYTES,
     gzipLevel: e.EXPORT_GZIP_LEVEL,

@@ -1,17 +1,21 @@
 /**
  * One class per failure mode. Messages are written for the operator reading a log line or a
  * manifest: they say what failed and what to do, and never carry the API key or a raw response
- * header (see `redact` in logger.ts for the last line of defence).
+ * header (see `redactSecrets` in sessions-client.ts).
+ *
+ * Every class spells its `name` out literally: the manifest's `error.type` and each failed
+ * user's `error_type` are read from it, and the deployed bundle is minified, which renames
+ * classes (`new.target.name` reads `t` there). test/unit/error-names.test.ts checks it on a
+ * minified build.
  */
 export class ExportError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-  }
+  override name = 'ExportError';
 }
 
 /** An environment variable is missing or breaks its rule; thrown at cold start. */
 export class ConfigError extends ExportError {
+  override name = 'ConfigError';
+
   constructor(
     message: string,
     readonly issues: readonly string[],
@@ -22,6 +26,8 @@ export class ConfigError extends ExportError {
 
 /** The invocation payload is neither a scheduled event nor an audit request. Nothing is written. */
 export class InvalidEventError extends ExportError {
+  override name = 'InvalidEventError';
+
   constructor(
     message: string,
     readonly issues: readonly string[],
@@ -31,10 +37,14 @@ export class InvalidEventError extends ExportError {
 }
 
 /** The API key could not be read from Secrets Manager. */
-export class SecretFetchError extends ExportError {}
+export class SecretFetchError extends ExportError {
+  override name = 'SecretFetchError';
+}
 
 /** MoonKey answered 401/403: the key is wrong or revoked. Aborts the whole run at once. */
 export class ApiAuthError extends ExportError {
+  override name = 'ApiAuthError';
+
   constructor(readonly status: number) {
     super(
       `MoonKey API rejected the API key (HTTP ${status}); the run was aborted so a bad key is not retried for every user. Check MOONKEY_API_KEY / MOONKEY_API_KEY_SECRET_ARN.`,
@@ -44,6 +54,8 @@ export class ApiAuthError extends ExportError {
 
 /** A non-retryable HTTP status for one user (4xx other than 401/403/429). */
 export class ApiRequestError extends ExportError {
+  override name = 'ApiRequestError';
+
   constructor(
     readonly status: number,
     message: string,
@@ -54,6 +66,8 @@ export class ApiRequestError extends ExportError {
 
 /** A retryable failure (429, 5xx, timeout, connection error) for one attempt. */
 export class ApiRetryableError extends ExportError {
+  override name = 'ApiRetryableError';
+
   constructor(
     message: string,
     readonly retryAfterMs: number | undefined,
@@ -63,11 +77,38 @@ export class ApiRetryableError extends ExportError {
   }
 }
 
+/**
+ * One attempt ran longer than EXPORT_REQUEST_TOTAL_TIMEOUT_MS from dispatch to the body's end
+ * (a body trickling in slowly never trips the idle timeout). Retried like any timeout.
+ */
+export class ApiRequestTimeoutError extends ApiRetryableError {
+  override name = 'ApiRequestTimeoutError';
+}
+
+/**
+ * The response was larger than EXPORT_MAX_RESPONSE_BYTES. Reading stopped at the limit and the
+ * connection was closed, so memory never held more. Not retried: the next answer would be as big.
+ */
+export class ResponseTooLargeError extends ExportError {
+  override name = 'ResponseTooLargeError';
+
+  constructor(
+    readonly limitBytes: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The body was not JSON or not a `{ sessions: [...] }` envelope: the call failed. */
-export class MalformedResponseError extends ExportError {}
+export class MalformedResponseError extends ExportError {
+  override name = 'MalformedResponseError';
+}
 
 /** A user's retries ran out; `cause` is the last attempt's error. */
 export class RetriesExhaustedError extends ExportError {
+  override name = 'RetriesExhaustedError';
+
   constructor(
     readonly attempts: number,
     options: ErrorOptions & { cause: Error },
@@ -77,23 +118,39 @@ export class RetriesExhaustedError extends ExportError {
 }
 
 /** More users failed than EXPORT_FAILED_USERS_TOLERANCE allows; the snapshot is not committed. */
-export class TooManyFailedUsersError extends ExportError {}
+export class TooManyFailedUsersError extends ExportError {
+  override name = 'TooManyFailedUsersError';
+}
+
+/**
+ * More session items were quarantined than EXPORT_REJECTED_ITEMS_TOLERANCE allows (say the API
+ * changed a field's shape); the snapshot is not committed rather than silently missing sessions.
+ */
+export class TooManyRejectedItemsError extends ExportError {
+  override name = 'TooManyRejectedItemsError';
+}
 
 /** The Lambda deadline was near: the run stopped cleanly instead of being killed mid-write. */
-export class DeadlineExceededError extends ExportError {}
+export class DeadlineExceededError extends ExportError {
+  override name = 'DeadlineExceededError';
+}
 
 /** Writing, completing or cleaning up snapshot objects in S3 failed. */
-export class SnapshotWriteError extends ExportError {}
+export class SnapshotWriteError extends ExportError {
+  override name = 'SnapshotWriteError';
+}
 
 /** Reading the users table failed. */
-export class ScanUsersError extends ExportError {}
+export class ScanUsersError extends ExportError {
+  override name = 'ScanUsersError';
+}
 
 /** A Work found its run already given up (Abort wrote the failed manifest): it stops writing. */
 export class RunAbandonedError extends ExportError {
-  override readonly name = 'RunAbandonedError';
+  override name = 'RunAbandonedError';
 }
 
 /** A phase's input is not what the state machine sends (a hand-edited execution input, a drifted definition). */
 export class InvalidPhaseInputError extends ExportError {
-  override readonly name = 'InvalidPhaseInputError';
+  override name = 'InvalidPhaseInputError';
 }

@@ -27,9 +27,13 @@ export async function createExportRuntime(
     // A few spare sockets so a slow close never holds back a slot.
     connections: config.concurrency + 4,
     requestTimeoutMs: config.requestTimeoutMs,
+    requestTotalTimeoutMs: config.requestTotalTimeoutMs,
+    maxResponseBytes: config.maxResponseBytes,
   });
   const s3 = new S3Client({ forcePathStyle: config.s3ForcePathStyle });
-  const dynamodb = new DynamoDBClient({});
+  // Adaptive: the standard backoff plus a client-side rate limiter that slows the scan while
+  // DynamoDB throttles, so a long throttle is waited out instead of failing the run.
+  const dynamodb = new DynamoDBClient({ retryMode: 'adaptive', maxAttempts: config.dynamodbMaxAttempts });
   return {
     config,
     s3,

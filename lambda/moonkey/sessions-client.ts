@@ -1,12 +1,49 @@
 import { type Dispatcher, Pool } from 'undici';
-import { ApiAuthError, ApiRequestError, ApiRetryableError, MalformedResponseError } from '../core/errors';
+import {
+  ApiAuthError,
+  ApiRequestError,
+  ApiRequestTimeoutError,
+  ApiRetryableError,
+  ExportError,
+  MalformedResponseError,
+  ResponseTooLargeError,
+} from '../core/errors';
 
 export interface SessionsClientOptions {
   readonly apiUrl: string;
   readonly apiKey: string;
   readonly connections: number;
+  /** Idle time: waiting for headers, and between two body chunks. */
   readonly requestTimeoutMs: number;
+  /** One attempt's whole time, dispatch to the body's last byte. */
+  readonly requestTotalTimeoutMs: number;
+  /** Bytes of body read at most; past it the call fails and the connection is closed. */
+  readonly maxResponseBytes: number;
 }
+
+/** How much of an error body goes into a message (and so into logs, the manifest and failed-users/). */
+const ERROR_BODY_CHARS = 200;
+
+const REDACTED = '[REDACTED]';
+
+/**
+ * Removes the API key, and any `Bearer <token>`, from a text taken from a response, before it is
+ * stored or logged: a gateway or an API error page that echoes the request's Authorization header
+ * would otherwise put the key into logs, the manifest and failed-users/.
+ */
+export function redactSecrets(text: string, apiKey: string): string {
+  return withoutKey(text, apiKey).replace(
+    /(bearer)(\s+|%20|\+)(?!\[REDACTED\])[^\s"'\\,;&<>]+/gi,
+    `$1$2${REDACTED}`,
+  );
+}
+
+function withoutKey(text: string, apiKey: string): string {
+  return apiKey.length > 0 && text.includes(apiKey) ? text.split(apiKey).join(REDACTED) : text;
+}
+
+/** gzip's magic bytes: how a compressed body is recognised even without Content-Encoding. */
+const isGzip = (head: Buffer | undefined) => head !== undefined && head[0] === 0x1f && head[1] === 0x8b;
 
 /** One attempt at `GET /v1/auth/sessions/list`: the parsed JSON body, or a typed error. */
 export type FetchSessions = (userId: string, signal: AbortSignal) => Promise<unknown>;
@@ -34,6 +71,8 @@ const RETRYABLE_NETWORK_CODES = new Set([
  * (AIMD) shrinks its window on; a 5xx or a timeout says nothing about our rate.
  */
 export class ApiThrottledError extends ApiRetryableError {
+  override name = 'ApiThrottledError';
+
   constructor(retryAfterMs: number | undefined) {
     super('HTTP 429', retryAfterMs);
   }
@@ -62,14 +101,24 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
     keepAliveTimeout: 30_000,
     connect: { timeout: options.requestTimeoutMs },
   });
-  const headers = ['authorization', `Bearer ${options.apiKey}`, 'accept', 'application/json'];
+  // identity: the client does not decompress, so it says so; a gzip answer anyway is reported as such.
+  const headers = [
+    'authorization',
+    `Bearer ${options.apiKey}`,
+    'accept',
+    'application/json',
+    'accept-encoding',
+    'identity',
+  ];
+  const limits = { maxBytes: options.maxResponseBytes, totalTimeoutMs: options.requestTotalTimeoutMs };
+  const redact = (text: string) => redactSecrets(text, options.apiKey);
 
   const fetchSessions: FetchSessions = async (userId, signal) => {
     if (signal.aborted) throw signal.reason;
     let response: RawResponse;
     try {
       response = await new Promise<RawResponse>((resolve, reject) => {
-        const call = new SessionsCall(signal, resolve, reject);
+        const call = new SessionsCall(signal, limits, resolve, reject);
         pool.dispatch(
           {
             method: 'GET',
@@ -83,10 +132,19 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
       });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
+      if (error instanceof ExportError) throw error;
       throw classifyNetworkError(error);
     }
-    const { statusCode, text } = response;
+    const { statusCode } = response;
+    // The key never travels further than this client, whatever the API echoes back. Session data
+    // loses only the key itself; error texts also lose any other `Bearer` token.
+    const text = statusCode === 200 ? withoutKey(response.text, options.apiKey) : redact(response.text);
     if (statusCode === 200) {
+      if (response.gzip) {
+        throw new MalformedResponseError(
+          `HTTP 200 with a gzip-compressed body (${response.bytes} bytes${response.contentEncoding ? `, Content-Encoding: ${response.contentEncoding}` : ''}) although the request asked for identity; the client does not decompress`,
+        );
+      }
       try {
         const body: unknown = JSON.parse(text);
         indexRawItems(text, body);
@@ -102,7 +160,17 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
     if (statusCode >= 500) {
       throw new ApiRetryableError(`HTTP ${statusCode}`, parseRetryAfter(response.retryAfter, Date.now()));
     }
-    throw new ApiRequestError(statusCode, `HTTP ${statusCode}: ${text.slice(0, 200)}`);
+    if (statusCode >= 300 && statusCode < 400) {
+      const location = response.location === undefined ? '(no Location header)' : redact(response.location);
+      throw new ApiRequestError(
+        statusCode,
+        `HTTP ${statusCode} redirect to ${location}; redirects are not followed (the key must not travel to another host): set MOONKEY_API_URL to the final address`,
+      );
+    }
+    const body = response.gzip
+      ? `(gzip-compressed body of ${response.bytes} bytes)`
+      : text.slice(0, ERROR_BODY_CHARS);
+    throw new ApiRequestError(statusCode, `HTTP ${statusCode}: ${body}`);
   };
 
   return { fetchSessions, close: () => pool.close() };
@@ -208,8 +276,20 @@ export function sessionItemSpans(text: string): number[] | undefined {
 interface RawResponse {
   readonly statusCode: number;
   readonly retryAfter: string | string[] | undefined;
+  readonly location: string | undefined;
+  readonly contentEncoding: string | undefined;
+  /** Declared by Content-Encoding or recognised by gzip's magic bytes. */
+  readonly gzip: boolean;
+  readonly bytes: number;
   readonly text: string;
 }
+
+interface CallLimits {
+  readonly maxBytes: number;
+  readonly totalTimeoutMs: number;
+}
+
+const firstHeader = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 /**
  * One call as an undici dispatch handler: the body's chunks go straight into an array and the
@@ -229,14 +309,30 @@ class SessionsCall implements Dispatcher.DispatchHandler {
   private abortReason: Error | undefined;
   private statusCode = 0;
   private retryAfter: string | string[] | undefined;
+  private location: string | undefined;
+  private contentEncoding: string | undefined;
   private chunks: Buffer[] = [];
+  private bytes = 0;
   private settled = false;
+  private readonly deadline: NodeJS.Timeout;
 
   constructor(
     signal: AbortSignal,
+    private readonly limits: CallLimits,
     private readonly resolve: (response: RawResponse) => void,
     private readonly reject: (error: unknown) => void,
   ) {
+    this.deadline = setTimeout(
+      () =>
+        this.failWith(
+          new ApiRequestTimeoutError(
+            `the request took longer than EXPORT_REQUEST_TOTAL_TIMEOUT_MS=${limits.totalTimeoutMs} (${this.bytes} body bytes received)`,
+            undefined,
+          ),
+        ),
+      limits.totalTimeoutMs,
+    );
+    this.deadline.unref();
     let calls = SessionsCall.inFlight.get(signal);
     if (calls === undefined) {
       const group = new Set<SessionsCall>();
@@ -267,23 +363,62 @@ class SessionsCall implements Dispatcher.DispatchHandler {
   ): void {
     this.statusCode = statusCode;
     this.retryAfter = headers['retry-after'];
+    this.location = firstHeader(headers.location);
+    this.contentEncoding = firstHeader(headers['content-encoding']);
+    const declared = Number(firstHeader(headers['content-length']));
+    if (declared > this.limits.maxBytes) this.tooLarge(`declares Content-Length: ${declared}`);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.chunks.push(chunk);
+    if (this.settled) return;
+    this.bytes += chunk.length;
+    // Checked before keeping the chunk: memory never holds more than the limit.
+    if (this.bytes > this.limits.maxBytes) this.tooLarge(`exceeded it after ${this.bytes} bytes`);
+    else this.chunks.push(chunk);
   }
 
   onResponseEnd(): void {
     if (this.finish()) return;
     const chunks = this.chunks;
-    const text =
-      chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
-    this.resolve({ statusCode: this.statusCode, retryAfter: this.retryAfter, text });
+    const head = chunks[0];
+    const gzip = isGzip(head) || (this.contentEncoding !== undefined && /gzip/i.test(this.contentEncoding));
+    const text = gzip
+      ? ''
+      : chunks.length === 1
+        ? (head as Buffer).toString('utf8')
+        : Buffer.concat(chunks).toString('utf8');
+    this.chunks = [];
+    this.resolve({
+      statusCode: this.statusCode,
+      retryAfter: this.retryAfter,
+      location: this.location,
+      contentEncoding: this.contentEncoding,
+      gzip,
+      bytes: this.bytes,
+      text,
+    });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.finish()) return;
     this.reject(error);
+  }
+
+  private tooLarge(detail: string): void {
+    this.failWith(
+      new ResponseTooLargeError(
+        this.limits.maxBytes,
+        `HTTP ${this.statusCode} response larger than EXPORT_MAX_RESPONSE_BYTES=${this.limits.maxBytes} (${detail}); reading stopped and the connection was closed`,
+      ),
+    );
+  }
+
+  /** Settles the call with `error` and tears the request down: no more body is read or kept. */
+  private failWith(error: Error): void {
+    if (this.finish()) return;
+    this.chunks = [];
+    this.reject(error);
+    this.abort(error);
   }
 
   private abort(reason: Error): void {
@@ -296,6 +431,7 @@ class SessionsCall implements Dispatcher.DispatchHandler {
   private finish(): boolean {
     if (this.settled) return true;
     this.settled = true;
+    clearTimeout(this.deadline);
     this.calls.delete(this);
     return false;
   }

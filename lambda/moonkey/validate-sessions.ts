@@ -1,12 +1,34 @@
 import { MalformedResponseError } from '../core/errors';
+import { boundedJson } from './bounded-json';
 import { listSessionsResponseSchema, sessionListItemSchema } from './session-record';
+import { rawJsonOf } from './sessions-client';
+
+/** Characters of a rejected item's text kept in rejects/; `item_length` says how long it was. */
+export const REJECT_ITEM_CHARS = 64 * 1024;
 
 export interface RejectedItem {
   readonly user_id: string;
   readonly reason: 'schema' | 'duplicate_session_id' | 'user_id_mismatch';
   readonly issues: readonly { path: string; message: string }[];
-  /** The item exactly as MoonKey sent it, so nothing is lost and it can be replayed later. */
-  readonly item: unknown;
+  /**
+   * The item's JSON text as MoonKey sent it (when the response could be indexed; else the same
+   * text re-serialized), cut to REJECT_ITEM_CHARS. Text, not the parsed value: writing a value
+   * nested 100,000 deep with JSON.stringify overflowed the stack and failed the user instead of
+   * quarantining the item; and an item of 40 MB should not be copied whole into rejects/.
+   */
+  readonly item_raw: string;
+  /** Characters of the whole item text. */
+  readonly item_length: number;
+  readonly item_truncated: boolean;
+}
+
+function rawItem(item: unknown): Pick<RejectedItem, 'item_raw' | 'item_length' | 'item_truncated'> {
+  const raw = typeof item === 'object' && item !== null ? rawJsonOf(item) : undefined;
+  const { text, length } =
+    raw === undefined
+      ? boundedJson(item, REJECT_ITEM_CHARS)
+      : { text: raw.slice(0, REJECT_ITEM_CHARS), length: raw.length };
+  return { item_raw: text, item_length: length, item_truncated: length > text.length };
 }
 
 export interface ValidatedSessions {
@@ -38,7 +60,7 @@ export function validateSessions(userId: string, body: unknown): ValidatedSessio
         user_id: userId,
         reason: 'schema',
         issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-        item,
+        ...rawItem(item),
       });
     } else if (parsed.data.user_id !== userId) {
       rejected.push({
@@ -47,14 +69,14 @@ export function validateSessions(userId: string, body: unknown): ValidatedSessio
         issues: [
           { path: 'user_id', message: `session belongs to ${parsed.data.user_id}, listed under ${userId}` },
         ],
-        item,
+        ...rawItem(item),
       });
     } else if (seen.has(parsed.data.id)) {
       rejected.push({
         user_id: userId,
         reason: 'duplicate_session_id',
         issues: [{ path: 'id', message: `session ${parsed.data.id} appears more than once in the response` }],
-        item,
+        ...rawItem(item),
       });
     } else {
       seen.add(parsed.data.id);

@@ -1,6 +1,5 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { effectiveSettings } from '../core/config';
-import { TooManyFailedUsersError } from '../core/errors';
 import { abortRun, commitRun, takeOverSlot } from '../snapshot/commit';
 import type { PendingFile } from '../snapshot/gzip-multipart-file';
 import {
@@ -24,6 +23,7 @@ import {
   savePlan,
   saveStep,
 } from './run-state';
+import { toleranceError } from './tolerance';
 import { type Progress, runWork } from './work';
 
 /** What every phase after Plan receives: small, whatever the table size. */
@@ -233,15 +233,8 @@ export async function commitPhase(
 }
 
 function checkTolerance(ctx: ExportContext, counts: RunCounts): void {
-  const tolerance = ctx.config.failedUsersTolerance;
-  const allowed =
-    tolerance.kind === 'count' ? tolerance.value : (counts.users_processed * tolerance.value) / 100;
-  if (counts.users_failed > allowed) {
-    const rule = tolerance.kind === 'count' ? `${tolerance.value}` : `${tolerance.value}%`;
-    throw new TooManyFailedUsersError(
-      `${counts.users_failed} of ${counts.users_processed} users failed, more than EXPORT_FAILED_USERS_TOLERANCE=${rule} allows; the snapshot was not committed`,
-    );
-  }
+  const error = toleranceError(counts, ctx.config);
+  if (error) throw error;
 }
 
 export interface AbortInput {

@@ -13,6 +13,31 @@ export const scheduledEventSchema = z.looseObject({
   time: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp' }),
 });
 
+/**
+ * The range a scheduled slot must fall in. The Glue tables project `dt` partitions from
+ * 2024-01-01 (infra's default `firstPartitionDate`) to NOW, so a snapshot outside it is written
+ * where Athena never looks. The upper bound allows one day ahead of this clock: a scheduler's
+ * clock may run ahead of ours, and a slot near midnight may belong to tomorrow's UTC date (it
+ * becomes visible once that date arrives); anything later is a typo like 2062 or 9999.
+ */
+export const EARLIEST_SCHEDULED_TIME = '2024-01-01T00:00:00Z';
+export const MAX_SCHEDULED_AHEAD_MS = 24 * 60 * 60 * 1000;
+
+/** Why a scheduled time is refused, or undefined when it is a valid ISO-8601 time in range. */
+export function scheduledTimeProblem(time: string, now: Date): string | undefined {
+  if (!scheduledEventSchema.shape.time.safeParse(time).success) {
+    return `must be an ISO-8601 timestamp with a time zone (like 2026-11-26T02:00:00Z), got "${time}"`;
+  }
+  const at = Date.parse(time);
+  if (at < Date.parse(EARLIEST_SCHEDULED_TIME)) {
+    return `must not be before ${EARLIEST_SCHEDULED_TIME} (the first partition the Athena tables project), got "${time}"`;
+  }
+  if (at > now.getTime() + MAX_SCHEDULED_AHEAD_MS) {
+    return `must not be more than one day after now (${now.toISOString()}), got "${time}"`;
+  }
+  return undefined;
+}
+
 /** A manual audit: `{ "reason": "...", "userIds": [...], "dryRun": false }`. Unknown keys are refused. */
 export const auditRequestSchema = z.strictObject({
   reason: z
@@ -69,6 +94,10 @@ export function planFromEvent(
   const run = { runId: newRunId(now, options.runIdSuffix), startedAt: now.toISOString() };
   const scheduled = scheduledEventSchema.safeParse(event);
   if (scheduled.success) {
+    const problem = scheduledTimeProblem(scheduled.data.time, now);
+    if (problem !== undefined) {
+      throw new InvalidEventError(`Rejected the scheduled event: time ${problem}`, [`time: ${problem}`]);
+    }
     const at = new Date(scheduled.data.time);
     return {
       snapshotId: `scheduled-${compactIso(at)}`,

@@ -97,7 +97,11 @@ async function putCommitPoint(ctx: CommitContext, manifestKey: string, manifest:
 }
 
 /** Makes each file a visible object. A file already completed by an earlier attempt of this commit counts. */
-async function completeFiles(s3: S3Client, bucket: string, files: readonly PendingFile[]): Promise<void> {
+export async function completeFiles(
+  s3: S3Client,
+  bucket: string,
+  files: readonly PendingFile[],
+): Promise<void> {
   const limit = pLimit(S3_PARALLELISM);
   await Promise.all(
     files.map((file) =>

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { constants, createGzip, type Gzip } from 'node:zlib';
+import { constants, crc32, createGzip, type Gzip } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -17,9 +17,23 @@ import { SnapshotWriteError } from '../core/errors';
 export interface PendingFile {
   readonly key: string;
   readonly uploadId: string;
-  readonly parts: readonly { PartNumber: number; ETag: string }[];
+  /** What CompleteMultipartUpload takes, as is: a part's CRC32 when the upload asked for one. */
+  readonly parts: readonly UploadedPart[];
   readonly records: number;
   readonly bytes: number;
+}
+
+export interface UploadedPart {
+  readonly PartNumber: number;
+  readonly ETag: string;
+  readonly ChecksumCRC32?: string;
+}
+
+/** S3's CRC32 checksum header value: the big-endian CRC32 of the bytes, base64. */
+export function crc32Base64(body: Buffer): string {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(crc32(body) >>> 0);
+  return out.toString('base64');
 }
 
 export interface GzipFileOptions {
@@ -54,7 +68,14 @@ export class GzipMultipartFile {
   private chunks: Buffer[] = [];
   private chunkBytes = 0;
   private nextPartNumber = 1;
-  private readonly parts: { PartNumber: number; ETag: string }[] = [];
+  private readonly parts: UploadedPart[] = [];
+  /**
+   * Whether the upload carries CRC32 checksums: what @aws-sdk/lib-storage's Upload does, asked
+   * at CreateMultipartUpload when the client's requestChecksumCalculation is WHEN_SUPPORTED (the
+   * SDK's default, so production), each part's CRC32 sent with it and listed again at Complete,
+   * where S3 checks the whole object against them. WHEN_REQUIRED (set for emulators) leaves them out.
+   */
+  private checksums = false;
   private readonly inFlight = new Set<Promise<void>>();
   private failure: Error | undefined;
   private records = 0;
@@ -68,18 +89,7 @@ export class GzipMultipartFile {
     this.gzip.on('error', (error) => {
       this.failure ??= error;
     });
-    this.createdPromise = options.s3
-      .send(
-        new CreateMultipartUploadCommand({
-          Bucket: options.bucket,
-          Key: options.key,
-          ContentType: 'application/x-ndjson',
-        }),
-      )
-      .then((out) => {
-        if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        return out.UploadId;
-      });
+    this.createdPromise = this.createUpload();
     this.createdPromise.catch(() => undefined);
     this.uploadIdPromise = this.createdPromise.then(async (uploadId) => {
       await options.onUploadCreated?.({ key: options.key, uploadId });
@@ -89,6 +99,21 @@ export class GzipMultipartFile {
     this.uploadIdPromise.catch((error: unknown) => {
       this.failure ??= this.wrap('starting the multipart upload', error);
     });
+  }
+
+  private async createUpload(): Promise<string> {
+    const { s3, bucket, key } = this.options;
+    this.checksums = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+    const out = await s3.send(
+      new CreateMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        ContentType: 'application/x-ndjson',
+        ...(this.checksums ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+      }),
+    );
+    if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+    return out.UploadId;
   }
 
   /** Appends NDJSON text holding `records` lines. Resolves when the gzip stream can take more. */
@@ -154,6 +179,9 @@ export class GzipMultipartFile {
   private async uploadPart(partNumber: number, body: Buffer): Promise<void> {
     try {
       const uploadId = await this.uploadIdPromise;
+      // Computed here (zlib's CRC32, GB/s) rather than left to the SDK, so the value listed at
+      // Complete is the one this part was sent with, whatever the server echoes.
+      const checksum = this.checksums ? crc32Base64(body) : undefined;
       const out = await this.options.s3.send(
         new UploadPartCommand({
           Bucket: this.options.bucket,
@@ -162,10 +190,15 @@ export class GzipMultipartFile {
           PartNumber: partNumber,
           Body: body,
           ContentLength: body.length,
+          ...(checksum ? { ChecksumAlgorithm: 'CRC32' as const, ChecksumCRC32: checksum } : {}),
         }),
       );
       if (!out.ETag) throw new Error(`UploadPart ${partNumber} returned no ETag`);
-      this.parts.push({ PartNumber: partNumber, ETag: out.ETag });
+      this.parts.push({
+        PartNumber: partNumber,
+        ETag: out.ETag,
+        ...(checksum ? { ChecksumCRC32: checksum } : {}),
+      });
     } catch (error) {
       this.failure ??= this.wrap(`uploading part ${partNumber}`, error);
     }

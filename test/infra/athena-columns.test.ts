@@ -79,20 +79,14 @@ describe('sessionColumns', () => {
     for (const field of methodFields) expect(text).toContain(`${field}:`);
   });
 
-  it('types epoch seconds as bigint, factors as array<struct>, device_fingerprint as struct', () => {
+  it("types the API's times as double (the contract's `number`), our snapshot_at as bigint, factors as array<struct>", () => {
     const byName = Object.fromEntries(sessionColumns.map((c) => [c.name, hiveType(c.type)]));
-    for (const name of [
-      'started_at',
-      'expires_at',
-      'last_active_at',
-      'updated_at',
-      'created_at',
-      'snapshot_at',
-    ]) {
-      expect(byName[name]).toBe('bigint');
+    for (const name of ['started_at', 'expires_at', 'last_active_at', 'updated_at', 'created_at']) {
+      expect(byName[name]).toBe('double');
     }
+    expect(byName.snapshot_at).toBe('bigint');
     expect(byName.factors).toMatch(
-      /^array<struct<delivery_channel:string,type:string,method:struct<.*last_verified_at:bigint.*>>>$/,
+      /^array<struct<delivery_channel:string,type:string,method:struct<.*last_verified_at:double.*>>>$/,
     );
     expect(byName.device_fingerprint).toBe('struct<user_agent:string,ip:string>');
     expect(byName.snapshot_id).toBe('string');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -97,8 +97,43 @@ describe('the bundled function (as synthesized by the stack) against the local s
     plan?: { run: { runId: string } };
     result?: { snapshotId: string; status: string; manifestKey: string };
     error?: { name: string; message: string };
+    step?: string;
   };
   let manifest: Manifest;
+  let userIds: string[];
+
+  /** Runs the bundle once in its own process with the local stack's environment plus `env`. */
+  async function invokeBundle(env: Record<string, string>): Promise<typeof outcome> {
+    const resultFile = path.join(outdir, `result-${env.EXPORT_PREFIX}.json`);
+    const event = {
+      'detail-type': 'Scheduled Event',
+      source: 'aws.scheduler',
+      time: SCHEDULED_TIME,
+      resources: ['arn:aws:scheduler:us-east-1:123456789012:schedule/default/test'],
+      detail: {},
+    };
+    await run(process.execPath, ['-e', RUNNER], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...local.env,
+        USERS_TABLE_NAME: TABLE,
+        ...env,
+        BUNDLE_ENTRY: path.join(bundleDir, 'index.js'),
+        TEST_EVENT: JSON.stringify(event),
+        RESULT_FILE: resultFile,
+      },
+      cwd: outdir,
+      timeout: 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return JSON.parse(await readFile(resultFile, 'utf8'));
+  }
+
+  async function manifestUnder(prefix: string): Promise<Manifest> {
+    const [key] = await listKeys(local.s3Client, local.bucket, `${prefix}/manifests/`);
+    const object = await local.s3Client.send(new GetObjectCommand({ Bucket: local.bucket, Key: key }));
+    return JSON.parse((await object.Body?.transformToString()) ?? '{}') as Manifest;
+  }
 
   beforeAll(async () => {
     // Prepare: synthesize WITH bundling: the NodejsFunction runs local esbuild with the stack's options.
@@ -113,32 +148,10 @@ describe('the bundled function (as synthesized by the stack) against the local s
 
     local = await startLocalStack();
     await createUsersTable(local.dynamodbClient, TABLE);
-    await seedUsers(local.dynamodbClient, TABLE, USERS);
+    userIds = await seedUsers(local.dynamodbClient, TABLE, USERS);
 
     // Act: invoke the bundle with the event EventBridge Scheduler sends.
-    const resultFile = path.join(outdir, 'result.json');
-    const event = {
-      'detail-type': 'Scheduled Event',
-      source: 'aws.scheduler',
-      time: SCHEDULED_TIME,
-      resources: ['arn:aws:scheduler:us-east-1:123456789012:schedule/default/test'],
-      detail: {},
-    };
-    await run(process.execPath, ['-e', RUNNER], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        ...local.env,
-        USERS_TABLE_NAME: TABLE,
-        EXPORT_PREFIX: PREFIX,
-        BUNDLE_ENTRY: path.join(bundleDir, 'index.js'),
-        TEST_EVENT: JSON.stringify(event),
-        RESULT_FILE: resultFile,
-      },
-      cwd: outdir,
-      timeout: 60_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    outcome = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(resultFile, 'utf8')));
+    outcome = await invokeBundle({ EXPORT_PREFIX: PREFIX });
 
     // Copy the snapshot out of the S3 server (DuckDB's httpfs cannot download here), keys as paths.
     for (const key of await listKeys(local.s3Client, local.bucket, `${PREFIX}/`)) {
@@ -165,6 +178,46 @@ describe('the bundled function (as synthesized by the stack) against the local s
 
   it(`runs in a plain Node process on ${expectedNode}`, () => {
     expect(outcome.node).toBe(expectedNode);
+  });
+
+  describe('on its failure paths (error names must survive minification)', () => {
+    it('names a rejected API key ApiAuthError in the failed manifest', async () => {
+      const failed = await invokeBundle({ EXPORT_PREFIX: 'bad-key', MOONKEY_API_KEY: 'sk_wrong_key' });
+
+      expect(failed.ok).toBe(false);
+      expect(failed.error).toEqual({
+        name: 'ApiAuthError',
+        message:
+          'MoonKey API rejected the API key (HTTP 401); the run was aborted so a bad key is not retried for every user. Check MOONKEY_API_KEY / MOONKEY_API_KEY_SECRET_ARN.',
+      });
+      expect(failed.step).toBe('Work');
+      const failedManifest = await manifestUnder('bad-key');
+      expect(failedManifest.status).toBe('failed');
+      expect(failedManifest.error).toMatchObject({ type: 'ApiAuthError', step: 'Work' });
+    });
+
+    it("names a failed user's error by its class in the manifest and in failed-users/", async () => {
+      const bad = userIds[0] as string;
+      local.api.configure({ faults: { [bad]: [{ kind: 'status', status: 404 }] } });
+
+      const result = await invokeBundle({ EXPORT_PREFIX: 'failed-user', EXPORT_FAILED_USERS_TOLERANCE: '1' });
+
+      expect(result.result?.status).toBe('committed');
+      const committed = await manifestUnder('failed-user');
+      expect(committed.failed_users).toEqual([
+        expect.objectContaining({ user_id: bad, error_type: 'ApiRequestError' }),
+      ]);
+      const [failedFile] = committed.files.failed_users;
+      const object = await local.s3Client.send(
+        new GetObjectCommand({ Bucket: local.bucket, Key: failedFile?.key }),
+      );
+      const line = JSON.parse(
+        gunzipSync(
+          Buffer.from(await (object.Body?.transformToByteArray() ?? Promise.resolve(new Uint8Array()))),
+        ).toString('utf8'),
+      );
+      expect(line).toMatchObject({ user_id: bad, error_type: 'ApiRequestError' });
+    });
   });
 
   it('is one self-contained file (the AWS SDK included) plus its source map', async () => {
@@ -236,13 +289,13 @@ describe('the bundled function (as synthesized by the stack) against the local s
       }
     });
 
-    it('types epochs as BIGINT and reaches into factors and their methods', async () => {
+    it("types the API's epochs as DOUBLE and reaches into factors and their methods", async () => {
       const [row] = await query<{ started: string; kinds: string; verified: string; types: string }>(`
         SELECT typeof(started_at) AS started, count(DISTINCT f.type)::VARCHAR AS kinds,
                typeof(f.method.last_verified_at) AS verified, string_agg(DISTINCT f.type, ',' ORDER BY f.type) AS types
         FROM ${sessions()}, UNNEST(factors) AS t(f)
         GROUP BY ALL`);
-      expect(row).toMatchObject({ started: 'BIGINT', verified: 'BIGINT' });
+      expect(row).toMatchObject({ started: 'DOUBLE', verified: 'DOUBLE' });
       expect(Number(row?.kinds)).toBeGreaterThan(1);
     });
 

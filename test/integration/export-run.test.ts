@@ -5,7 +5,12 @@
  */
 
 import { parseConfig } from '../../lambda/core/config';
-import { ApiAuthError, DeadlineExceededError, TooManyFailedUsersError } from '../../lambda/core/errors';
+import {
+  ApiAuthError,
+  DeadlineExceededError,
+  TooManyFailedUsersError,
+  TooManyRejectedItemsError,
+} from '../../lambda/core/errors';
 import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
 import { type RunOptions, runExport } from '../../lambda/run/run-export';
 import { planFromEvent, type RunPlan } from '../../lambda/run/run-plan';
@@ -92,7 +97,13 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  stack.api.configure({ faults: {}, invalidItemUsers: [], latencyMs: 0, rateLimitRps: undefined });
+  stack.api.configure({
+    faults: {},
+    invalidItemUsers: [],
+    latencyMs: 0,
+    rateLimitRps: undefined,
+    echoAuthorization: false,
+  });
   stack.api.resetStats();
 });
 
@@ -389,12 +400,61 @@ describe('a rejected API key', () => {
   });
 });
 
+describe('an API that echoes the Authorization header', () => {
+  it('never lets the key reach the logs, the manifest or failed-users/', async () => {
+    const [bad, good] = allUsers.slice(40, 42) as [string, string];
+    stack.api.configure({ echoAuthorization: true, faults: { [bad]: [{ kind: 'status', status: 400 }] } });
+
+    const result = await run(planFromEvent({ reason: 'echo', userIds: [bad, good] }, new Date(), 'r'), {
+      EXPORT_FAILED_USERS_TOLERANCE: '1',
+    });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.failed_users).toEqual([
+      {
+        user_id: bad,
+        error_type: 'ApiRequestError',
+        error: expect.stringContaining('"authorization":"Bearer [REDACTED]"'),
+      },
+    ]);
+    const failedUsers = await readObjects(stack.s3Client, stack.bucket, `${result.prefix}/failed-users/`);
+    expect([...failedUsers.values()].join('')).toContain('Bearer [REDACTED]');
+    const everything = [
+      result.logger.text(),
+      JSON.stringify(result.manifest),
+      ...(await readObjects(stack.s3Client, stack.bucket, `${result.prefix}/`)).values(),
+    ].join('\n');
+    expect(everything).not.toContain(stack.api.settings.apiKey);
+    expect(everything).not.toMatch(/Bearer (?!\[REDACTED\])/);
+  });
+});
+
+describe('a response larger than EXPORT_MAX_RESPONSE_BYTES', () => {
+  it('fails that user once, without retries, and the run goes on', async () => {
+    const [big, good] = allUsers.slice(42, 44) as [string, string];
+    stack.api.configure({ faults: { [big]: [{ kind: 'huge-body', bytes: 8 * 1024 * 1024 }] } });
+
+    const result = await run(planFromEvent({ reason: 'big', userIds: [big, good] }, new Date(), 'r'), {
+      EXPORT_FAILED_USERS_TOLERANCE: '1',
+      EXPORT_MAX_RESPONSE_BYTES: String(1024 * 1024),
+    });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({ users_failed: 1, retries: 0, requests: 2 });
+    expect(result.manifest.failed_users).toEqual([
+      expect.objectContaining({ user_id: big, error_type: 'ResponseTooLargeError' }),
+    ]);
+  });
+});
+
 describe('validation', () => {
   it('quarantines invalid items with the user id and zod issues, and exports their valid siblings', async () => {
     const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 2) as string;
     stack.api.configure({ invalidItemUsers: [user] });
 
-    const result = await run(planFromEvent({ reason: 'validation', userIds: [user] }, new Date(), 'r'));
+    const result = await run(planFromEvent({ reason: 'validation', userIds: [user] }, new Date(), 'r'), {
+      EXPORT_REJECTED_ITEMS_TOLERANCE: '100%',
+    });
 
     expect(result.manifest.status).toBe('committed');
     expect(result.manifest.counts).toMatchObject({
@@ -409,11 +469,64 @@ describe('validation', () => {
         reason: 'schema',
         snapshot_id: result.manifest.snapshot_id,
       });
-      expect(INVALID_ITEMS).toContainEqual(reject.item);
+      expect(INVALID_ITEMS.map((item) => JSON.stringify(item))).toContain(reject.item_raw);
+      expect(reject).toMatchObject({ item_length: String(reject.item_raw).length, item_truncated: false });
       expect((reject.issues as unknown[]).length).toBeGreaterThan(0);
     }
     const sessions = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
     expect(withoutSnapshotFields(sessions).sort(byId)).toEqual(sessionsFor(user, BASE_TIME).sort(byId));
+  });
+});
+
+describe('the rejected-items tolerance', () => {
+  it('fails without committing when rejects pass EXPORT_REJECTED_ITEMS_TOLERANCE (default 1%)', async () => {
+    const users = allUsers.slice(100, 110);
+    const user = users.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
+    stack.api.configure({ invalidItemUsers: [user] });
+
+    const result = await run(planFromEvent({ reason: 'rejects', userIds: users }, new Date(), 'r'));
+
+    expect(result.error).toBeInstanceOf(TooManyRejectedItemsError);
+    expect(result.manifest).toMatchObject({ status: 'failed', error: { type: 'TooManyRejectedItemsError' } });
+    expect(result.manifest.counts.items_rejected).toBe(INVALID_ITEMS.length);
+    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`)).toEqual([result.manifestKey]);
+  });
+
+  it('commits when the rejects stay within it', async () => {
+    const users = allUsers.slice(100, 110);
+    const user = users.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
+    stack.api.configure({ invalidItemUsers: [user] });
+
+    const result = await run(planFromEvent({ reason: 'rejects', userIds: users }, new Date(), 'r'), {
+      EXPORT_REJECTED_ITEMS_TOLERANCE: String(INVALID_ITEMS.length),
+    });
+
+    expect(result.manifest.status).toBe('committed');
+  });
+});
+
+describe('an invalid item nested 100,000 deep', () => {
+  it('is quarantined as truncated raw text with its length; the user is not failed', async () => {
+    const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
+    stack.api.configure({ faults: { [user]: [{ kind: 'deeply-nested-item', depth: 100_000 }] } });
+
+    const result = await run(planFromEvent({ reason: 'deep', userIds: [user] }, new Date(), 'r'), {
+      EXPORT_REJECTED_ITEMS_TOLERANCE: '1',
+    });
+
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({
+      users_failed: 0,
+      items_rejected: 1,
+      sessions_exported: sessionsFor(user, BASE_TIME).length,
+    });
+    const [reject, ...more] = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/rejects/`);
+    expect(more).toEqual([]);
+    const prefix = `{"id":"sess_deep","user_id":${JSON.stringify(user)},"factors":[[[`;
+    expect(reject).toMatchObject({ user_id: user, reason: 'schema', item_truncated: true });
+    expect(String(reject?.item_raw).startsWith(prefix)).toBe(true);
+    expect(String(reject?.item_raw)).toHaveLength(64 * 1024);
+    expect(reject?.item_length).toBe(prefix.length - 3 + 2 * 100_000 + 1);
   });
 });
 

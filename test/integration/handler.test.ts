@@ -195,7 +195,9 @@ describe('handler', () => {
       const { error } = await captureStdout(() => handler({ phase: 'plan' }, fakeContext()));
 
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).message).toBe('Invalid configuration: EXPORT_CONCURRENCY must be a number');
+      expect((error as Error).message).toBe(
+        'Invalid configuration: EXPORT_CONCURRENCY must be a whole number in decimal digits (like 16)',
+      );
     } finally {
       restore();
     }

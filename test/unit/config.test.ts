@@ -22,6 +22,9 @@ describe('parseConfig', () => {
       targetFileBytes: 128 * 1024 * 1024,
       uploadPartBytes: 8 * 1024 * 1024,
       s3ForcePathStyle: false,
+      requestTimeoutMs: 10_000,
+      requestTotalTimeoutMs: 30_000,
+      maxResponseBytes: 64 * 1024 * 1024,
     });
     expect(config.apiKey).toEqual({ kind: 'value', value: 'sk_test_x' });
   });
@@ -30,7 +33,7 @@ describe('parseConfig', () => {
     const error = errorOf({
       ...minimal,
       EXPORT_CONCURRENCY: '0',
-      EXPORT_MAX_RPS: '-3',
+      EXPORT_MAX_RPS: '0',
       EXPORT_PREFIX: '/leading',
     });
 
@@ -100,6 +103,74 @@ describe('parseConfig', () => {
     expect(errorOf({ ...minimal, MOONKEY_API_URL: 'ftp://moonkey' }).issues[0]).toBe(
       'MOONKEY_API_URL must be an http(s) URL',
     );
+  });
+
+  it.each([
+    ['EXPORT_CONCURRENCY', '0x10'],
+    ['EXPORT_CONCURRENCY', '1e3'],
+    ['EXPORT_CONCURRENCY', '0b11'],
+    ['EXPORT_CONCURRENCY', '+16'],
+    ['EXPORT_CONCURRENCY', '16.0'],
+    ['EXPORT_REQUEST_TIMEOUT_MS', '1e4'],
+  ])('refuses %s=%s: a whole number must be written in decimal digits', (name, value) => {
+    expect(errorOf({ ...minimal, [name]: value }).issues).toEqual([
+      `${name} must be a whole number in decimal digits (like 16)`,
+    ]);
+  });
+
+  it('reads decimal digits as before, and refuses an exponent or hex rate', () => {
+    expect(parseConfig({ ...minimal, EXPORT_CONCURRENCY: '0016', EXPORT_MAX_RPS: '2.5' })).toMatchObject({
+      concurrency: 16,
+      maxRps: 2.5,
+    });
+    expect(errorOf({ ...minimal, EXPORT_MAX_RPS: '1e3' }).issues).toEqual([
+      'EXPORT_MAX_RPS must be a decimal number (like 50 or 2.5)',
+    ]);
+    expect(errorOf({ ...minimal, EXPORT_MAX_RPS: '0x10' }).issues).toEqual([
+      'EXPORT_MAX_RPS must be a decimal number (like 50 or 2.5)',
+    ]);
+  });
+
+  it.each(['../x', '..', '.', 'a/./b', 'a/..', 'exports/../../etc'])(
+    'refuses EXPORT_PREFIX=%s: "." and ".." segments',
+    (prefix) => {
+      expect(errorOf({ ...minimal, EXPORT_PREFIX: prefix }).issues).toEqual([
+        'EXPORT_PREFIX must not contain "." or ".." segments',
+      ]);
+    },
+  );
+
+  it('keeps prefixes whose segments merely contain dots', () => {
+    expect(parseConfig({ ...minimal, EXPORT_PREFIX: 'v1.2/...x/.hidden' }).prefix).toBe('v1.2/...x/.hidden');
+  });
+
+  it.each([
+    'https://api.moonkey.fun/?tenant=a',
+    'https://api.moonkey.fun/v2?x',
+    'https://api.moonkey.fun/#frag',
+    'https://api.moonkey.fun?',
+  ])('refuses MOONKEY_API_URL=%s: a query or fragment would be dropped', (url) => {
+    expect(errorOf({ ...minimal, MOONKEY_API_URL: url }).issues).toEqual([
+      'MOONKEY_API_URL must not have a query string or fragment (they would be silently dropped)',
+    ]);
+  });
+
+  it('refuses credentials in MOONKEY_API_URL and keeps a base path', () => {
+    expect(errorOf({ ...minimal, MOONKEY_API_URL: 'https://user:pw@api.moonkey.fun' }).issues).toEqual([
+      'MOONKEY_API_URL must not carry credentials',
+    ]);
+    expect(parseConfig({ ...minimal, MOONKEY_API_URL: 'https://gw.example.com/moonkey/' }).apiUrl).toBe(
+      'https://gw.example.com/moonkey',
+    );
+  });
+
+  it('requires the total request time to cover the idle timeout', () => {
+    expect(
+      errorOf({ ...minimal, EXPORT_REQUEST_TIMEOUT_MS: '20000', EXPORT_REQUEST_TOTAL_TIMEOUT_MS: '10000' })
+        .issues,
+    ).toEqual([
+      'EXPORT_REQUEST_TOTAL_TIMEOUT_MS must be at least EXPORT_REQUEST_TIMEOUT_MS (it bounds the whole attempt, the other one idle time)',
+    ]);
   });
 
   it('keeps the API key out of the settings recorded in manifests', () => {

@@ -19,6 +19,27 @@ const ruleEvent = {
 const rejection = (event: unknown) => thrownBy(() => planFromEvent(event, now, 'req-1'), InvalidEventError);
 
 describe('planFromEvent', () => {
+  it.each([
+    ['1900-01-01T00:00:00Z', 'must not be before 2024-01-01T00:00:00Z'],
+    ['2023-12-31T23:59:59Z', 'must not be before 2024-01-01T00:00:00Z'],
+    ['9999-12-31T00:00:00Z', 'must not be more than one day after now'],
+    ['2026-11-27T09:15:31Z', 'must not be more than one day after now'],
+  ])('refuses a scheduled time outside the Athena projection range: %s', (time, problem) => {
+    const error = rejection({ ...ruleEvent, time });
+
+    expect(error.message).toContain(problem);
+    expect(error.issues).toEqual([expect.stringContaining(`time: ${problem}`)]);
+  });
+
+  it('accepts the first projected day and a slot up to one day ahead of the clock', () => {
+    expect(planFromEvent({ ...ruleEvent, time: '2024-01-01T00:00:00Z' }, now, 'r').snapshotAt).toBe(
+      Date.parse('2024-01-01T00:00:00Z') / 1000,
+    );
+    expect(planFromEvent({ ...ruleEvent, time: '2026-11-27T09:15:30Z' }, now, 'r').snapshotId).toBe(
+      'scheduled-20261127T091530Z',
+    );
+  });
+
   it('derives a scheduled snapshot id from the scheduled time alone', () => {
     const first = planFromEvent(ruleEvent, now, 'req-1');
     const retry = planFromEvent({ ...ruleEvent, id: 'another-delivery' }, new Date(), 'req-2');

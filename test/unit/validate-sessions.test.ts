@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { MalformedResponseError } from '../../lambda/core/errors';
-import { validateSessions } from '../../lambda/moonkey/validate-sessions';
+import { REJECT_ITEM_CHARS, validateSessions } from '../../lambda/moonkey/validate-sessions';
 
 /** The vendor's own example response, read from the contract fixture (not retyped). */
 const openapi = parse(readFileSync(join(__dirname, '../fixtures/moonkey-openapi.yaml'), 'utf8'));
@@ -33,7 +33,7 @@ describe('validateSessions', () => {
   });
 
   it('quarantines an invalid item with its zod issues and exports its valid sibling', () => {
-    const broken = { ...exampleSession, id: 'sess_broken', factors: [], started_at: 1.5 };
+    const broken = { ...exampleSession, id: 'sess_broken', factors: [], started_at: 'yesterday' };
 
     const { valid, rejected } = validateSessions(exampleUser, { sessions: [exampleSession, broken] });
 
@@ -42,12 +42,65 @@ describe('validateSessions', () => {
       {
         user_id: exampleUser,
         reason: 'schema',
-        item: broken,
+        item_raw: JSON.stringify(broken),
+        item_length: JSON.stringify(broken).length,
+        item_truncated: false,
         issues: expect.arrayContaining([
           expect.objectContaining({ path: 'started_at' }),
           expect.objectContaining({ path: 'factors' }),
         ]),
       },
+    ]);
+  });
+
+  it('quarantines an item nested 100,000 deep as its text, cut to REJECT_ITEM_CHARS with its length', () => {
+    const depth = 100_000;
+    const deep = `{"id":"sess_deep","user_id":"${exampleUser}","factors":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+
+    const { valid, rejected } = validateSessions(exampleUser, {
+      sessions: [exampleSession, JSON.parse(deep)],
+    });
+
+    expect(valid).toEqual([exampleSession]);
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        reason: 'schema',
+        item_raw: deep.slice(0, REJECT_ITEM_CHARS),
+        item_length: deep.length,
+        item_truncated: true,
+      }),
+    ]);
+    expect(() => JSON.stringify(rejected)).not.toThrow();
+  });
+
+  it('accepts any finite number for a time, fractional or negative, as the contract (`type: number`) allows', () => {
+    const odd = {
+      ...exampleSession,
+      started_at: 1643163802.25,
+      expires_at: 0,
+      last_active_at: -34766141.1495519,
+      factors: [
+        {
+          delivery_channel: 'sms',
+          type: 'otp',
+          method: { method_id: 'm', method_type: 'email', last_verified_at: 0.5 },
+        },
+      ],
+    };
+
+    const { valid, rejected } = validateSessions(exampleUser, { sessions: [odd] });
+
+    expect(rejected).toEqual([]);
+    expect(valid).toEqual([odd]);
+  });
+
+  it('quarantines a time that is not a number', () => {
+    const { rejected } = validateSessions(exampleUser, {
+      sessions: [{ ...exampleSession, updated_at: '1643163867' }],
+    });
+
+    expect(rejected).toEqual([
+      expect.objectContaining({ issues: [expect.objectContaining({ path: 'updated_at' })] }),
     ]);
   });
 
