@@ -12,7 +12,8 @@ export interface AccessLogsBucketProps {
 
 /**
  * The server access log destination of the stack's buckets (export data, Athena results):
- * private, encrypted, TLS-only, retained, logs expire after 90 days.
+ * private, ACLs disabled (log delivery is granted by bucket policy), encrypted, TLS-only, retained,
+ * logs expire after 90 days.
  */
 export class AccessLogsBucket extends Construct {
   readonly bucket: Bucket;
@@ -22,7 +23,11 @@ export class AccessLogsBucket extends Construct {
     this.bucket = new Bucket(this, 'Bucket', {
       encryption: BucketEncryption.S3_MANAGED,
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      // No ACLs (Control Tower CT.S3.PR.5): with the feature flag
+      // `@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy` (cdk.json) CDK grants the S3 logging service
+      // through this bucket's policy, scoped to the source buckets and this account, instead of the
+      // LogDeliveryWrite ACL (which BUCKET_OWNER_ENFORCED would refuse at synth).
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
       minimumTLSVersion: 1.2,
       removalPolicy: RemovalPolicy.RETAIN,

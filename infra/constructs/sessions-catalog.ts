@@ -114,8 +114,11 @@ export class SessionsCatalog extends Construct {
       databaseName,
       description: 'MoonKey session snapshots (gzip NDJSON written by the export function)',
     });
-    const table = (id: string, tableName: string, kind: string, columns: readonly AthenaColumn[]) =>
-      new S3Table(this, id, {
+    // The catalog holds no data (the snapshots stay in S3): it goes with the stack, so a redeploy
+    // after `cdk destroy` can create the same fixed database name again instead of colliding.
+    this.database.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    const table = (id: string, tableName: string, kind: string, columns: readonly AthenaColumn[]) => {
+      const created = new S3Table(this, id, {
         database: this.database,
         tableName,
         description: `MoonKey ${kind} under s3://${props.bucket.bucketName}/${props.prefix}/${kind}/`,
@@ -138,6 +141,9 @@ export class SessionsCatalog extends Construct {
           'storage.location.template': `s3://${props.bucket.bucketName}/${props.prefix}/${kind}/dt=\${${PARTITION_COLUMN.name}}/`,
         },
       });
+      created.applyRemovalPolicy(RemovalPolicy.DESTROY);
+      return created;
+    };
     this.sessionsTable = table('SessionsTable', 'sessions', 'sessions', sessionColumns);
     this.manifestsTable = table('ManifestsTable', 'manifests', 'manifests', manifestColumns);
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -7,12 +9,21 @@ import { SessionExportStack } from '../../infra/session-export-stack';
 import { hiveType, manifestColumns, sessionColumns } from '../../lambda/snapshot/athena-columns';
 
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+/** The feature flags `cdk synth` runs with (cdk.json), so the tests synthesize the same template. */
+const CDK_JSON_CONTEXT = (
+  JSON.parse(readFileSync(path.join(__dirname, '../../cdk.json'), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
+const FEATURE_FLAGS = Object.fromEntries(
+  Object.entries(CDK_JSON_CONTEXT).filter(([key]) => key.startsWith('@aws-cdk/')),
+);
 const ACCOUNT_ENV = { account: '123456789012', region: 'eu-west-1' };
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey/api-key-AbC123';
 
 /** Synthesizes one stack with cdk-nag's AwsSolutions pack, as `cdk synth` does (it throws on any finding). */
 function synth(props: SessionExportProps, context: Record<string, unknown> = {}): Template {
-  const app = new App({ context: { ...SKIP_BUNDLING, ...context } });
+  const app = new App({ context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS, ...context } });
   const stack = new SessionExportStack(app, 'MoonKeySessionExport', { env: ACCOUNT_ENV, ...props });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return Template.fromStack(stack);
@@ -246,6 +257,49 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
     });
   });
 
+  describe('the access-log bucket', () => {
+    const accessLogs = () =>
+      Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) =>
+        id.startsWith('AccessLogsBucket'),
+      )?.[1];
+
+    it('disables ACLs (BUCKET_OWNER_ENFORCED) and has no LogDeliveryWrite ACL', () => {
+      const bucket = accessLogs();
+      expect(bucket?.Properties.OwnershipControls).toEqual({
+        Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }],
+      });
+      expect(bucket?.Properties.AccessControl).toBeUndefined();
+      expect(bucket?.DeletionPolicy).toBe('Retain');
+    });
+
+    it('lets S3 log delivery write by bucket policy, per source bucket and this account only', () => {
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: Match.stringLikeRegexp('^AccessLogsBucket') },
+        PolicyDocument: {
+          Statement: Match.arrayWith(
+            ['ExportBucket', 'AthenaResultsBucket'].map((source) =>
+              Match.objectLike({
+                Effect: 'Allow',
+                Principal: { Service: 'logging.s3.amazonaws.com' },
+                Action: 's3:PutObject',
+                Condition: {
+                  ArnLike: {
+                    'aws:SourceArn': { 'Fn::GetAtt': [Match.stringLikeRegexp(`^${source}`), 'Arn'] },
+                  },
+                  StringEquals: { 'aws:SourceAccount': ACCOUNT_ENV.account },
+                },
+              }),
+            ),
+          ),
+        },
+      });
+    });
+
+    it('is synthesized with the bucket-policy feature flag from cdk.json', () => {
+      expect(CDK_JSON_CONTEXT['@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy']).toBe(true);
+    });
+  });
+
   describe('alarms', () => {
     const alarmNamed = (prefix: string) =>
       Object.entries(template.findResources('AWS::CloudWatch::Alarm')).find(([id]) =>
@@ -287,6 +341,42 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         ComparisonOperator: 'LessThanThreshold',
         TreatMissingData: 'breaching',
       });
+    });
+
+    it('lets CloudWatch alarms of this account publish to the topic, which still refuses non-TLS', () => {
+      const policies = Object.values(template.findResources('AWS::SNS::TopicPolicy'));
+      expect(policies).toHaveLength(1);
+      const statements = policies[0]?.Properties.PolicyDocument.Statement as Statement[];
+      expect(statements).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Resource: { Ref: expect.stringMatching(/^AlarmsTopic/) },
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': ACCOUNT_ENV.account },
+              ArnLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      `:cloudwatch:${ACCOUNT_ENV.region}:${ACCOUNT_ENV.account}:alarm:*`,
+                    ],
+                  ],
+                },
+              },
+            },
+          }),
+          expect.objectContaining({
+            Effect: 'Deny',
+            Action: 'sns:Publish',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      );
     });
 
     it('has no e-mail subscription unless asked', () => {
@@ -338,6 +428,17 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       );
       expect(JSON.stringify(table.StorageDescriptor.Location)).toContain('/moonkey/manifests/');
       expect(table.Parameters['projection.dt.type']).toBe('date');
+    });
+
+    it('deletes the Glue database and tables with the stack (they hold no data), so a redeploy can recreate them', () => {
+      for (const type of ['AWS::Glue::Database', 'AWS::Glue::Table']) {
+        const resources = Object.values(template.findResources(type));
+        expect(resources.length).toBeGreaterThan(0);
+        for (const resource of resources) {
+          expect(resource.DeletionPolicy).toBe('Delete');
+          expect(resource.UpdateReplacePolicy).toBe('Delete');
+        }
+      }
     });
 
     it('has a workgroup with enforced settings, encrypted results and a bytes-scanned cutoff', () => {
