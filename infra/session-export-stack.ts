@@ -4,6 +4,7 @@ import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { AccessLogsBucket } from './constructs/access-logs-bucket';
+import { dataEncryptionKey, importedKey } from './constructs/data-key';
 import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
 import { ExportFunction } from './constructs/export-function';
@@ -32,13 +33,22 @@ export class SessionExportStack extends Stack {
     const usersTable = this.usersTable(props);
     const apiKeySecret = this.apiKeySecret(props);
     const accessLogs = new AccessLogsBucket(this, 'AccessLogs');
+    const dataKey = dataEncryptionKey(this, 'DataKey', props.encryptionKey);
     const { bucket } = new ExportBucket(this, 'Export', {
       existingBucketName: props.existingBucketName,
       prefix,
       expireAfterDays: props.snapshotRetentionDays,
+      infrequentAccessAfterDays: props.infrequentAccessAfterDays,
+      glacierInstantRetrievalAfterDays: props.glacierInstantRetrievalAfterDays,
       versioned: props.bucketVersioned,
+      encryptionKey: dataKey,
       accessLogsBucket: accessLogs.bucket,
     });
+    // The key the function needs for the snapshot bucket: ours, or the one an existing bucket uses.
+    const bucketKey =
+      props.existingBucketName === undefined
+        ? dataKey
+        : importedKey(this, 'ExistingBucketKey', props.existingBucketKmsKeyArn);
     const failures = new FailureQueue(this, 'Failures');
 
     const environment: Record<string, string> = {
@@ -57,6 +67,8 @@ export class SessionExportStack extends Stack {
       bucket,
       prefix,
       apiKeySecret,
+      apiKeySecretKey: importedKey(this, 'ApiKeySecretKey', props.apiKeySecretKmsKeyArn),
+      bucketKey,
       failureQueue: failures.queue,
       environment,
       memoryMiB: props.memoryMiB,
@@ -99,6 +111,7 @@ export class SessionExportStack extends Stack {
       prefix,
       accessLogsBucket: accessLogs.bucket,
       databaseName: props.glueDatabaseName,
+      encryptionKey: dataKey,
       bytesScannedCutoffPerQuery: props.athenaBytesScannedCutoff,
     });
 

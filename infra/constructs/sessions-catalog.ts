@@ -14,6 +14,7 @@ import {
   SerializationLibrary,
   type Type,
 } from 'aws-cdk-lib/aws-glue';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
   Bucket,
@@ -57,6 +58,11 @@ export interface SessionsCatalogProps {
    * @default 10 GiB
    */
   readonly bytesScannedCutoffPerQuery?: number;
+  /**
+   * Customer-managed KMS key of the Athena results (results bucket SSE-KMS, workgroup SSE_KMS).
+   * @default - SSE-S3
+   */
+  readonly encryptionKey?: IKey;
   /**
    * First day partition projection enumerates.
    * @default '2024-01-01'
@@ -147,8 +153,11 @@ export class SessionsCatalog extends Construct {
     this.sessionsTable = table('SessionsTable', 'sessions', 'sessions', sessionColumns);
     this.manifestsTable = table('ManifestsTable', 'manifests', 'manifests', manifestColumns);
 
+    const key = props.encryptionKey;
     this.resultsBucket = new Bucket(this, 'ResultsBucket', {
-      encryption: BucketEncryption.S3_MANAGED,
+      ...(key
+        ? { encryption: BucketEncryption.KMS, encryptionKey: key, bucketKeyEnabled: true }
+        : { encryption: BucketEncryption.S3_MANAGED }),
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
@@ -174,7 +183,9 @@ export class SessionsCatalog extends Construct {
         engineVersion: { selectedEngineVersion: 'Athena engine version 3' },
         resultConfiguration: {
           outputLocation: `s3://${this.resultsBucket.bucketName}/results/`,
-          encryptionConfiguration: { encryptionOption: 'SSE_S3' },
+          encryptionConfiguration: key
+            ? { encryptionOption: 'SSE_KMS', kmsKey: key.keyArn }
+            : { encryptionOption: 'SSE_S3' },
         },
       },
     });

@@ -20,6 +20,9 @@ const FEATURE_FLAGS = Object.fromEntries(
 );
 const ACCOUNT_ENV = { account: '123456789012', region: 'eu-west-1' };
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey/api-key-AbC123';
+const SECRET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555';
+const BUCKET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef';
+const RESULTS_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555';
 
 /** Synthesizes one stack with cdk-nag's AwsSolutions pack, as `cdk synth` does (it throws on any finding). */
 function synth(props: SessionExportProps, context: Record<string, unknown> = {}): Template {
@@ -108,6 +111,12 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       });
       template.hasResourceProperties('AWS::Lambda::Function', {
         LoggingConfig: { LogGroup: { Ref: Match.stringLikeRegexp('^JobLogs') } },
+      });
+    });
+
+    it('logs in JSON format with the application log level of the job (INFO by default)', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO' },
       });
     });
   });
@@ -207,7 +216,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
   });
 
   describe('the export bucket', () => {
-    it('is encrypted, private, retained, and expires snapshots and stale uploads', () => {
+    it('is encrypted, private, retained, ages snapshots to Standard-IA and Glacier IR, expires them and stale uploads', () => {
       template.hasResource('AWS::S3::Bucket', {
         DeletionPolicy: 'Retain',
         Properties: {
@@ -225,7 +234,16 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
           LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'export-bucket/' }),
           LifecycleConfiguration: {
             Rules: [
-              { Id: 'expire-snapshots', Prefix: 'moonkey/', ExpirationInDays: 400, Status: 'Enabled' },
+              {
+                Id: 'expire-snapshots',
+                Prefix: 'moonkey/',
+                ExpirationInDays: 400,
+                Transitions: [
+                  { StorageClass: 'STANDARD_IA', TransitionInDays: 30 },
+                  { StorageClass: 'GLACIER_IR', TransitionInDays: 90 },
+                ],
+                Status: 'Enabled',
+              },
               {
                 Id: 'abort-incomplete-multipart-uploads',
                 AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
@@ -441,6 +459,13 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       }
     });
 
+    it('names the database as the props doc comment says the default is', () => {
+      const doc = readFileSync(path.join(__dirname, '../../infra/session-export-props.ts'), 'utf8');
+      const documented = /stack name in snake_case, e\.g\. `([a-z_]+)`/.exec(doc)?.[1];
+      expect(documented).toEqual(expect.any(String));
+      template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: documented } });
+    });
+
     it('has a workgroup with enforced settings, encrypted results and a bytes-scanned cutoff', () => {
       template.hasResourceProperties('AWS::Athena::WorkGroup', {
         WorkGroupConfiguration: {
@@ -484,7 +509,10 @@ describe('SessionExportStack with existing resources', () => {
       usersTableName: 'prod-users',
       userIdAttribute: 'uid',
       apiKeySecretArn: SECRET_ARN,
+      apiKeySecretKmsKeyArn: SECRET_KEY_ARN,
       existingBucketName: 'acme-audit-exports',
+      existingBucketKmsKeyArn: BUCKET_KEY_ARN,
+      encryptionKey: RESULTS_KEY_ARN,
       exportPrefix: 'moonkey/sessions-export',
       singleRun: false,
       alarmEmail: 'oncall@example.com',
@@ -508,6 +536,55 @@ describe('SessionExportStack with existing resources', () => {
     );
     expect(statements.find((s) => s.Sid === 'ListSnapshotPrefix')?.Condition).toEqual({
       StringLike: { 's3:prefix': ['moonkey/sessions-export/*'] },
+    });
+  });
+
+  it('may decrypt the secret with its customer-managed key, through Secrets Manager only', () => {
+    const statement = statementsOfRole(template, 'JobRole').find((s) => s.Sid === 'DecryptApiKeySecret');
+    expect(statement).toEqual({
+      Sid: 'DecryptApiKeySecret',
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: SECRET_KEY_ARN,
+      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+    });
+  });
+
+  it("may write and read the existing bucket's SSE-KMS objects with its key, through S3 only", () => {
+    const statement = statementsOfRole(template, 'JobRole').find((s) => s.Sid === 'SnapshotBucketKey');
+    expect(statement).toEqual({
+      Sid: 'SnapshotBucketKey',
+      Effect: 'Allow',
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: BUCKET_KEY_ARN,
+      Condition: { StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } },
+    });
+  });
+
+  it('encrypts the Athena results with the given key (the existing bucket keeps its own)', () => {
+    template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      WorkGroupConfiguration: Match.objectLike({
+        ResultConfiguration: Match.objectLike({
+          EncryptionConfiguration: { EncryptionOption: 'SSE_KMS', KmsKey: RESULTS_KEY_ARN },
+        }),
+      }),
+    });
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: RESULTS_KEY_ARN },
+          },
+        ],
+      },
+    });
+    template.resourceCountIs('AWS::KMS::Key', 0);
+  });
+
+  it('sets the application log level from the job LOG_LEVEL', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      LoggingConfig: Match.objectLike({ LogFormat: 'JSON', ApplicationLogLevel: 'DEBUG' }),
     });
   });
 
@@ -542,6 +619,77 @@ describe('SessionExportStack with existing resources', () => {
       Endpoint: 'oncall@example.com',
     });
   });
+});
+
+describe('SessionExportStack with a created customer-managed key (encryptionKey: create)', () => {
+  let template: Template;
+
+  beforeAll(() => {
+    template = synth({
+      createDemoUsersTable: true,
+      encryptionKey: 'create',
+      infrequentAccessAfterDays: 0,
+      glacierInstantRetrievalAfterDays: 60,
+    });
+  });
+
+  it('creates one rotating key, retained with the data it encrypts', () => {
+    template.resourceCountIs('AWS::KMS::Key', 1);
+    template.hasResource('AWS::KMS::Key', {
+      Properties: Match.objectLike({ EnableKeyRotation: true }),
+      DeletionPolicy: 'Retain',
+    });
+  });
+
+  it('encrypts the export bucket and the Athena results bucket with it (SSE-KMS, S3 Bucket Key)', () => {
+    const sseKms = {
+      BucketKeyEnabled: true,
+      ServerSideEncryptionByDefault: {
+        SSEAlgorithm: 'aws:kms',
+        KMSMasterKeyID: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+      },
+    };
+    const encryptionOf = (prefix: string) =>
+      Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) => id.startsWith(prefix))?.[1]
+        .Properties.BucketEncryption.ServerSideEncryptionConfiguration;
+    expect(encryptionOf('ExportBucket')).toEqual([sseKms]);
+    expect(encryptionOf('AthenaResultsBucket')).toEqual([sseKms]);
+    // S3 access logs cannot be delivered to an SSE-KMS bucket: that one stays SSE-S3.
+    expect(encryptionOf('AccessLogsBucket')).toEqual([
+      { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+    ]);
+    template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      WorkGroupConfiguration: Match.objectLike({
+        ResultConfiguration: Match.objectLike({
+          EncryptionConfiguration: {
+            EncryptionOption: 'SSE_KMS',
+            KmsKey: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+          },
+        }),
+      }),
+    });
+  });
+
+  it('lets the function use the key through S3 only', () => {
+    expect(statementsOfRole(template, 'JobRole').find((s) => s.Sid === 'SnapshotBucketKey')).toMatchObject({
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+    });
+  });
+
+  it('applies only the transitions asked for (0 turns one off)', () => {
+    const exportBucket = Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) =>
+      id.startsWith('ExportBucket'),
+    )?.[1];
+    const rule = exportBucket?.Properties.LifecycleConfiguration.Rules.find(
+      (r: { Id: string }) => r.Id === 'expire-snapshots',
+    );
+    expect(rule.Transitions).toEqual([{ StorageClass: 'GLACIER_IR', TransitionInDays: 60 }]);
+  });
+
+  function keyId(): string {
+    return Object.keys(template.findResources('AWS::KMS::Key'))[0] ?? '';
+  }
 });
 
 describe('settings validation', () => {
@@ -579,6 +727,46 @@ describe('settings validation', () => {
         ].join('[\\s\\S]*'),
       ),
     );
+  });
+
+  it('rejects key ARNs that are not key ARNs, keys without their resource, and impossible transitions', () => {
+    const attempt = build({
+      createDemoUsersTable: true,
+      apiKeySecretKmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:alias/moonkey',
+      existingBucketKmsKeyArn: SECRET_KEY_ARN,
+      encryptionKey: 'my-key',
+      infrequentAccessAfterDays: 10,
+      glacierInstantRetrievalAfterDays: 30,
+      snapshotRetentionDays: 20,
+    });
+    let message = '';
+    try {
+      attempt();
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('Invalid SessionExport settings (7)');
+    expect(message).toContain('apiKeySecretKmsKeyArn must be a KMS key ARN');
+    expect(message).toContain('encryptionKey must be a KMS key ARN');
+    expect(message).toContain('apiKeySecretKmsKeyArn needs apiKeySecretArn');
+    expect(message).toContain('existingBucketKmsKeyArn needs existingBucketName');
+    expect(message).toContain('infrequentAccessAfterDays must be 0 (never) or at least 30');
+    expect(message).toContain(
+      'glacierInstantRetrievalAfterDays (30) must be at least 30 days after infrequentAccessAfterDays (10)',
+    );
+    expect(message).toContain(
+      'glacierInstantRetrievalAfterDays (30) must be less than snapshotRetentionDays (20)',
+    );
+  });
+
+  it('refuses lifecycle transitions on an existing bucket', () => {
+    expect(
+      build({
+        createDemoUsersTable: true,
+        existingBucketName: 'acme-exports',
+        infrequentAccessAfterDays: 60,
+      }),
+    ).toThrow(/existingBucketName and infrequentAccessAfterDays conflict/);
   });
 
   it('asks for a users table when none is given', () => {
