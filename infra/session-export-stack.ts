@@ -16,6 +16,7 @@ import { OUTPUTS } from './stack-outputs';
 import { validateSessionExportProps } from './validate-props';
 
 const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
+const S3_ACCESS_LOGS_USE_BUCKET_POLICY = '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy';
 
 /**
  * The deployable unit: wires the constructs together from validated props. No business logic:
@@ -27,6 +28,9 @@ export class SessionExportStack extends Stack {
 
   constructor(scope: Construct, id: string, props: SessionExportProps = {}) {
     super(scope, id, props);
+    // The access-log bucket has ACLs disabled, so log delivery must be granted by bucket policy. Set
+    // here as well as in cdk.json so the stack synthesizes the same in any app that embeds it.
+    this.node.setContext(S3_ACCESS_LOGS_USE_BUCKET_POLICY, true);
     validateSessionExportProps(props);
     const prefix = props.exportPrefix ?? 'moonkey';
 
@@ -130,7 +134,7 @@ export class SessionExportStack extends Stack {
     out(
       OUTPUTS.glueDatabase,
       this.catalog.database.databaseName,
-      'Glue database (tables sessions, manifests)',
+      'Glue database (view sessions; tables sessions_raw, manifests)',
     );
     out(OUTPUTS.athenaWorkGroup, this.catalog.workGroup.ref, 'Athena workgroup with the named queries');
   }

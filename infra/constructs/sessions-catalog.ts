@@ -30,7 +30,15 @@ import {
   PARTITION_COLUMN,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
+import {
+  MANIFESTS_TABLE,
+  RAW_SESSIONS_TABLE,
+  READER_VIEW_NAME,
+  readerViewColumns,
+  readerViewSql,
+} from '../../lambda/snapshot/reader-view';
 import { NAMED_QUERIES } from './named-queries';
+import { PrestoView } from './presto-view';
 
 /**
  * NDJSON read with the Hive JSON SerDe (org.apache.hive.hcatalog.data.JsonSerDe). AWS's Athena
@@ -47,7 +55,7 @@ export const HIVE_JSON_NDJSON = new DataFormat({
 
 export interface SessionsCatalogProps {
   readonly bucket: IBucket;
-  /** The job's key prefix: sessions live under `<prefix>/sessions/`, manifests under `<prefix>/manifests/`. */
+  /** The job's key prefix: session lines live under `<prefix>/sessions/`, manifests under `<prefix>/manifests/`. */
   readonly prefix: string;
   readonly accessLogsBucket: IBucket;
   /**
@@ -98,15 +106,18 @@ export function snakeCase(name: string): string {
 }
 
 /**
- * Makes snapshots queryable without DDL: a Glue database with `sessions` (columns derived from the
- * record schema) and `manifests`, both partitioned by `dt` with date projection up to NOW, so a new
- * day is queryable the moment its files land (no MSCK REPAIR, no crawler). An Athena workgroup with
- * its own encrypted results bucket, enforced settings and a bytes-scanned cutoff, and named queries.
+ * Makes snapshots queryable without DDL: a Glue database with the tables `sessions_raw` (every line
+ * of every run; columns derived from the record schema) and `manifests`, both partitioned by `dt`
+ * with date projection up to NOW, so a new day is queryable the moment its files land (no MSCK
+ * REPAIR, no crawler), and the view `sessions` that readers query: only the lines of each
+ * snapshot's newest committed run (lambda/snapshot/reader-view.ts). An Athena workgroup with its own
+ * encrypted results bucket, enforced settings and a bytes-scanned cutoff, and named queries.
  */
 export class SessionsCatalog extends Construct {
   readonly database: Database;
-  readonly sessionsTable: S3Table;
+  readonly sessionsRawTable: S3Table;
   readonly manifestsTable: S3Table;
+  readonly sessionsView: PrestoView;
   readonly workGroup: CfnWorkGroup;
   readonly resultsBucket: Bucket;
 
@@ -150,8 +161,22 @@ export class SessionsCatalog extends Construct {
       created.applyRemovalPolicy(RemovalPolicy.DESTROY);
       return created;
     };
-    this.sessionsTable = table('SessionsTable', 'sessions', 'sessions', sessionColumns);
-    this.manifestsTable = table('ManifestsTable', 'manifests', 'manifests', manifestColumns);
+    this.sessionsRawTable = table('SessionsRawTable', RAW_SESSIONS_TABLE, 'sessions', sessionColumns);
+    this.manifestsTable = table('ManifestsTable', MANIFESTS_TABLE, 'manifests', manifestColumns);
+    const qualified = (name: string) => `"${databaseName}"."${name}"`;
+    this.sessionsView = new PrestoView(this, 'SessionsView', {
+      database: this.database,
+      databaseName,
+      viewName: READER_VIEW_NAME,
+      description: `MoonKey sessions of committed snapshots: the lines of ${RAW_SESSIONS_TABLE} whose run is the newest committed run of their snapshot`,
+      sql: readerViewSql({
+        sessionsRaw: qualified(RAW_SESSIONS_TABLE),
+        manifests: qualified(MANIFESTS_TABLE),
+      }),
+      columns: readerViewColumns,
+    });
+    this.sessionsView.table.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    this.sessionsView.node.addDependency(this.sessionsRawTable, this.manifestsTable);
 
     const key = props.encryptionKey;
     this.resultsBucket = new Bucket(this, 'ResultsBucket', {
@@ -198,7 +223,7 @@ export class SessionsCatalog extends Construct {
         workGroup: this.workGroup.ref,
         queryString: query.sql(databaseName),
       });
-      named.node.addDependency(this.sessionsTable, this.manifestsTable);
+      named.node.addDependency(this.sessionsView, this.manifestsTable);
     }
   }
 }

@@ -39,6 +39,25 @@ export function hiveType(type: AthenaType): string {
   }
 }
 
+/**
+ * Presto/Trino type text, e.g. `array(row(type varchar,method row(...)))`: the spelling of a view's
+ * column types in its Presto view definition (Glue keeps the Hive spelling, `hiveType`, beside it).
+ * Field names are bare: every name passed COLUMN_NAME below, and none is a Trino reserved word
+ * (test/infra/athena-columns.test.ts checks the list).
+ */
+export function prestoType(type: AthenaType): string {
+  switch (type.kind) {
+    case 'primitive':
+      return { string: 'varchar', bigint: 'bigint', int: 'integer', double: 'double', boolean: 'boolean' }[
+        type.name
+      ];
+    case 'array':
+      return `array(${prestoType(type.element)})`;
+    case 'struct':
+      return `row(${type.fields.map((f) => `${f.name} ${prestoType(f.type)}`).join(',')})`;
+  }
+}
+
 /** The subset of JSON Schema that zod emits for our record schema. */
 interface JsonSchemaNode {
   readonly type?: string | readonly string[];
@@ -90,8 +109,19 @@ export function athenaColumnsOf(schema: z.ZodType): AthenaColumn[] {
   return columnsFromJsonSchema(json, '');
 }
 
+/**
+ * Fields the job writes on every line for the commit protocol (issue 8): the run that wrote the line
+ * (the reader view keeps only the committed run's lines) and when that user's sessions were read.
+ * `extend` replaces a field the record schema already has, so this stays right once
+ * session-record.ts names them itself.
+ */
+const runFieldsSchema = exportedSessionRecordSchema.extend({
+  run_id: z.string().min(1),
+  observed_at: z.number().int().nonnegative(),
+});
+
 /** Columns of the sessions table, in record order: one per field of an exported NDJSON line. */
-export const sessionColumns: readonly AthenaColumn[] = athenaColumnsOf(exportedSessionRecordSchema);
+export const sessionColumns: readonly AthenaColumn[] = athenaColumnsOf(runFieldsSchema);
 
 const str: AthenaType = { kind: 'primitive', name: 'string' };
 const big: AthenaType = { kind: 'primitive', name: 'bigint' };
@@ -147,7 +177,13 @@ const manifestColumnTypes = {
   failed_users_truncated: { kind: 'primitive', name: 'boolean' },
 } as const satisfies ManifestColumnTypes;
 
+/**
+ * `run_id` of the run a manifest commits (issue 8: one manifest per run). Outside the checked list
+ * until `Manifest` has the field; then tsc asks for it in `manifestColumnTypes` and this goes.
+ */
+const RUN_ID_COLUMN: AthenaColumn = { name: 'run_id', type: str };
+
 /** Columns of the manifests table (one row per manifest file). */
-export const manifestColumns: readonly AthenaColumn[] = Object.entries(manifestColumnTypes).map(
-  ([name, type]) => ({ name, type }),
+export const manifestColumns: readonly AthenaColumn[] = Object.entries(manifestColumnTypes).flatMap(
+  ([name, type]) => (name === 'snapshot_id' ? [{ name, type }, RUN_ID_COLUMN] : [{ name, type }]),
 );

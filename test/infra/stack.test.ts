@@ -3,10 +3,12 @@ import * as path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { decodePrestoView } from '../../infra/constructs/presto-view';
 import { propsFromContext } from '../../infra/props-from-context';
 import type { SessionExportProps } from '../../infra/session-export-props';
 import { SessionExportStack } from '../../infra/session-export-stack';
-import { hiveType, manifestColumns, sessionColumns } from '../../lambda/snapshot/athena-columns';
+import { hiveType, manifestColumns, prestoType, sessionColumns } from '../../lambda/snapshot/athena-columns';
+import { readerViewColumns, readerViewSql } from '../../lambda/snapshot/reader-view';
 
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 /** The feature flags `cdk synth` runs with (cdk.json), so the tests synthesize the same template. */
@@ -316,6 +318,23 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
     it('is synthesized with the bucket-policy feature flag from cdk.json', () => {
       expect(CDK_JSON_CONTEXT['@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy']).toBe(true);
     });
+
+    it('needs no flag from the app: the stack sets it for itself (an embedding app has no cdk.json)', () => {
+      const app = new App({ context: SKIP_BUNDLING });
+      const stack = new SessionExportStack(app, 'Embedded', { env: ACCOUNT_ENV, createDemoUsersTable: true });
+      const embedded = Template.fromStack(stack);
+      embedded.hasResourceProperties('AWS::S3::Bucket', {
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+        LoggingConfiguration: Match.absent(),
+      });
+      embedded.hasResourceProperties('AWS::S3::BucketPolicy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Principal: { Service: 'logging.s3.amazonaws.com' }, Action: 's3:PutObject' }),
+          ]),
+        },
+      });
+    });
   });
 
   describe('alarms', () => {
@@ -408,16 +427,16 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         (t) => t.Properties.TableInput.Name === name,
       )?.Properties.TableInput;
 
-    it('declares the sessions columns exactly as derived from the record schema', () => {
-      const table = tableNamed('sessions');
+    it('declares the sessions_raw columns exactly as derived from the record schema', () => {
+      const table = tableNamed('sessions_raw');
       expect(table.StorageDescriptor.Columns).toEqual(
         sessionColumns.map((c) => ({ Name: c.name, Type: hiveType(c.type) })),
       );
       expect(table.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string' }]);
     });
 
-    it('reads gzip NDJSON under <prefix>/sessions/ with the Hive JSON SerDe', () => {
-      const table = tableNamed('sessions');
+    it('reads gzip NDJSON under <prefix>/sessions/ into sessions_raw with the Hive JSON SerDe', () => {
+      const table = tableNamed('sessions_raw');
       expect(table.StorageDescriptor.SerdeInfo.SerializationLibrary).toBe(
         'org.apache.hive.hcatalog.data.JsonSerDe',
       );
@@ -426,7 +445,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
     });
 
     it('projects dt partitions as dates up to NOW (no MSCK REPAIR)', () => {
-      const table = tableNamed('sessions');
+      const table = tableNamed('sessions_raw');
       expect(table.Parameters).toMatchObject({
         'projection.enabled': 'true',
         'projection.dt.type': 'date',
@@ -437,6 +456,69 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       expect(JSON.stringify(table.Parameters['storage.location.template'])).toContain(
         `/moonkey/sessions/dt=\${dt}/`,
       );
+    });
+
+    describe('the reader view sessions', () => {
+      const view = () => tableNamed('sessions');
+
+      it('is a Presto view in Glue, the way Athena stores the views it creates', () => {
+        expect(view()).toMatchObject({
+          TableType: 'VIRTUAL_VIEW',
+          Parameters: { presto_view: 'true', comment: 'Presto View' },
+          ViewExpandedText: '/* Presto View */',
+          PartitionKeys: [],
+        });
+        expect(view().ViewOriginalText).toMatch(/^\/\* Presto View: [A-Za-z0-9+/=]+ \*\/$/);
+      });
+
+      it('lists every session column and dt in Hive spelling for Glue', () => {
+        expect(view().StorageDescriptor.Columns).toEqual(
+          readerViewColumns.map((c) => ({ Name: c.name, Type: hiveType(c.type) })),
+        );
+        expect(view().StorageDescriptor.Columns.map((c: { Name: string }) => c.Name)).toEqual(
+          expect.arrayContaining(['run_id', 'observed_at', 'dt']),
+        );
+      });
+
+      it('encodes the reader SQL over sessions_raw and manifests with Presto column types', () => {
+        const definition = decodePrestoView(view().ViewOriginalText);
+        expect(definition).toEqual({
+          originalSql: readerViewSql({
+            sessionsRaw: '"moon_key_session_export"."sessions_raw"',
+            manifests: '"moon_key_session_export"."manifests"',
+          }),
+          catalog: 'awsdatacatalog',
+          schema: 'moon_key_session_export',
+          columns: readerViewColumns.map((c) => ({ name: c.name, type: prestoType(c.type) })),
+          runAsInvoker: false,
+          path: [],
+        });
+        const types = Object.fromEntries(definition.columns.map((c) => [c.name, c.type]));
+        expect(types).toMatchObject({
+          id: 'varchar',
+          run_id: 'varchar',
+          observed_at: 'bigint',
+          started_at: 'bigint',
+          dt: 'varchar',
+          device_fingerprint: 'row(user_agent varchar,ip varchar)',
+        });
+        expect(types.factors).toMatch(
+          /^array\(row\(delivery_channel varchar,type varchar,method row\(.*last_verified_at bigint.*\)\)\)$/,
+        );
+        expect(definition.originalSql).toContain(`WHERE "status" = 'committed'`);
+        expect(definition.originalSql).toContain('max("run_id")');
+      });
+
+      it('is created after the database and the tables it reads', () => {
+        const views = Object.entries(template.findResources('AWS::Glue::Table')).filter(
+          ([, t]) => t.Properties.TableInput.Name === 'sessions',
+        );
+        expect(views).toHaveLength(1);
+        const dependsOn = views[0]?.[1].DependsOn as string[];
+        for (const prefix of ['AthenaDatabase', 'AthenaSessionsRawTable', 'AthenaManifestsTable']) {
+          expect(dependsOn.some((id) => id.startsWith(prefix))).toBe(true);
+        }
+      });
     });
 
     it('declares the manifests table over <prefix>/manifests/', () => {
@@ -496,6 +578,11 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       const latest = queries.find((q) => q.Name === 'Latest complete snapshot');
       expect(latest.QueryString).toContain(`status = 'committed'`);
       expect(latest.QueryString).toContain('"moon_key_session_export"."manifests"');
+      // Readers go through the view, never the raw table with every run's lines.
+      for (const q of queries) expect(q.QueryString).not.toContain('sessions_raw');
+      expect(
+        queries.filter((q) => q.QueryString.includes('"moon_key_session_export"."sessions"')),
+      ).toHaveLength(6);
       expect(queries.every((q) => q.Database === 'moon_key_session_export')).toBe(true);
     });
   });
