@@ -7,7 +7,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { SERVICE_NAME } from '../../lambda/core/observability';
+import { SERVICE_NAME, SNAPSHOT_COMMITTED_METRIC, TRIGGER_DIMENSION } from '../../lambda/core/observability';
 
 export interface ExportAlarmsProps {
   readonly function: IFunction;
@@ -71,11 +71,11 @@ export class ExportAlarms extends Construct {
     );
     if (props.email) this.topic.addSubscription(new EmailSubscription(props.email));
 
-    const jobMetric = (metricName: string, period: Duration) =>
+    const jobMetric = (metricName: string, period: Duration, dimensions: Record<string, string> = {}) =>
       new Metric({
         namespace: props.metricsNamespace,
         metricName,
-        dimensionsMap: { service: SERVICE_NAME },
+        dimensionsMap: { service: SERVICE_NAME, ...dimensions },
         statistic: 'Sum',
         period,
       });
@@ -121,10 +121,11 @@ export class ExportAlarms extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
       // Hourly sums: an hour without a run has no data (breaching), an hour whose run failed sums to 0
-      // (breaching); one committed snapshot in the last N hours keeps the alarm OK.
+      // (breaching); one committed scheduled snapshot in the last N hours keeps the alarm OK. Audits
+      // are a separate metric (trigger=audit) and cannot keep it green while the schedule is dead.
       new Alarm(this, 'NoRecentSnapshot', {
-        alarmDescription: `No snapshot committed in the last ${staleAfterHours} hours (failed runs or no runs at all).`,
-        metric: jobMetric('SnapshotCommitted', Duration.hours(1)),
+        alarmDescription: `No scheduled snapshot committed in the last ${staleAfterHours} hours (failed runs, or the schedule stopped firing).`,
+        metric: jobMetric(SNAPSHOT_COMMITTED_METRIC, Duration.hours(1), { [TRIGGER_DIMENSION]: 'scheduled' }),
         threshold: 1,
         comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
         evaluationPeriods: staleAfterHours,

@@ -546,6 +546,7 @@ class ExportRun {
       retries: manifest.counts.retries,
       durationSeconds: manifest.duration_ms / 1000,
       committed: manifest.status === 'committed',
+      trigger: manifest.trigger,
     });
     const log = manifest.status === 'failed' ? this.ctx.logger.error : this.ctx.logger.info;
     log.call(this.ctx.logger, `snapshot ${manifest.status}`, {

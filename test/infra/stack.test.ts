@@ -366,10 +366,14 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       }
     });
 
-    it('alarm when no snapshot committed for 26 hours, missing data breaching', () => {
+    it('alarm when no scheduled snapshot committed for 26 hours, missing data breaching (audits do not count)', () => {
       expect(alarmNamed('AlarmsNoRecentSnapshot')).toMatchObject({
         MetricName: 'SnapshotCommitted',
         Namespace: 'MoonKeySessionExport',
+        Dimensions: [
+          { Name: 'service', Value: 'moonkey-session-export' },
+          { Name: 'trigger', Value: 'scheduled' },
+        ],
         Statistic: 'Sum',
         Period: 3600,
         EvaluationPeriods: 26,
