@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { acknowledgeGuard, BUCKET_GUARD_REASONS } from '../policy-checks';
 
 export interface AccessLogsBucketProps {
   /**
@@ -40,6 +41,15 @@ export class AccessLogsBucket extends Construct {
       id: 'AwsSolutions-S1',
       reason:
         'This bucket is the server access log destination of the stack buckets; logging it into itself would create a feedback loop, and a second log bucket would need the same exception.',
+    });
+    acknowledgeGuard(this.bucket, {
+      ...BUCKET_GUARD_REASONS,
+      s3_bucket_logging_enabled_check:
+        'This bucket is the server access log destination of the stack buckets; logging it into itself would create a feedback loop.',
+      s3_bucket_default_encryption_kms_check:
+        'S3 server access log delivery supports only SSE-S3 on the destination bucket, not SSE-KMS.',
+      s3_bucket_versioning_enabled_check:
+        'Log objects are written once under unique keys and expire after 90 days; versioning would keep nothing worth keeping.',
     });
   }
 }

@@ -10,6 +10,7 @@ import {
   StorageClass,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { acknowledgeGuard, BUCKET_GUARD_REASONS } from '../policy-checks';
 
 export interface ExportBucketProps {
   /**
@@ -88,6 +89,21 @@ export class ExportBucket extends Construct {
         },
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
+    });
+    acknowledgeGuard(this.bucket, {
+      ...BUCKET_GUARD_REASONS,
+      ...(props.encryptionKey
+        ? {}
+        : {
+            s3_bucket_default_encryption_kms_check:
+              'SSE-S3 unless the deployer sets encryptionKey (a customer-managed key, which then also needs grants for every Athena user).',
+          }),
+      ...(versioned
+        ? {}
+        : {
+            s3_bucket_versioning_enabled_check:
+              'Off by default (prop bucketVersioned): superseded runs are deleted on purpose, and versions would keep every replaced copy, invisible to Athena and billed.',
+          }),
     });
   }
 }

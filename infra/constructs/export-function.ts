@@ -12,6 +12,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { iam5ResourceFinding } from '../nag-finding';
+import { acknowledgeGuard } from '../policy-checks';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
 
@@ -191,6 +192,20 @@ export class ExportFunction extends Construct {
       retryAttempts: 0,
       maxEventAge: Duration.hours(6),
       onFailure: new SqsDestination(props.failureQueue),
+    });
+    acknowledgeGuard(this.function, {
+      lambda_inside_vpc_check:
+        'The function reaches only the public MoonKey API and AWS service endpoints; a VPC would add NAT gateways (cost, another failure point) and no private resource to reach.',
+    });
+    acknowledgeGuard(this.logGroup, {
+      cloudwatch_log_group_encrypted_check:
+        'The logs hold user ids, counts and error types, never session data or the API key (tests grep for it); CloudWatch Logs encrypts them at rest with its own keys.',
+      ...((props.logRetention ?? RetentionDays.THREE_MONTHS) < 365
+        ? {
+            cloudwatch_log_group_retention_period_check:
+              "Retention is the deployer's choice (prop logRetention, 90 days by default): the durable record of every run is its manifest in S3.",
+          }
+        : {}),
     });
   }
 }

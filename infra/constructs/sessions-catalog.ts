@@ -37,6 +37,7 @@ import {
   readerViewColumns,
   readerViewSql,
 } from '../../lambda/snapshot/reader-view';
+import { acknowledgeGuard, BUCKET_GUARD_REASONS } from '../policy-checks';
 import { NAMED_QUERIES } from './named-queries';
 import { PrestoView } from './presto-view';
 
@@ -196,6 +197,18 @@ export class SessionsCatalog extends Construct {
       ],
     });
 
+    acknowledgeGuard(this.resultsBucket, {
+      ...BUCKET_GUARD_REASONS,
+      s3_bucket_versioning_enabled_check:
+        'Query results are disposable copies that expire after 30 days; versions of them are worth nothing.',
+      ...(key
+        ? {}
+        : {
+            s3_bucket_default_encryption_kms_check:
+              'SSE-S3 unless the deployer sets encryptionKey (a customer-managed key, which then also needs grants for every Athena user).',
+          }),
+    });
+
     this.workGroup = new CfnWorkGroup(this, 'WorkGroup', {
       name: `${stack.stackName}-sessions`,
       description: 'Queries over MoonKey session snapshots',
@@ -214,6 +227,13 @@ export class SessionsCatalog extends Construct {
         },
       },
     });
+
+    if (!key) {
+      acknowledgeGuard(this.workGroup, {
+        athena_workgroup_results_encrypted_at_rest_kms_check:
+          'Results are SSE-S3 unless the deployer sets encryptionKey; the workgroup enforces its encryption setting either way.',
+      });
+    }
 
     for (const query of NAMED_QUERIES) {
       const named = new CfnNamedQuery(this, query.id, {

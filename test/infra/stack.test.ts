@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
+import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
+import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { decodePrestoView } from '../../infra/constructs/presto-view';
+import { addPolicyChecks } from '../../infra/policy-checks';
 import { propsFromContext } from '../../infra/props-from-context';
 import type { SessionExportProps } from '../../infra/session-export-props';
 import { SessionExportStack } from '../../infra/session-export-stack';
@@ -26,11 +28,14 @@ const SECRET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-333
 const BUCKET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef';
 const RESULTS_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555';
 
-/** Synthesizes one stack with cdk-nag's AwsSolutions pack, as `cdk synth` does (it throws on any finding). */
+/**
+ * Synthesizes one stack with the policy checks `cdk synth` runs (cdk-nag AwsSolutions and the
+ * Control Tower controls through cfn-guard); it throws on any unacknowledged finding.
+ */
 function synth(props: SessionExportProps, context: Record<string, unknown> = {}): Template {
   const app = new App({ context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS, ...context } });
   const stack = new SessionExportStack(app, 'MoonKeySessionExport', { env: ACCOUNT_ENV, ...props });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  addPolicyChecks(app);
   return Template.fromStack(stack);
 }
 
@@ -60,8 +65,12 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
     template = synth({ createDemoUsersTable: true });
   });
 
-  it('passes cdk-nag AwsSolutions with every acknowledgement on a named finding', () => {
+  it('passes cdk-nag AwsSolutions and the Control Tower controls, every acknowledgement on a named finding', () => {
     expect(template.toJSON().Resources).toBeDefined();
+  });
+
+  it('encrypts the demo table with KMS (Control Tower CT.DYNAMODB.PR.2)', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', { SSESpecification: { SSEEnabled: true } });
   });
 
   describe('the function', () => {
@@ -781,6 +790,62 @@ describe('SessionExportStack with a created customer-managed key (encryptionKey:
   function keyId(): string {
     return Object.keys(template.findResources('AWS::KMS::Key'))[0] ?? '';
   }
+});
+
+describe('policy checks at synth (cdk-nag and cfn-guard Control Tower controls)', () => {
+  /**
+   * The stack plus one queue that only Control Tower objects to (no DLQ: CT.SQS.PR.1; cdk-nag's own
+   * DLQ rule is acknowledged on it), synthesized with `plugins`. Returns the validation report.
+   */
+  function synthWithStrayQueue(plugins: (app: App) => void): { threw: boolean; report?: unknown } {
+    const app = new App({ context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS } });
+    const stack = new SessionExportStack(app, 'MoonKeySessionExport', {
+      env: ACCOUNT_ENV,
+      createDemoUsersTable: true,
+    });
+    const stray = new Queue(Stack.of(stack), 'StrayQueue', {
+      enforceSSL: true,
+      encryption: QueueEncryption.SQS_MANAGED,
+    });
+    Validations.of(stray).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'the test wants cfn-guard alone to object',
+    });
+    plugins(app);
+    const quiet = jest.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      Template.fromStack(stack);
+      return { threw: false };
+    } catch (error) {
+      const file = /found in: (\S+\.json)/.exec((error as Error).message)?.[1];
+      return { threw: true, report: file ? JSON.parse(readFileSync(file, 'utf8')) : undefined };
+    } finally {
+      quiet.mockRestore();
+    }
+  }
+
+  it('fails the synth on a Control Tower finding nobody acknowledged', () => {
+    const outcome = synthWithStrayQueue(addPolicyChecks);
+    expect(outcome.threw).toBe(true);
+    const guard = (
+      outcome.report as {
+        pluginReports: {
+          pluginName: string;
+          conclusion: string;
+          violations: { ruleName: string; violatingConstructs: { constructPath: string }[] }[];
+        }[];
+      }
+    ).pluginReports.find((r) => r.pluginName === 'cdk-validator-cfnguard');
+    expect(guard?.conclusion).toBe('failure');
+    expect(
+      guard?.violations.map((v) => [v.ruleName, v.violatingConstructs.map((c) => c.constructPath)]),
+    ).toEqual([['sqs_dlq_check', ['MoonKeySessionExport/StrayQueue/Resource']]]);
+  });
+
+  it('would let it pass with the bare plugin once anything is acknowledged (why StrictCfnGuard exists)', () => {
+    const outcome = synthWithStrayQueue((app) => Validations.of(app).addPlugins(new CfnGuardValidator()));
+    expect(outcome.threw).toBe(false);
+  });
 });
 
 describe('settings validation', () => {
