@@ -183,7 +183,10 @@ const manifestColumnTypes = {
  */
 const RUN_ID_COLUMN: AthenaColumn = { name: 'run_id', type: str };
 
+const manifestHasRunId = 'run_id' in manifestColumnTypes;
+
 /** Columns of the manifests table (one row per manifest file). */
 export const manifestColumns: readonly AthenaColumn[] = Object.entries(manifestColumnTypes).flatMap(
-  ([name, type]) => (name === 'snapshot_id' ? [{ name, type }, RUN_ID_COLUMN] : [{ name, type }]),
+  ([name, type]) =>
+    name === 'snapshot_id' && !manifestHasRunId ? [{ name, type }, RUN_ID_COLUMN] : [{ name, type }],
 );

@@ -149,6 +149,13 @@ describe('prestoType', () => {
     expect(() => athenaColumnsOf(bad)).toThrow(/Bad-Name is not a valid Athena column name/);
   });
 
+  it('names every column once in each table (Glue refuses a duplicate)', () => {
+    for (const columns of [sessionColumns, manifestColumns]) {
+      const names = columns.map((c) => c.name);
+      expect(new Set(names).size).toBe(names.length);
+    }
+  });
+
   it('keeps the partition column out of the data columns', () => {
     expect(sessionColumns.map((c) => c.name)).not.toContain(PARTITION_COLUMN.name);
     expect(manifestColumns.map((c) => c.name)).not.toContain(PARTITION_COLUMN.name);

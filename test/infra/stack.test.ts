@@ -961,6 +961,9 @@ describe('propsFromContext', () => {
         memoryMiB: '2048',
         scheduleEnabled: 'false',
         jobEnvironment: '{"EXPORT_SCAN_SEGMENTS":"4"}',
+        encryptionKey: 'create',
+        infrequentAccessAfterDays: '0',
+        existingBucketKmsKeyArn: BUCKET_KEY_ARN,
       },
     });
     expect(propsFromContext(app.node)).toEqual({
@@ -968,6 +971,9 @@ describe('propsFromContext', () => {
       memoryMiB: 2048,
       scheduleEnabled: false,
       jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' },
+      encryptionKey: 'create',
+      infrequentAccessAfterDays: 0,
+      existingBucketKmsKeyArn: BUCKET_KEY_ARN,
     });
     expect(propsFromContext(new App({ context: { usersTable: 'demo' } }).node)).toEqual({
       createDemoUsersTable: true,
