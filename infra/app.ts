@@ -1,5 +1,5 @@
-import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { App } from 'aws-cdk-lib';
+import { addPolicyChecks } from './policy-checks';
 import { propsFromContext } from './props-from-context';
 import { SessionExportStack } from './session-export-stack';
 
@@ -8,4 +8,4 @@ new SessionExportStack(app, 'MoonKeySessionExport', {
   ...propsFromContext(app.node),
   description: 'MoonKey session snapshots: scheduled export to S3, Athena tables, alarms',
 });
-Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+addPolicyChecks(app);

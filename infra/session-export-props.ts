@@ -30,6 +30,12 @@ export interface SessionExportProps extends StackProps {
    */
   readonly apiKeySecretArn?: string;
   /**
+   * ARN of the customer-managed KMS key that encrypts the existing secret (`apiKeySecretArn`); the
+   * function gets `kms:Decrypt` on it through Secrets Manager. A key ARN (`key/...`), not an alias.
+   * @default - the secret uses the AWS-managed key `aws/secretsmanager`, which needs no grant
+   */
+  readonly apiKeySecretKmsKeyArn?: string;
+  /**
    * MoonKey API base URL.
    * @default 'https://api.moonkey.fun'
    */
@@ -41,6 +47,21 @@ export interface SessionExportProps extends StackProps {
    */
   readonly existingBucketName?: string;
   /**
+   * ARN of the KMS key of the existing bucket's SSE-KMS default encryption (`existingBucketName`);
+   * the function gets `kms:GenerateDataKey` and `kms:Decrypt` on it through S3.
+   * @default - the existing bucket uses SSE-S3, which needs no grant
+   */
+  readonly existingBucketKmsKeyArn?: string;
+  /**
+   * Customer-managed KMS key for the created export bucket and the Athena query results (the
+   * snapshots hold phone numbers, e-mail addresses and IPs): `'create'` for a new key (rotation on,
+   * retained with the data), or the ARN of an existing key. With `existingBucketName` it applies to
+   * the Athena results only. Athena users then need `kms:Decrypt` (and `kms:GenerateDataKey` for
+   * results) on the key.
+   * @default - SSE-S3 (S3-managed keys)
+   */
+  readonly encryptionKey?: string;
+  /**
    * Key prefix of everything the job writes, without leading or trailing `/`.
    * @default 'moonkey'
    */
@@ -50,6 +71,17 @@ export interface SessionExportProps extends StackProps {
    * @default 400 (a little over a year, so a year-on-year audit still finds its snapshot)
    */
   readonly snapshotRetentionDays?: number;
+  /**
+   * Days after which the created bucket moves snapshot objects to S3 Standard-IA; 0 never.
+   * @default 30
+   */
+  readonly infrequentAccessAfterDays?: number;
+  /**
+   * Days after which the created bucket moves snapshot objects to S3 Glacier Instant Retrieval
+   * (still read directly by Athena); 0 never.
+   * @default 90
+   */
+  readonly glacierInstantRetrievalAfterDays?: number;
   /**
    * Versioning of the created bucket. Off by default: a rerun deliberately replaces a slot's files and
    * deletes its stale ones; versioning would keep every replaced copy (and its cost) invisible to Athena.
@@ -132,7 +164,7 @@ export interface SessionExportProps extends StackProps {
   readonly alarmEmail?: string;
   /**
    * Glue database name.
-   * @default - the stack name in snake_case, e.g. `moonkey_session_export`
+   * @default - the stack name in snake_case, e.g. `moon_key_session_export`
    */
   readonly glueDatabaseName?: string;
   /**

@@ -1,9 +1,10 @@
 import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { AccessLogsBucket } from './constructs/access-logs-bucket';
+import { dataEncryptionKey, importedKey } from './constructs/data-key';
 import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
 import { ExportFunction } from './constructs/export-function';
@@ -31,6 +32,8 @@ export function mostSegments(props: SessionExportProps): number {
   return Math.min(MAX_INLINE_MAP_CONCURRENCY, props.concurrency ?? 16);
 }
 
+const S3_ACCESS_LOGS_USE_BUCKET_POLICY = '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy';
+
 /**
  * The deployable unit: wires the constructs together from validated props. No business logic:
  * each construct owns its defaults, this class only decides what connects to what.
@@ -43,19 +46,31 @@ export class SessionExportStack extends Stack {
 
   constructor(scope: Construct, id: string, props: SessionExportProps = {}) {
     super(scope, id, props);
+    // The access-log bucket has ACLs disabled, so log delivery must be granted by bucket policy. Set
+    // here as well as in cdk.json so the stack synthesizes the same in any app that embeds it.
+    this.node.setContext(S3_ACCESS_LOGS_USE_BUCKET_POLICY, true);
     validateSessionExportProps(props);
     const prefix = props.exportPrefix ?? 'moonkey';
 
     const usersTable = this.usersTable(props);
     const apiKeySecret = this.apiKeySecret(props);
     const accessLogs = new AccessLogsBucket(this, 'AccessLogs');
+    const dataKey = dataEncryptionKey(this, 'DataKey', props.encryptionKey);
     const { bucket } = new ExportBucket(this, 'Export', {
       existingBucketName: props.existingBucketName,
       prefix,
       expireAfterDays: props.snapshotRetentionDays,
+      infrequentAccessAfterDays: props.infrequentAccessAfterDays,
+      glacierInstantRetrievalAfterDays: props.glacierInstantRetrievalAfterDays,
       versioned: props.bucketVersioned,
+      encryptionKey: dataKey,
       accessLogsBucket: accessLogs.bucket,
     });
+    // The key the function needs for the snapshot bucket: ours, or the one an existing bucket uses.
+    const bucketKey =
+      props.existingBucketName === undefined
+        ? dataKey
+        : importedKey(this, 'ExistingBucketKey', props.existingBucketKmsKeyArn);
     const failures = new FailureQueue(this, 'Failures');
 
     const environment: Record<string, string> = {
@@ -75,6 +90,8 @@ export class SessionExportStack extends Stack {
       bucket,
       prefix,
       apiKeySecret,
+      apiKeySecretKey: importedKey(this, 'ApiKeySecretKey', props.apiKeySecretKmsKeyArn),
+      bucketKey,
       environment,
       memoryMiB: props.memoryMiB,
       logRetention: props.logRetention,
@@ -130,6 +147,7 @@ export class SessionExportStack extends Stack {
       prefix,
       accessLogsBucket: accessLogs.bucket,
       databaseName: props.glueDatabaseName,
+      encryptionKey: dataKey,
       bytesScannedCutoffPerQuery: props.athenaBytesScannedCutoff,
     });
 
@@ -153,7 +171,7 @@ export class SessionExportStack extends Stack {
     out(
       OUTPUTS.glueDatabase,
       this.catalog.database.databaseName,
-      'Glue database (tables sessions, manifests)',
+      'Glue database (view sessions; tables sessions_raw, manifests)',
     );
     out(OUTPUTS.athenaWorkGroup, this.catalog.workGroup.ref, 'Athena workgroup with the named queries');
   }
@@ -166,6 +184,7 @@ export class SessionExportStack extends Stack {
       partitionKey: { name: props.userIdAttribute ?? 'user_id', type: AttributeType.STRING },
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.AWS_MANAGED,
       // Demo data only: it goes with the stack.
       removalPolicy: RemovalPolicy.DESTROY,
     });

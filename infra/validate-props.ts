@@ -1,3 +1,4 @@
+import { Token } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { envSchema } from '../lambda/core/config';
 import type { SessionExportProps } from './session-export-props';
@@ -19,6 +20,8 @@ export const STACK_OWNED_VARIABLES = [
 
 const SECRET_ARN =
   /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+/** A key ARN, not an alias ARN: IAM statements on an alias ARN do not grant use of the key behind it. */
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 const SCHEDULE = /^(cron\(.+\)|rate\(.+\)|at\(.+\))$/;
@@ -61,11 +64,18 @@ export function validateSessionExportProps(props: SessionExportProps): void {
       'apiKeySecretArn must be the full Secrets Manager secret ARN, including the 6-character suffix after the name',
     );
   }
+  problems.push(...kmsProblems(props));
   if (props.existingBucketName !== undefined) {
-    if (props.snapshotRetentionDays !== undefined) {
-      problems.push(
-        'existingBucketName and snapshotRetentionDays conflict: the stack does not change the lifecycle of a bucket it does not own',
-      );
+    for (const name of [
+      'snapshotRetentionDays',
+      'infrequentAccessAfterDays',
+      'glacierInstantRetrievalAfterDays',
+    ] as const) {
+      if (props[name] !== undefined) {
+        problems.push(
+          `existingBucketName and ${name} conflict: the stack does not change the lifecycle of a bucket it does not own`,
+        );
+      }
     }
     if (props.bucketVersioned !== undefined) {
       problems.push(
@@ -88,6 +98,7 @@ export function validateSessionExportProps(props: SessionExportProps): void {
     problems.push(`apiUrl "${props.apiUrl}" must be an http(s) URL`);
   }
   checkInt(problems, 'snapshotRetentionDays', props.snapshotRetentionDays, 1, 36_500);
+  if (props.existingBucketName === undefined) problems.push(...transitionProblems(props));
   checkInt(problems, 'memoryMiB', props.memoryMiB, 128, 10_240);
   checkInt(problems, 'concurrency', props.concurrency, 1, 2048);
   checkInt(problems, 'maxSegmentConcurrency', props.maxSegmentConcurrency, 1, 40);
@@ -153,6 +164,68 @@ function segmentProblems(props: SessionExportProps): Problem[] {
     ];
   }
   return [];
+}
+
+/**
+ * S3 refuses a Standard-IA transition before 30 days, and one to a colder class less than 30 days
+ * after Standard-IA; a transition at or after expiry never happens. Caught here rather than by a
+ * failed deploy.
+ */
+function transitionProblems(props: SessionExportProps): Problem[] {
+  const problems: Problem[] = [];
+  const ia = props.infrequentAccessAfterDays;
+  const gir = props.glacierInstantRetrievalAfterDays;
+  checkInt(problems, 'infrequentAccessAfterDays', ia, 0, 36_500);
+  checkInt(problems, 'glacierInstantRetrievalAfterDays', gir, 0, 36_500);
+  if (problems.length > 0) return problems;
+  const effectiveIa = ia ?? 30;
+  const effectiveGir = gir ?? 90;
+  const expiry = props.snapshotRetentionDays ?? 400;
+  // Only a transition set explicitly must come before expiry; a default one that does not is dropped
+  // (see export-bucket.ts), so a short retention alone is not an error.
+  if (effectiveIa > 0 && effectiveIa < 30) {
+    problems.push(`infrequentAccessAfterDays must be 0 (never) or at least 30 (S3's minimum; got ${ia})`);
+  }
+  if (effectiveIa > 0 && effectiveGir > 0 && effectiveGir < effectiveIa + 30) {
+    problems.push(
+      `glacierInstantRetrievalAfterDays (${effectiveGir}) must be at least 30 days after infrequentAccessAfterDays (${effectiveIa}), or 0`,
+    );
+  }
+  for (const [name, days] of [
+    ['infrequentAccessAfterDays', ia],
+    ['glacierInstantRetrievalAfterDays', gir],
+  ] as const) {
+    if (days !== undefined && days > 0 && days >= expiry) {
+      problems.push(`${name} (${days}) must be less than snapshotRetentionDays (${expiry}), or 0`);
+    }
+  }
+  return problems;
+}
+
+/** Key ARNs must be key ARNs, and each key must belong to the resource it is declared for. */
+function kmsProblems(props: SessionExportProps): Problem[] {
+  const problems: Problem[] = [];
+  const keyArn = (name: string, value: string | undefined) => {
+    if (value !== undefined && !Token.isUnresolved(value) && !KMS_KEY_ARN.test(value)) {
+      problems.push(
+        `${name} must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias or key id (got "${value}")`,
+      );
+    }
+  };
+  keyArn('apiKeySecretKmsKeyArn', props.apiKeySecretKmsKeyArn);
+  keyArn('existingBucketKmsKeyArn', props.existingBucketKmsKeyArn);
+  if (props.encryptionKey !== 'create') keyArn('encryptionKey', props.encryptionKey);
+  if (props.apiKeySecretKmsKeyArn !== undefined && props.apiKeySecretArn === undefined) {
+    problems.push(
+      'apiKeySecretKmsKeyArn needs apiKeySecretArn: it is the key of an existing secret; the created secret uses the AWS-managed key',
+    );
+  }
+  if (props.existingBucketKmsKeyArn !== undefined && props.existingBucketName === undefined) {
+    problems.push(
+      'existingBucketKmsKeyArn needs existingBucketName: it is the key of an existing bucket; use encryptionKey for the created bucket',
+    );
+  }
+  return problems;
 }
 
 function isTimeZone(name: string): boolean {

@@ -1,12 +1,13 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { SERVICE_NAME } from '../../lambda/core/observability';
+import { SERVICE_NAME, SNAPSHOT_COMMITTED_METRIC, TRIGGER_DIMENSION } from '../../lambda/core/observability';
 
 export interface ExportAlarmsProps {
   /** The export state machine: one execution per run. */
@@ -31,8 +32,8 @@ export interface ExportAlarmsProps {
  * What someone should hear about, on one SNS topic: a run that failed, timed out or was stopped
  * (state machine executions; a failed run has already been aborted and left a failed manifest),
  * a scheduled slot whose run could not be launched, users that could not be exported, a
- * dead-lettered event, and (the catch-all) no committed snapshot for 26 hours, where no data at
- * all counts as breaching, so a schedule that silently stopped firing is caught too.
+ * dead-lettered event, and (the catch-all) no committed scheduled snapshot for 26 hours, where no
+ * data at all counts as breaching, so a schedule that silently stopped firing is caught too.
  * Lambda's own Errors and Duration are not alarmed: the state machine retries transient
  * invocation errors, and Work invocations run close to the timeout by design.
  */
@@ -48,13 +49,37 @@ export class ExportAlarms extends Construct {
       reason:
         'Alarm notifications carry alarm names and states only, no session or user data; CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer key for alarm texts is not worth its cost.',
     });
+    // `enforceSSL` gives the topic a policy of its own, which replaces SNS's default policy: without
+    // this Allow, CloudWatch's publish is refused ("not authorized to perform: SNS:Publish") and no
+    // alarm reaches anyone. Scoped to this account's alarms so no other account's alarm can post here.
+    const stack = Stack.of(this);
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsOfThisAccountPublish',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: {
+            'aws:SourceArn': stack.formatArn({
+              service: 'cloudwatch',
+              resource: 'alarm',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
     if (props.email) this.topic.addSubscription(new EmailSubscription(props.email));
 
-    const jobMetric = (metricName: string, period: Duration) =>
+    const jobMetric = (metricName: string, period: Duration, dimensions: Record<string, string> = {}) =>
       new Metric({
         namespace: props.metricsNamespace,
         metricName,
-        dimensionsMap: { service: SERVICE_NAME },
+        dimensionsMap: { service: SERVICE_NAME, ...dimensions },
         statistic: 'Sum',
         period,
       });
@@ -117,10 +142,11 @@ export class ExportAlarms extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
       // Hourly sums: an hour without a run has no data (breaching), an hour whose run failed sums to 0
-      // (breaching); one committed snapshot in the last N hours keeps the alarm OK.
+      // (breaching); one committed scheduled snapshot in the last N hours keeps the alarm OK. Audits
+      // are a separate metric (trigger=audit) and cannot keep it green while the schedule is dead.
       new Alarm(this, 'NoRecentSnapshot', {
-        alarmDescription: `No snapshot committed in the last ${staleAfterHours} hours (failed runs or no runs at all).`,
-        metric: jobMetric('SnapshotCommitted', Duration.hours(1)),
+        alarmDescription: `No scheduled snapshot committed in the last ${staleAfterHours} hours (failed runs, or the schedule stopped firing).`,
+        metric: jobMetric(SNAPSHOT_COMMITTED_METRIC, Duration.hours(1), { [TRIGGER_DIMENSION]: 'scheduled' }),
         threshold: 1,
         comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
         evaluationPeriods: staleAfterHours,

@@ -1,14 +1,16 @@
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { ApplicationLogLevel, Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { iam5ResourceFinding } from '../nag-finding';
+import { acknowledgeGuard } from '../policy-checks';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
 
@@ -36,6 +38,16 @@ export interface ExportFunctionProps {
   /** Key prefix the function may touch; S3 permissions are scoped to `<prefix>/*`. */
   readonly prefix: string;
   readonly apiKeySecret: ISecret;
+  /**
+   * Customer-managed key the API-key secret is encrypted with (needs kms:Decrypt through Secrets Manager).
+   * @default - the secret uses the AWS-managed key, which needs no grant
+   */
+  readonly apiKeySecretKey?: IKey;
+  /**
+   * KMS key of the bucket's SSE-KMS default encryption (needs kms:GenerateDataKey and kms:Decrypt through S3).
+   * @default - SSE-S3, which needs no grant
+   */
+  readonly bucketKey?: IKey;
   /** The job's environment besides what this construct derives from the resources above. */
   readonly environment: Readonly<Record<string, string>>;
   /**
@@ -68,6 +80,7 @@ export class ExportFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: ExportFunctionProps) {
     super(scope, id);
+
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -116,6 +129,29 @@ export class ExportFunction extends Construct {
         resources: [props.apiKeySecret.secretArn],
       }),
     );
+    const region = Stack.of(this).region;
+    if (props.apiKeySecretKey) {
+      this.role.addToPolicy(
+        new PolicyStatement({
+          sid: 'DecryptApiKeySecret',
+          actions: ['kms:Decrypt'],
+          resources: [props.apiKeySecretKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` } },
+        }),
+      );
+    }
+    if (props.bucketKey) {
+      // GenerateDataKey to write (each multipart upload gets a data key), Decrypt to upload parts
+      // and to read back; only through S3, never as a general-purpose key.
+      this.role.addToPolicy(
+        new PolicyStatement({
+          sid: 'SnapshotBucketKey',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [props.bucketKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${region}.amazonaws.com` } },
+        }),
+      );
+    }
     Validations.of(this.role).acknowledge({
       id: iam5ResourceFinding(this, props.bucket.arnForObjects(`${props.prefix}/*`)),
       reason: `Objects under "${props.prefix}/" only: snapshot file names are chosen per run (snapshot id, writer, part number), so they cannot be listed at deploy time.`,
@@ -133,6 +169,11 @@ export class ExportFunction extends Construct {
       memorySize: props.memoryMiB ?? 1024,
       role: this.role,
       logGroup: this.logGroup,
+      // The job already writes one JSON object per line (Powertools); JSON format lets Lambda's own
+      // lines (START, REPORT) be JSON too and filter by level. The application level follows the
+      // job's LOG_LEVEL, so Lambda never drops a line the job meant to write.
+      loggingFormat: LoggingFormat.JSON,
+      applicationLogLevelV2: applicationLogLevel(props.environment.LOG_LEVEL),
       bundling: EXPORT_FUNCTION_BUNDLING,
       environment: {
         ...props.environment,
@@ -144,5 +185,39 @@ export class ExportFunction extends Construct {
       },
       reservedConcurrentExecutions: props.reservedConcurrency,
     });
+    acknowledgeGuard(this.function, {
+      lambda_inside_vpc_check:
+        'The function reaches only the public MoonKey API and AWS service endpoints; a VPC would add NAT gateways (cost, another failure point) and no private resource to reach.',
+    });
+    acknowledgeGuard(this.logGroup, {
+      cloudwatch_log_group_encrypted_check:
+        'The logs hold user ids, counts and error types, never session data or the API key (tests grep for it); CloudWatch Logs encrypts them at rest with its own keys.',
+      ...((props.logRetention ?? RetentionDays.THREE_MONTHS) < 365
+        ? {
+            cloudwatch_log_group_retention_period_check:
+              "Retention is the deployer's choice (prop logRetention, 90 days by default): the durable record of every run is its manifest in S3.",
+          }
+        : {}),
+    });
+  }
+}
+
+/** The job's LOG_LEVEL (lambda/core/config.ts) as Lambda's application log level. */
+export function applicationLogLevel(logLevel: string | undefined): ApplicationLogLevel {
+  switch (logLevel ?? 'INFO') {
+    case 'TRACE':
+      return ApplicationLogLevel.TRACE;
+    case 'DEBUG':
+      return ApplicationLogLevel.DEBUG;
+    case 'WARN':
+      return ApplicationLogLevel.WARN;
+    case 'ERROR':
+      return ApplicationLogLevel.ERROR;
+    // Powertools' CRITICAL is Lambda's FATAL; SILENT has no Lambda level, FATAL is the closest.
+    case 'CRITICAL':
+    case 'SILENT':
+      return ApplicationLogLevel.FATAL;
+    default:
+      return ApplicationLogLevel.INFO;
   }
 }

@@ -23,6 +23,7 @@ import {
 import { LambdaInvoke, type LambdaInvokeProps } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { iam5ResourceFinding } from '../nag-finding';
+import { acknowledgeGuard } from '../policy-checks';
 
 /**
  * Names of the states the local runner (local/state-machine-runner.ts) overrides. They are the
@@ -311,6 +312,16 @@ export class ExportStateMachine extends Construct {
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.RETAIN,
+    });
+    acknowledgeGuard(this.logGroup, {
+      cloudwatch_log_group_encrypted_check:
+        'Execution logs hold run ids, S3 keys, DynamoDB cursors (user ids) and audit requests, never session data or the API key; CloudWatch Logs encrypts them at rest with its own keys.',
+      ...((props.logRetention ?? RetentionDays.THREE_MONTHS) < 365
+        ? {
+            cloudwatch_log_group_retention_period_check:
+              "Retention is the deployer's choice (prop logRetention, 90 days by default, as for the function's logs): the durable record of every run is its manifest in S3.",
+          }
+        : {}),
     });
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       comment: 'MoonKey session snapshot: plan, work every segment until done, commit; abort on failure',

@@ -1,6 +1,7 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { acknowledgeGuard } from '../policy-checks';
 
 /**
  * Where runs that did not happen (or did not finish) wait for a person: events Scheduler could not
@@ -22,6 +23,10 @@ export class FailureQueue extends Construct {
       id: 'AwsSolutions-SQS3',
       reason:
         'This queue IS the dead-letter queue (of scheduled events Scheduler could not deliver to the launcher); nothing consumes it automatically, so a DLQ of its own would never receive anything.',
+    });
+    acknowledgeGuard(this.queue, {
+      sqs_dlq_check:
+        'This queue IS the dead-letter queue (Scheduler DLQ and Lambda on-failure destination); a DLQ of its own would never receive anything.',
     });
   }
 }

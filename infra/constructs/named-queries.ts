@@ -1,10 +1,20 @@
+import { READER_VIEW_NAME } from '../../lambda/snapshot/reader-view';
+
 /**
  * The Athena queries users actually run, as named queries in the stack's workgroup. `db` is the
- * Glue database; the tables are `sessions` and `manifests`. Every query bounds `dt` so partition
- * projection only enumerates the days it needs.
+ * Glue database; they read the view `sessions` (committed runs only) and the table `manifests`.
+ * Every query bounds `dt` so partition projection only enumerates the days it needs.
+ *
+ * Dialect: Trino, as Athena engine version 3 runs it (the workgroup pins that version). Not DuckDB,
+ * which the local tests use and which differs where it matters here:
+ * - `UNNEST` of an array of rows: Trino expands every row field into its own column, so the alias
+ *   names every field (`AS f(delivery_channel, type, method)`); DuckDB returns one struct column and
+ *   rejects a three-name alias. test/infra/athena-sql.test.ts holds every shipped query to Trino's rule.
+ * - `/` of two bigints is integer division in Trino, a double in DuckDB: divide by a decimal literal.
+ * - `date_format`, `from_unixtime`, `slice`, `cardinality`, `transform` are Trino functions.
  *
  * "Complete" means a scheduled snapshot whose manifest says committed: an audit snapshot may hold a
- * handful of users, and a failed run's files were never made visible.
+ * handful of users, and a failed run's lines are never in the view.
  */
 export interface NamedQueryText {
   readonly id: string;
@@ -23,7 +33,7 @@ const latestSnapshot = (db: string) => `latest AS (
 ),
 snapshot AS (
   SELECT s.*
-  FROM "${db}"."sessions" s
+  FROM "${db}"."${READER_VIEW_NAME}" s
   JOIN latest l ON s.dt = l.dt AND s.snapshot_id = l.snapshot_id
   WHERE s.dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
 )`;
@@ -61,7 +71,7 @@ LIMIT 50;`,
 SELECT f.type, f.delivery_channel, count(*) AS factors, count(DISTINCT s.id) AS sessions,
        count(DISTINCT s.user_id) AS users
 FROM snapshot s
-CROSS JOIN UNNEST(s.factors) AS t(f)
+CROSS JOIN UNNEST(s.factors) AS f(delivery_channel, type, method)
 GROUP BY f.type, f.delivery_channel
 ORDER BY factors DESC;`,
   },
@@ -85,7 +95,7 @@ LIMIT 100;`,
     description: 'Live sessions of the latest complete snapshot that expire within 24 hours of it.',
     sql: (db) => `WITH ${latestSnapshot(db)}
 SELECT user_id, id, from_unixtime(expires_at) AS expires,
-       (expires_at - snapshot_at) / 3600 AS hours_left_at_snapshot, device_fingerprint.ip AS ip
+       round((expires_at - snapshot_at) / 3600.0, 1) AS hours_left_at_snapshot, device_fingerprint.ip AS ip
 FROM snapshot
 WHERE expires_at BETWEEN snapshot_at AND snapshot_at + 86400
 ORDER BY expires_at;`,
@@ -99,7 +109,7 @@ ORDER BY expires_at;`,
        from_unixtime(started_at) AS started, from_unixtime(last_active_at) AS last_active,
        from_unixtime(expires_at) AS expires, device_fingerprint.ip AS ip, device_fingerprint.user_agent AS user_agent,
        transform(factors, f -> f.type || '/' || f.delivery_channel) AS factors
-FROM "${db}"."sessions"
+FROM "${db}"."${READER_VIEW_NAME}"
 WHERE user_id = ?
   AND dt >= date_format(current_date - INTERVAL '90' DAY, '%Y-%m-%d')
 ORDER BY snapshot_at DESC, started_at;`,

@@ -14,6 +14,7 @@ import {
   SerializationLibrary,
   type Type,
 } from 'aws-cdk-lib/aws-glue';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
   Bucket,
@@ -29,7 +30,16 @@ import {
   PARTITION_COLUMN,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
+import {
+  MANIFESTS_TABLE,
+  RAW_SESSIONS_TABLE,
+  READER_VIEW_NAME,
+  readerViewColumns,
+  readerViewSql,
+} from '../../lambda/snapshot/reader-view';
+import { acknowledgeGuard, BUCKET_GUARD_REASONS } from '../policy-checks';
 import { NAMED_QUERIES } from './named-queries';
+import { PrestoView } from './presto-view';
 
 /**
  * NDJSON read with the Hive JSON SerDe (org.apache.hive.hcatalog.data.JsonSerDe). AWS's Athena
@@ -46,7 +56,7 @@ export const HIVE_JSON_NDJSON = new DataFormat({
 
 export interface SessionsCatalogProps {
   readonly bucket: IBucket;
-  /** The job's key prefix: sessions live under `<prefix>/sessions/`, manifests under `<prefix>/manifests/`. */
+  /** The job's key prefix: session lines live under `<prefix>/sessions/`, manifests under `<prefix>/manifests/`. */
   readonly prefix: string;
   readonly accessLogsBucket: IBucket;
   /**
@@ -57,6 +67,11 @@ export interface SessionsCatalogProps {
    * @default 10 GiB
    */
   readonly bytesScannedCutoffPerQuery?: number;
+  /**
+   * Customer-managed KMS key of the Athena results (results bucket SSE-KMS, workgroup SSE_KMS).
+   * @default - SSE-S3
+   */
+  readonly encryptionKey?: IKey;
   /**
    * First day partition projection enumerates.
    * @default '2024-01-01'
@@ -92,15 +107,18 @@ export function snakeCase(name: string): string {
 }
 
 /**
- * Makes snapshots queryable without DDL: a Glue database with `sessions` (columns derived from the
- * record schema) and `manifests`, both partitioned by `dt` with date projection up to NOW, so a new
- * day is queryable the moment its files land (no MSCK REPAIR, no crawler). An Athena workgroup with
- * its own encrypted results bucket, enforced settings and a bytes-scanned cutoff, and named queries.
+ * Makes snapshots queryable without DDL: a Glue database with the tables `sessions_raw` (every line
+ * of every run; columns derived from the record schema) and `manifests`, both partitioned by `dt`
+ * with date projection up to NOW, so a new day is queryable the moment its files land (no MSCK
+ * REPAIR, no crawler), and the view `sessions` that readers query: only the lines of each
+ * snapshot's newest committed run (lambda/snapshot/reader-view.ts). An Athena workgroup with its own
+ * encrypted results bucket, enforced settings and a bytes-scanned cutoff, and named queries.
  */
 export class SessionsCatalog extends Construct {
   readonly database: Database;
-  readonly sessionsTable: S3Table;
+  readonly sessionsRawTable: S3Table;
   readonly manifestsTable: S3Table;
+  readonly sessionsView: PrestoView;
   readonly workGroup: CfnWorkGroup;
   readonly resultsBucket: Bucket;
 
@@ -114,8 +132,11 @@ export class SessionsCatalog extends Construct {
       databaseName,
       description: 'MoonKey session snapshots (gzip NDJSON written by the export function)',
     });
-    const table = (id: string, tableName: string, kind: string, columns: readonly AthenaColumn[]) =>
-      new S3Table(this, id, {
+    // The catalog holds no data (the snapshots stay in S3): it goes with the stack, so a redeploy
+    // after `cdk destroy` can create the same fixed database name again instead of colliding.
+    this.database.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    const table = (id: string, tableName: string, kind: string, columns: readonly AthenaColumn[]) => {
+      const created = new S3Table(this, id, {
         database: this.database,
         tableName,
         description: `MoonKey ${kind} under s3://${props.bucket.bucketName}/${props.prefix}/${kind}/`,
@@ -138,11 +159,31 @@ export class SessionsCatalog extends Construct {
           'storage.location.template': `s3://${props.bucket.bucketName}/${props.prefix}/${kind}/dt=\${${PARTITION_COLUMN.name}}/`,
         },
       });
-    this.sessionsTable = table('SessionsTable', 'sessions', 'sessions', sessionColumns);
-    this.manifestsTable = table('ManifestsTable', 'manifests', 'manifests', manifestColumns);
+      created.applyRemovalPolicy(RemovalPolicy.DESTROY);
+      return created;
+    };
+    this.sessionsRawTable = table('SessionsRawTable', RAW_SESSIONS_TABLE, 'sessions', sessionColumns);
+    this.manifestsTable = table('ManifestsTable', MANIFESTS_TABLE, 'manifests', manifestColumns);
+    const qualified = (name: string) => `"${databaseName}"."${name}"`;
+    this.sessionsView = new PrestoView(this, 'SessionsView', {
+      database: this.database,
+      databaseName,
+      viewName: READER_VIEW_NAME,
+      description: `MoonKey sessions of committed snapshots: the lines of ${RAW_SESSIONS_TABLE} whose run is the newest committed run of their snapshot`,
+      sql: readerViewSql({
+        sessionsRaw: qualified(RAW_SESSIONS_TABLE),
+        manifests: qualified(MANIFESTS_TABLE),
+      }),
+      columns: readerViewColumns,
+    });
+    this.sessionsView.table.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    this.sessionsView.node.addDependency(this.sessionsRawTable, this.manifestsTable);
 
+    const key = props.encryptionKey;
     this.resultsBucket = new Bucket(this, 'ResultsBucket', {
-      encryption: BucketEncryption.S3_MANAGED,
+      ...(key
+        ? { encryption: BucketEncryption.KMS, encryptionKey: key, bucketKeyEnabled: true }
+        : { encryption: BucketEncryption.S3_MANAGED }),
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
@@ -154,6 +195,18 @@ export class SessionsCatalog extends Construct {
         { id: 'expire-query-results', expiration: Duration.days(30) },
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
+    });
+
+    acknowledgeGuard(this.resultsBucket, {
+      ...BUCKET_GUARD_REASONS,
+      s3_bucket_versioning_enabled_check:
+        'Query results are disposable copies that expire after 30 days; versions of them are worth nothing.',
+      ...(key
+        ? {}
+        : {
+            s3_bucket_default_encryption_kms_check:
+              'SSE-S3 unless the deployer sets encryptionKey (a customer-managed key, which then also needs grants for every Athena user).',
+          }),
     });
 
     this.workGroup = new CfnWorkGroup(this, 'WorkGroup', {
@@ -168,10 +221,19 @@ export class SessionsCatalog extends Construct {
         engineVersion: { selectedEngineVersion: 'Athena engine version 3' },
         resultConfiguration: {
           outputLocation: `s3://${this.resultsBucket.bucketName}/results/`,
-          encryptionConfiguration: { encryptionOption: 'SSE_S3' },
+          encryptionConfiguration: key
+            ? { encryptionOption: 'SSE_KMS', kmsKey: key.keyArn }
+            : { encryptionOption: 'SSE_S3' },
         },
       },
     });
+
+    if (!key) {
+      acknowledgeGuard(this.workGroup, {
+        athena_workgroup_results_encrypted_at_rest_kms_check:
+          'Results are SSE-S3 unless the deployer sets encryptionKey; the workgroup enforces its encryption setting either way.',
+      });
+    }
 
     for (const query of NAMED_QUERIES) {
       const named = new CfnNamedQuery(this, query.id, {
@@ -181,7 +243,7 @@ export class SessionsCatalog extends Construct {
         workGroup: this.workGroup.ref,
         queryString: query.sql(databaseName),
       });
-      named.node.addDependency(this.sessionsTable, this.manifestsTable);
+      named.node.addDependency(this.sessionsView, this.manifestsTable);
     }
   }
 }

@@ -3,6 +3,13 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Config } from './config';
 
 export const SERVICE_NAME = 'moonkey-session-export';
+/** 1 per run that committed its snapshot, 0 per run that did not; the staleness alarm reads it. */
+export const SNAPSHOT_COMMITTED_METRIC = 'SnapshotCommitted';
+/**
+ * Dimension of `SnapshotCommitted`: `scheduled` or `audit`. The staleness alarm watches scheduled
+ * runs only, so a daily audit cannot keep it green while the schedule is dead.
+ */
+export const TRIGGER_DIMENSION = 'trigger';
 
 /** The logging surface the job uses; Powertools' Logger satisfies it, tests can pass their own. */
 export type JobLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
@@ -20,6 +27,8 @@ export interface RunMetrics {
   readonly retries: number;
   readonly durationSeconds: number;
   readonly committed: boolean;
+  /** What started the run (the manifest's `trigger`). */
+  readonly trigger: 'scheduled' | 'audit';
 }
 
 export type MetricsSink = (metrics: RunMetrics) => void;
@@ -27,8 +36,10 @@ export type MetricsSink = (metrics: RunMetrics) => void;
 export const noMetrics: MetricsSink = () => {};
 
 /**
- * EMF via Powertools: one JSON line on stdout that CloudWatch turns into metrics, no API calls.
- * `SnapshotCommitted` is 1 or 0 per run so "no commit in 26 hours" is a simple Sum alarm.
+ * EMF via Powertools: JSON lines on stdout that CloudWatch turns into metrics, no API calls.
+ * `SnapshotCommitted` is 1 or 0 per run so "no commit in 26 hours" is a simple Sum alarm; it goes
+ * in its own EMF line because it alone carries the `trigger` dimension (EMF dimensions apply to
+ * every metric of a line).
  */
 export function createMetricsSink(config: Pick<Config, 'metricsEnabled' | 'metricsNamespace'>): MetricsSink {
   if (!config.metricsEnabled) return noMetrics;
@@ -40,7 +51,9 @@ export function createMetricsSink(config: Pick<Config, 'metricsEnabled' | 'metri
     metrics.addMetric('ItemsRejected', MetricUnit.Count, m.itemsRejected);
     metrics.addMetric('Retries', MetricUnit.Count, m.retries);
     metrics.addMetric('RunDuration', MetricUnit.Seconds, m.durationSeconds);
-    metrics.addMetric('SnapshotCommitted', MetricUnit.Count, m.committed ? 1 : 0);
     metrics.publishStoredMetrics();
+    const committed = metrics.singleMetric();
+    committed.addDimension(TRIGGER_DIMENSION, m.trigger);
+    committed.addMetric(SNAPSHOT_COMMITTED_METRIC, MetricUnit.Count, m.committed ? 1 : 0);
   };
 }

@@ -365,6 +365,7 @@ function finish(
     retries: manifest.counts.retries,
     durationSeconds: manifest.duration_ms / 1000,
     committed: manifest.status === 'committed',
+    trigger: manifest.trigger,
   });
   const log = manifest.status === 'failed' ? ctx.logger.error : ctx.logger.info;
   log.call(ctx.logger, `snapshot ${manifest.status}`, {

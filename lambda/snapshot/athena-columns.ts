@@ -39,6 +39,25 @@ export function hiveType(type: AthenaType): string {
   }
 }
 
+/**
+ * Presto/Trino type text, e.g. `array(row(type varchar,method row(...)))`: the spelling of a view's
+ * column types in its Presto view definition (Glue keeps the Hive spelling, `hiveType`, beside it).
+ * Field names are bare: every name passed COLUMN_NAME below, and none is a Trino reserved word
+ * (test/infra/athena-columns.test.ts checks the list).
+ */
+export function prestoType(type: AthenaType): string {
+  switch (type.kind) {
+    case 'primitive':
+      return { string: 'varchar', bigint: 'bigint', int: 'integer', double: 'double', boolean: 'boolean' }[
+        type.name
+      ];
+    case 'array':
+      return `array(${prestoType(type.element)})`;
+    case 'struct':
+      return `row(${type.fields.map((f) => `${f.name} ${prestoType(f.type)}`).join(',')})`;
+  }
+}
+
 /** The subset of JSON Schema that zod emits for our record schema. */
 interface JsonSchemaNode {
   readonly type?: string | readonly string[];

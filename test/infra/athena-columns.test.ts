@@ -7,6 +7,7 @@ import {
   hiveType,
   manifestColumns,
   PARTITION_COLUMN,
+  prestoType,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
 import { FACTOR_MAKERS, sessionsFor, userIdFor } from '../../local/fake-sessions';
@@ -100,12 +101,55 @@ describe('sessionColumns', () => {
     const columns = athenaColumnsOf(extended).map((c) => `${c.name} ${hiveType(c.type)}`);
     expect(columns).toContain('risk_score double');
     expect(columns).toContain('tags array<string>');
-    expect(columns).toHaveLength(sessionColumns.length + 2);
+    expect(columns).toHaveLength(athenaColumnsOf(exportedSessionRecordSchema).length + 2);
+  });
+
+  it("has the commit protocol's run_id (string) and observed_at (epoch seconds) on every line", () => {
+    const byName = Object.fromEntries(sessionColumns.map((c) => [c.name, hiveType(c.type)]));
+    expect(byName.run_id).toBe('string');
+    expect(byName.observed_at).toBe('bigint');
+    expect(sessionColumns.map((c) => c.name).filter((n) => n === 'run_id')).toHaveLength(1);
+  });
+});
+
+describe('manifestColumns', () => {
+  it('has the run_id of the run a manifest commits, after snapshot_id', () => {
+    const names = manifestColumns.map((c) => c.name);
+    expect(names.indexOf('run_id')).toBe(names.indexOf('snapshot_id') + 1);
+    const runId = manifestColumns.find((c) => c.name === 'run_id');
+    expect(runId && hiveType(runId.type)).toBe('string');
+  });
+});
+
+describe('prestoType', () => {
+  it('spells Hive types the way Presto/Trino view definitions do', () => {
+    const type: AthenaType = {
+      kind: 'array',
+      element: {
+        kind: 'struct',
+        fields: [
+          { name: 'a', type: { kind: 'primitive', name: 'string' } },
+          { name: 'b', type: { kind: 'primitive', name: 'int' } },
+          { name: 'c', type: { kind: 'array', element: { kind: 'primitive', name: 'bigint' } } },
+          { name: 'd', type: { kind: 'primitive', name: 'double' } },
+          { name: 'e', type: { kind: 'primitive', name: 'boolean' } },
+        ],
+      },
+    };
+    expect(prestoType(type)).toBe('array(row(a varchar,b integer,c array(bigint),d double,e boolean))');
+    expect(hiveType(type)).toBe('array<struct<a:string,b:int,c:array<bigint>,d:double,e:boolean>>');
   });
 
   it('rejects a field that is not a valid Athena column name', () => {
     const bad = z.object({ 'Bad-Name': z.string() });
     expect(() => athenaColumnsOf(bad)).toThrow(/Bad-Name is not a valid Athena column name/);
+  });
+
+  it('names every column once in each table (Glue refuses a duplicate)', () => {
+    for (const columns of [sessionColumns, manifestColumns]) {
+      const names = columns.map((c) => c.name);
+      expect(new Set(names).size).toBe(names.length);
+    }
   });
 
   it('keeps the partition column out of the data columns', () => {

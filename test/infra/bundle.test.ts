@@ -8,14 +8,10 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { App, type AssetStaging } from 'aws-cdk-lib';
 import { SessionExportStack } from '../../infra/session-export-stack';
-import {
-  type AthenaColumn,
-  type AthenaType,
-  manifestColumns,
-  sessionColumns,
-} from '../../lambda/snapshot/athena-columns';
+import { type AthenaColumn, manifestColumns, sessionColumns } from '../../lambda/snapshot/athena-columns';
 import type { Manifest } from '../../lambda/snapshot/manifest';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
+import { duckType } from '../../local/duckdb-reader';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 
@@ -69,19 +65,6 @@ const report = (value) => { writeFileSync(process.env.RESULT_FILE, JSON.stringif
   }
 })();
 `;
-/** Glue/Hive type -> DuckDB type, so DuckDB reads with exactly the columns the Glue table declares. */
-function duckType(type: AthenaType): string {
-  switch (type.kind) {
-    case 'primitive':
-      return { string: 'VARCHAR', bigint: 'BIGINT', int: 'INTEGER', double: 'DOUBLE', boolean: 'BOOLEAN' }[
-        type.name
-      ];
-    case 'array':
-      return `${duckType(type.element)}[]`;
-    case 'struct':
-      return `STRUCT(${type.fields.map((f) => `"${f.name}" ${duckType(f.type)}`).join(', ')})`;
-  }
-}
 
 const duckColumns = (columns: readonly AthenaColumn[]) =>
   `{${columns.map((c) => `'${c.name}': '${duckType(c.type)}'`).join(', ')}}`;
@@ -283,6 +266,7 @@ describe('the bundled function (as synthesized by the stack) against the local s
         // Every top-level field of the record schema is required: a NULL would mean a type mismatch.
         expect(sessionColumns.filter((c) => row[c.name] === null || row[c.name] === undefined)).toEqual([]);
         expect(row.snapshot_id).toBe(SNAPSHOT_ID);
+        expect(row.run_id).toBe(outcome.plan?.run.runId);
         expect(row.dt).toBe(DT);
         expect(typeof row.id).toBe('string');
         expect(row.device_fingerprint).toEqual(expect.objectContaining({ ip: expect.any(String) }));

@@ -1,20 +1,41 @@
-import { App, Validations } from 'aws-cdk-lib';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
+import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { decodePrestoView } from '../../infra/constructs/presto-view';
+import { addPolicyChecks } from '../../infra/policy-checks';
 import { propsFromContext } from '../../infra/props-from-context';
 import type { SessionExportProps } from '../../infra/session-export-props';
 import { SessionExportStack } from '../../infra/session-export-stack';
-import { hiveType, manifestColumns, sessionColumns } from '../../lambda/snapshot/athena-columns';
+import { hiveType, manifestColumns, prestoType, sessionColumns } from '../../lambda/snapshot/athena-columns';
+import { readerViewColumns, readerViewSql } from '../../lambda/snapshot/reader-view';
 
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+/** The feature flags `cdk synth` runs with (cdk.json), so the tests synthesize the same template. */
+const CDK_JSON_CONTEXT = (
+  JSON.parse(readFileSync(path.join(__dirname, '../../cdk.json'), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
+const FEATURE_FLAGS = Object.fromEntries(
+  Object.entries(CDK_JSON_CONTEXT).filter(([key]) => key.startsWith('@aws-cdk/')),
+);
 const ACCOUNT_ENV = { account: '123456789012', region: 'eu-west-1' };
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey/api-key-AbC123';
+const SECRET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555';
+const BUCKET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef';
+const RESULTS_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555';
 
-/** Synthesizes one stack with cdk-nag's AwsSolutions pack, as `cdk synth` does (it throws on any finding). */
+/**
+ * Synthesizes one stack with the policy checks `cdk synth` runs (cdk-nag AwsSolutions and the
+ * Control Tower controls through cfn-guard); it throws on any unacknowledged finding.
+ */
 function synth(props: SessionExportProps, context: Record<string, unknown> = {}): Template {
-  const app = new App({ context: { ...SKIP_BUNDLING, ...context } });
+  const app = new App({ context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS, ...context } });
   const stack = new SessionExportStack(app, 'MoonKeySessionExport', { env: ACCOUNT_ENV, ...props });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  addPolicyChecks(app);
   return Template.fromStack(stack);
 }
 
@@ -44,8 +65,12 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
     template = synth({ createDemoUsersTable: true });
   });
 
-  it('passes cdk-nag AwsSolutions with every acknowledgement on a named finding', () => {
+  it('passes cdk-nag AwsSolutions and the Control Tower controls, every acknowledgement on a named finding', () => {
     expect(template.toJSON().Resources).toBeDefined();
+  });
+
+  it('encrypts the demo table with KMS (Control Tower CT.DYNAMODB.PR.2)', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', { SSESpecification: { SSEEnabled: true } });
   });
 
   describe('the function', () => {
@@ -91,6 +116,12 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       });
       template.hasResourceProperties('AWS::Lambda::Function', {
         LoggingConfig: { LogGroup: { Ref: Match.stringLikeRegexp('^JobLogs') } },
+      });
+    });
+
+    it('logs in JSON format with the application log level of the job (INFO by default)', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO' },
       });
     });
   });
@@ -190,7 +221,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
   });
 
   describe('the export bucket', () => {
-    it('is encrypted, private, retained, and expires snapshots and stale uploads', () => {
+    it('is encrypted, private, retained, ages snapshots to Standard-IA and Glacier IR, expires them and stale uploads', () => {
       template.hasResource('AWS::S3::Bucket', {
         DeletionPolicy: 'Retain',
         Properties: {
@@ -208,7 +239,16 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
           LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'export-bucket/' }),
           LifecycleConfiguration: {
             Rules: [
-              { Id: 'expire-snapshots', Prefix: 'moonkey/', ExpirationInDays: 400, Status: 'Enabled' },
+              {
+                Id: 'expire-snapshots',
+                Prefix: 'moonkey/',
+                ExpirationInDays: 400,
+                Transitions: [
+                  { StorageClass: 'STANDARD_IA', TransitionInDays: 30 },
+                  { StorageClass: 'GLACIER_IR', TransitionInDays: 90 },
+                ],
+                Status: 'Enabled',
+              },
               {
                 Id: 'abort-incomplete-multipart-uploads',
                 AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
@@ -234,6 +274,66 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
               Action: 's3:*',
               Condition: { Bool: { 'aws:SecureTransport': 'false' } },
             }),
+          ]),
+        },
+      });
+    });
+  });
+
+  describe('the access-log bucket', () => {
+    const accessLogs = () =>
+      Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) =>
+        id.startsWith('AccessLogsBucket'),
+      )?.[1];
+
+    it('disables ACLs (BUCKET_OWNER_ENFORCED) and has no LogDeliveryWrite ACL', () => {
+      const bucket = accessLogs();
+      expect(bucket?.Properties.OwnershipControls).toEqual({
+        Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }],
+      });
+      expect(bucket?.Properties.AccessControl).toBeUndefined();
+      expect(bucket?.DeletionPolicy).toBe('Retain');
+    });
+
+    it('lets S3 log delivery write by bucket policy, per source bucket and this account only', () => {
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: Match.stringLikeRegexp('^AccessLogsBucket') },
+        PolicyDocument: {
+          Statement: Match.arrayWith(
+            ['ExportBucket', 'AthenaResultsBucket'].map((source) =>
+              Match.objectLike({
+                Effect: 'Allow',
+                Principal: { Service: 'logging.s3.amazonaws.com' },
+                Action: 's3:PutObject',
+                Condition: {
+                  ArnLike: {
+                    'aws:SourceArn': { 'Fn::GetAtt': [Match.stringLikeRegexp(`^${source}`), 'Arn'] },
+                  },
+                  StringEquals: { 'aws:SourceAccount': ACCOUNT_ENV.account },
+                },
+              }),
+            ),
+          ),
+        },
+      });
+    });
+
+    it('is synthesized with the bucket-policy feature flag from cdk.json', () => {
+      expect(CDK_JSON_CONTEXT['@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy']).toBe(true);
+    });
+
+    it('needs no flag from the app: the stack sets it for itself (an embedding app has no cdk.json)', () => {
+      const app = new App({ context: SKIP_BUNDLING });
+      const stack = new SessionExportStack(app, 'Embedded', { env: ACCOUNT_ENV, createDemoUsersTable: true });
+      const embedded = Template.fromStack(stack);
+      embedded.hasResourceProperties('AWS::S3::Bucket', {
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+        LoggingConfiguration: Match.absent(),
+      });
+      embedded.hasResourceProperties('AWS::S3::BucketPolicy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Principal: { Service: 'logging.s3.amazonaws.com' }, Action: 's3:PutObject' }),
           ]),
         },
       });
@@ -284,10 +384,14 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       }
     });
 
-    it('alarm when no snapshot committed for 26 hours, missing data breaching', () => {
+    it('alarm when no scheduled snapshot committed for 26 hours, missing data breaching (audits do not count)', () => {
       expect(alarmNamed('AlarmsNoRecentSnapshot')).toMatchObject({
         MetricName: 'SnapshotCommitted',
         Namespace: 'MoonKeySessionExport',
+        Dimensions: [
+          { Name: 'service', Value: 'moonkey-session-export' },
+          { Name: 'trigger', Value: 'scheduled' },
+        ],
         Statistic: 'Sum',
         Period: 3600,
         EvaluationPeriods: 26,
@@ -296,6 +400,42 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         ComparisonOperator: 'LessThanThreshold',
         TreatMissingData: 'breaching',
       });
+    });
+
+    it('lets CloudWatch alarms of this account publish to the topic, which still refuses non-TLS', () => {
+      const policies = Object.values(template.findResources('AWS::SNS::TopicPolicy'));
+      expect(policies).toHaveLength(1);
+      const statements = policies[0]?.Properties.PolicyDocument.Statement as Statement[];
+      expect(statements).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Resource: { Ref: expect.stringMatching(/^AlarmsTopic/) },
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': ACCOUNT_ENV.account },
+              ArnLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      `:cloudwatch:${ACCOUNT_ENV.region}:${ACCOUNT_ENV.account}:alarm:*`,
+                    ],
+                  ],
+                },
+              },
+            },
+          }),
+          expect.objectContaining({
+            Effect: 'Deny',
+            Action: 'sns:Publish',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      );
     });
 
     it('has no e-mail subscription unless asked', () => {
@@ -309,16 +449,16 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         (t) => t.Properties.TableInput.Name === name,
       )?.Properties.TableInput;
 
-    it('declares the sessions columns exactly as derived from the record schema', () => {
-      const table = tableNamed('sessions');
+    it('declares the sessions_raw columns exactly as derived from the record schema', () => {
+      const table = tableNamed('sessions_raw');
       expect(table.StorageDescriptor.Columns).toEqual(
         sessionColumns.map((c) => ({ Name: c.name, Type: hiveType(c.type) })),
       );
       expect(table.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string' }]);
     });
 
-    it('reads gzip NDJSON under <prefix>/sessions/ with the Hive JSON SerDe', () => {
-      const table = tableNamed('sessions');
+    it('reads gzip NDJSON under <prefix>/sessions/ into sessions_raw with the Hive JSON SerDe', () => {
+      const table = tableNamed('sessions_raw');
       expect(table.StorageDescriptor.SerdeInfo.SerializationLibrary).toBe(
         'org.apache.hive.hcatalog.data.JsonSerDe',
       );
@@ -327,7 +467,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
     });
 
     it('projects dt partitions as dates up to NOW (no MSCK REPAIR)', () => {
-      const table = tableNamed('sessions');
+      const table = tableNamed('sessions_raw');
       expect(table.Parameters).toMatchObject({
         'projection.enabled': 'true',
         'projection.dt.type': 'date',
@@ -340,6 +480,70 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       );
     });
 
+    describe('the reader view sessions', () => {
+      const view = () => tableNamed('sessions');
+
+      it('is a Presto view in Glue, the way Athena stores the views it creates', () => {
+        expect(view()).toMatchObject({
+          TableType: 'VIRTUAL_VIEW',
+          Parameters: { presto_view: 'true', comment: 'Presto View' },
+          ViewExpandedText: '/* Presto View */',
+          PartitionKeys: [],
+        });
+        expect(view().ViewOriginalText).toMatch(/^\/\* Presto View: [A-Za-z0-9+/=]+ \*\/$/);
+      });
+
+      it('lists every session column and dt in Hive spelling for Glue', () => {
+        expect(view().StorageDescriptor.Columns).toEqual(
+          readerViewColumns.map((c) => ({ Name: c.name, Type: hiveType(c.type) })),
+        );
+        expect(view().StorageDescriptor.Columns.map((c: { Name: string }) => c.Name)).toEqual(
+          expect.arrayContaining(['run_id', 'observed_at', 'dt']),
+        );
+      });
+
+      it('encodes the reader SQL over sessions_raw and manifests with Presto column types', () => {
+        const definition = decodePrestoView(view().ViewOriginalText);
+        expect(definition).toEqual({
+          originalSql: readerViewSql({
+            sessionsRaw: '"moon_key_session_export"."sessions_raw"',
+            manifests: '"moon_key_session_export"."manifests"',
+          }),
+          catalog: 'awsdatacatalog',
+          schema: 'moon_key_session_export',
+          columns: readerViewColumns.map((c) => ({ name: c.name, type: prestoType(c.type) })),
+          runAsInvoker: false,
+          path: [],
+        });
+        const types = Object.fromEntries(definition.columns.map((c) => [c.name, c.type]));
+        expect(types).toMatchObject({
+          id: 'varchar',
+          run_id: 'varchar',
+          observed_at: 'bigint',
+          started_at: 'double',
+          snapshot_at: 'bigint',
+          dt: 'varchar',
+          device_fingerprint: 'row(user_agent varchar,ip varchar)',
+        });
+        expect(types.factors).toMatch(
+          /^array\(row\(delivery_channel varchar,type varchar,method row\(.*last_verified_at double.*\)\)\)$/,
+        );
+        expect(definition.originalSql).toContain(`WHERE "status" = 'committed'`);
+        expect(definition.originalSql).toContain('max("run_id")');
+      });
+
+      it('is created after the database and the tables it reads', () => {
+        const views = Object.entries(template.findResources('AWS::Glue::Table')).filter(
+          ([, t]) => t.Properties.TableInput.Name === 'sessions',
+        );
+        expect(views).toHaveLength(1);
+        const dependsOn = views[0]?.[1].DependsOn as string[];
+        for (const prefix of ['AthenaDatabase', 'AthenaSessionsRawTable', 'AthenaManifestsTable']) {
+          expect(dependsOn.some((id) => id.startsWith(prefix))).toBe(true);
+        }
+      });
+    });
+
     it('declares the manifests table over <prefix>/manifests/', () => {
       const table = tableNamed('manifests');
       expect(table.StorageDescriptor.Columns).toEqual(
@@ -347,6 +551,24 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       );
       expect(JSON.stringify(table.StorageDescriptor.Location)).toContain('/moonkey/manifests/');
       expect(table.Parameters['projection.dt.type']).toBe('date');
+    });
+
+    it('deletes the Glue database and tables with the stack (they hold no data), so a redeploy can recreate them', () => {
+      for (const type of ['AWS::Glue::Database', 'AWS::Glue::Table']) {
+        const resources = Object.values(template.findResources(type));
+        expect(resources.length).toBeGreaterThan(0);
+        for (const resource of resources) {
+          expect(resource.DeletionPolicy).toBe('Delete');
+          expect(resource.UpdateReplacePolicy).toBe('Delete');
+        }
+      }
+    });
+
+    it('names the database as the props doc comment says the default is', () => {
+      const doc = readFileSync(path.join(__dirname, '../../infra/session-export-props.ts'), 'utf8');
+      const documented = /stack name in snake_case, e\.g\. `([a-z_]+)`/.exec(doc)?.[1];
+      expect(documented).toEqual(expect.any(String));
+      template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: documented } });
     });
 
     it('has a workgroup with enforced settings, encrypted results and a bytes-scanned cutoff', () => {
@@ -379,6 +601,11 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       const latest = queries.find((q) => q.Name === 'Latest complete snapshot');
       expect(latest.QueryString).toContain(`status = 'committed'`);
       expect(latest.QueryString).toContain('"moon_key_session_export"."manifests"');
+      // Readers go through the view, never the raw table with every run's lines.
+      for (const q of queries) expect(q.QueryString).not.toContain('sessions_raw');
+      expect(
+        queries.filter((q) => q.QueryString.includes('"moon_key_session_export"."sessions"')),
+      ).toHaveLength(6);
       expect(queries.every((q) => q.Database === 'moon_key_session_export')).toBe(true);
     });
   });
@@ -392,7 +619,10 @@ describe('SessionExportStack with existing resources', () => {
       usersTableName: 'prod-users',
       userIdAttribute: 'uid',
       apiKeySecretArn: SECRET_ARN,
+      apiKeySecretKmsKeyArn: SECRET_KEY_ARN,
       existingBucketName: 'acme-audit-exports',
+      existingBucketKmsKeyArn: BUCKET_KEY_ARN,
+      encryptionKey: RESULTS_KEY_ARN,
       exportPrefix: 'moonkey/sessions-export',
       reserveConcurrency: false,
       maxSegmentConcurrency: 4,
@@ -418,6 +648,55 @@ describe('SessionExportStack with existing resources', () => {
     );
     expect(statements.find((s) => s.Sid === 'ListSnapshotPrefix')?.Condition).toEqual({
       StringLike: { 's3:prefix': ['moonkey/sessions-export/*'] },
+    });
+  });
+
+  it('may decrypt the secret with its customer-managed key, through Secrets Manager only', () => {
+    const statement = statementsOfRole(template, 'JobRole').find((s) => s.Sid === 'DecryptApiKeySecret');
+    expect(statement).toEqual({
+      Sid: 'DecryptApiKeySecret',
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: SECRET_KEY_ARN,
+      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+    });
+  });
+
+  it("may write and read the existing bucket's SSE-KMS objects with its key, through S3 only", () => {
+    const statement = statementsOfRole(template, 'JobRole').find((s) => s.Sid === 'SnapshotBucketKey');
+    expect(statement).toEqual({
+      Sid: 'SnapshotBucketKey',
+      Effect: 'Allow',
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: BUCKET_KEY_ARN,
+      Condition: { StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } },
+    });
+  });
+
+  it('encrypts the Athena results with the given key (the existing bucket keeps its own)', () => {
+    template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      WorkGroupConfiguration: Match.objectLike({
+        ResultConfiguration: Match.objectLike({
+          EncryptionConfiguration: { EncryptionOption: 'SSE_KMS', KmsKey: RESULTS_KEY_ARN },
+        }),
+      }),
+    });
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: RESULTS_KEY_ARN },
+          },
+        ],
+      },
+    });
+    template.resourceCountIs('AWS::KMS::Key', 0);
+  });
+
+  it('sets the application log level from the job LOG_LEVEL', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      LoggingConfig: Match.objectLike({ LogFormat: 'JSON', ApplicationLogLevel: 'DEBUG' }),
     });
   });
 
@@ -457,6 +736,133 @@ describe('SessionExportStack with existing resources', () => {
       Protocol: 'email',
       Endpoint: 'oncall@example.com',
     });
+  });
+});
+
+describe('SessionExportStack with a created customer-managed key (encryptionKey: create)', () => {
+  let template: Template;
+
+  beforeAll(() => {
+    template = synth({
+      createDemoUsersTable: true,
+      encryptionKey: 'create',
+      infrequentAccessAfterDays: 0,
+      glacierInstantRetrievalAfterDays: 60,
+    });
+  });
+
+  it('creates one rotating key, retained with the data it encrypts', () => {
+    template.resourceCountIs('AWS::KMS::Key', 1);
+    template.hasResource('AWS::KMS::Key', {
+      Properties: Match.objectLike({ EnableKeyRotation: true }),
+      DeletionPolicy: 'Retain',
+    });
+  });
+
+  it('encrypts the export bucket and the Athena results bucket with it (SSE-KMS, S3 Bucket Key)', () => {
+    const sseKms = {
+      BucketKeyEnabled: true,
+      ServerSideEncryptionByDefault: {
+        SSEAlgorithm: 'aws:kms',
+        KMSMasterKeyID: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+      },
+    };
+    const encryptionOf = (prefix: string) =>
+      Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) => id.startsWith(prefix))?.[1]
+        .Properties.BucketEncryption.ServerSideEncryptionConfiguration;
+    expect(encryptionOf('ExportBucket')).toEqual([sseKms]);
+    expect(encryptionOf('AthenaResultsBucket')).toEqual([sseKms]);
+    // S3 access logs cannot be delivered to an SSE-KMS bucket: that one stays SSE-S3.
+    expect(encryptionOf('AccessLogsBucket')).toEqual([
+      { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+    ]);
+    template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      WorkGroupConfiguration: Match.objectLike({
+        ResultConfiguration: Match.objectLike({
+          EncryptionConfiguration: {
+            EncryptionOption: 'SSE_KMS',
+            KmsKey: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+          },
+        }),
+      }),
+    });
+  });
+
+  it('lets the function use the key through S3 only', () => {
+    expect(statementsOfRole(template, 'JobRole').find((s) => s.Sid === 'SnapshotBucketKey')).toMatchObject({
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+    });
+  });
+
+  it('applies only the transitions asked for (0 turns one off)', () => {
+    const exportBucket = Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) =>
+      id.startsWith('ExportBucket'),
+    )?.[1];
+    const rule = exportBucket?.Properties.LifecycleConfiguration.Rules.find(
+      (r: { Id: string }) => r.Id === 'expire-snapshots',
+    );
+    expect(rule.Transitions).toEqual([{ StorageClass: 'GLACIER_IR', TransitionInDays: 60 }]);
+  });
+
+  function keyId(): string {
+    return Object.keys(template.findResources('AWS::KMS::Key'))[0] ?? '';
+  }
+});
+
+describe('policy checks at synth (cdk-nag and cfn-guard Control Tower controls)', () => {
+  /**
+   * The stack plus one queue that only Control Tower objects to (no DLQ: CT.SQS.PR.1; cdk-nag's own
+   * DLQ rule is acknowledged on it), synthesized with `plugins`. Returns the validation report.
+   */
+  function synthWithStrayQueue(plugins: (app: App) => void): { threw: boolean; report?: unknown } {
+    const app = new App({ context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS } });
+    const stack = new SessionExportStack(app, 'MoonKeySessionExport', {
+      env: ACCOUNT_ENV,
+      createDemoUsersTable: true,
+    });
+    const stray = new Queue(Stack.of(stack), 'StrayQueue', {
+      enforceSSL: true,
+      encryption: QueueEncryption.SQS_MANAGED,
+    });
+    Validations.of(stray).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'the test wants cfn-guard alone to object',
+    });
+    plugins(app);
+    const quiet = jest.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      Template.fromStack(stack);
+      return { threw: false };
+    } catch (error) {
+      const file = /found in: (\S+\.json)/.exec((error as Error).message)?.[1];
+      return { threw: true, report: file ? JSON.parse(readFileSync(file, 'utf8')) : undefined };
+    } finally {
+      quiet.mockRestore();
+    }
+  }
+
+  it('fails the synth on a Control Tower finding nobody acknowledged', () => {
+    const outcome = synthWithStrayQueue(addPolicyChecks);
+    expect(outcome.threw).toBe(true);
+    const guard = (
+      outcome.report as {
+        pluginReports: {
+          pluginName: string;
+          conclusion: string;
+          violations: { ruleName: string; violatingConstructs: { constructPath: string }[] }[];
+        }[];
+      }
+    ).pluginReports.find((r) => r.pluginName === 'cdk-validator-cfnguard');
+    expect(guard?.conclusion).toBe('failure');
+    expect(
+      guard?.violations.map((v) => [v.ruleName, v.violatingConstructs.map((c) => c.constructPath)]),
+    ).toEqual([['sqs_dlq_check', ['MoonKeySessionExport/StrayQueue/Resource']]]);
+  });
+
+  it('would let it pass with the bare plugin once anything is acknowledged (why StrictCfnGuard exists)', () => {
+    const outcome = synthWithStrayQueue((app) => Validations.of(app).addPlugins(new CfnGuardValidator()));
+    expect(outcome.threw).toBe(false);
   });
 });
 
@@ -518,6 +924,46 @@ describe('settings validation', () => {
     );
   });
 
+  it('rejects key ARNs that are not key ARNs, keys without their resource, and impossible transitions', () => {
+    const attempt = build({
+      createDemoUsersTable: true,
+      apiKeySecretKmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:alias/moonkey',
+      existingBucketKmsKeyArn: SECRET_KEY_ARN,
+      encryptionKey: 'my-key',
+      infrequentAccessAfterDays: 10,
+      glacierInstantRetrievalAfterDays: 30,
+      snapshotRetentionDays: 20,
+    });
+    let message = '';
+    try {
+      attempt();
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('Invalid SessionExport settings (7)');
+    expect(message).toContain('apiKeySecretKmsKeyArn must be a KMS key ARN');
+    expect(message).toContain('encryptionKey must be a KMS key ARN');
+    expect(message).toContain('apiKeySecretKmsKeyArn needs apiKeySecretArn');
+    expect(message).toContain('existingBucketKmsKeyArn needs existingBucketName');
+    expect(message).toContain('infrequentAccessAfterDays must be 0 (never) or at least 30');
+    expect(message).toContain(
+      'glacierInstantRetrievalAfterDays (30) must be at least 30 days after infrequentAccessAfterDays (10)',
+    );
+    expect(message).toContain(
+      'glacierInstantRetrievalAfterDays (30) must be less than snapshotRetentionDays (20)',
+    );
+  });
+
+  it('refuses lifecycle transitions on an existing bucket', () => {
+    expect(
+      build({
+        createDemoUsersTable: true,
+        existingBucketName: 'acme-exports',
+        infrequentAccessAfterDays: 60,
+      }),
+    ).toThrow(/existingBucketName and infrequentAccessAfterDays conflict/);
+  });
+
   it('asks for a users table when none is given', () => {
     expect(build({})).toThrow(/no users table: set usersTableName .* or createDemoUsersTable/);
   });
@@ -558,6 +1004,9 @@ describe('propsFromContext', () => {
         reserveConcurrency: 'false',
         scheduleEnabled: 'false',
         jobEnvironment: '{"EXPORT_SCAN_SEGMENTS":"4"}',
+        encryptionKey: 'create',
+        infrequentAccessAfterDays: '0',
+        existingBucketKmsKeyArn: BUCKET_KEY_ARN,
       },
     });
     expect(propsFromContext(app.node)).toEqual({
@@ -567,6 +1016,9 @@ describe('propsFromContext', () => {
       reserveConcurrency: false,
       scheduleEnabled: false,
       jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' },
+      encryptionKey: 'create',
+      infrequentAccessAfterDays: 0,
+      existingBucketKmsKeyArn: BUCKET_KEY_ARN,
     });
     expect(propsFromContext(new App({ context: { usersTable: 'demo' } }).node)).toEqual({
       createDemoUsersTable: true,

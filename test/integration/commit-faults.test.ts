@@ -7,6 +7,8 @@
  * itself reports them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../lambda/core/config';
 import { createExportRuntime } from '../../lambda/handlers/export-context';
@@ -14,6 +16,8 @@ import { runExport } from '../../lambda/run/run-export';
 import { planFromEvent } from '../../lambda/run/run-plan';
 import type { Manifest } from '../../lambda/snapshot/manifest';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
+import { downloadPrefix } from '../../local/download-prefix';
+import { queryLocalSnapshots } from '../../local/duckdb-reader';
 import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { type FaultRule, type S3FaultProxy, startS3FaultProxy } from '../../local/s3-fault-proxy';
@@ -88,15 +92,35 @@ async function manifests(prefix: string): Promise<Manifest[]> {
   );
 }
 
-/** What a reader sees of the slot, checked against the fake API's truth. */
+/**
+ * What a reader sees of the slot, two ways that must agree: the view's rule in TypeScript, and
+ * the shipped view SQL run by DuckDB over a copy of the prefix (Athena's stand-in here).
+ */
 async function view(prefix: string) {
   const rows = await readVisibleSessions(stack.s3Client, stack.bucket, prefix);
   const ids = rows.map((r) => String(r.id));
-  return {
+  const seen = {
     rows: rows.length,
     duplicates: ids.length - new Set(ids).size,
     runIds: [...new Set(rows.map((r) => String(r.run_id)))],
   };
+  const dir = await mkdtemp(join(tmpdir(), 'faults-view-'));
+  try {
+    await downloadPrefix(stack.s3Client, stack.bucket, `${prefix}/`, dir);
+    const [duck] = await queryLocalSnapshots<{ rows: string; duplicates: string; run_ids: string[] }>(
+      dir,
+      prefix,
+      'SELECT count(*) AS rows, count(*) - count(DISTINCT id) AS duplicates, list(DISTINCT run_id) AS run_ids FROM sessions',
+    );
+    expect({
+      rows: Number(duck?.rows),
+      duplicates: Number(duck?.duplicates),
+      runIds: [...(duck?.run_ids ?? [])].filter((r) => r !== null),
+    }).toEqual(seen);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return seen;
 }
 
 function record(fault: string, injection: string, seen: string, v: { rows: number; duplicates: number }) {

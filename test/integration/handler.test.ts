@@ -109,11 +109,16 @@ describe('handler', () => {
       .filter(Boolean)
       .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines).toContainEqual(expect.objectContaining({ level: 'INFO', message: 'snapshot committed' }));
-    const emf = lines.find((line) => '_aws' in line);
-    expect(emf).toMatchObject({
-      SnapshotCommitted: 1,
+    const emf = lines.filter((line) => '_aws' in line);
+    expect(emf.find((line) => 'UsersProcessed' in line)).toMatchObject({
       UsersFailed: 0,
       UsersProcessed: 50,
+      service: 'moonkey-session-export',
+    });
+    // Its own EMF line: only SnapshotCommitted carries the trigger dimension.
+    expect(emf.find((line) => 'SnapshotCommitted' in line)).toMatchObject({
+      SnapshotCommitted: 1,
+      trigger: 'scheduled',
       service: 'moonkey-session-export',
     });
     expect(output).not.toContain(API_KEY);
