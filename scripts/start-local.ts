@@ -10,9 +10,9 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { closeRuntime } from '../lambda/handlers/handler';
 import { downloadPrefix } from '../local/download-prefix';
+import { queryLocalSnapshots } from '../local/duckdb-reader';
 import { userIdFor } from '../local/fake-sessions';
 import { runExportLocally } from '../local/local-export';
 import { startLocalStack } from '../local/local-stack';
@@ -76,18 +76,15 @@ async function main(): Promise<void> {
     step(`objects in s3://${stack.bucket}/ (copied to ${dir}):`);
     for (const key of keys) console.log(`         ${key}`);
 
-    const sql = `SELECT f.type AS factor_type, f.delivery_channel, count(*) AS sessions
-FROM read_ndjson('${dir}/${PREFIX}/sessions/*/*.ndjson.gz', hive_partitioning = true) s,
-     unnest(s.factors) AS t(f)
+    // Through the reader view, as Athena readers do: `sessions` is the stack's own view SQL
+    // (lambda/snapshot/reader-view.ts) over sessions_raw and manifests, so only committed runs show.
+    const sql = `-- DuckDB dialect (Athena's Trino spells the unnest AS f(delivery_channel, type, method))
+SELECT f.type AS factor_type, f.delivery_channel, count(*) AS sessions
+FROM sessions s, unnest(s.factors) AS t(f)
 WHERE s.snapshot_id = '${committed.snapshotId}'
 GROUP BY ALL ORDER BY sessions DESC LIMIT 10`;
-    step(`sample query (DuckDB standing in for Athena):\n${sql}`);
-    const db = await DuckDBInstance.create(':memory:');
-    const connection = await db.connect();
-    const rows = (await connection.runAndReadAll(sql)).getRowObjectsJson();
-    console.table(rows);
-    connection.closeSync();
-    db.closeSync();
+    step(`sample query (DuckDB standing in for Athena, through the reader view sessions):\n${sql}`);
+    console.table(await queryLocalSnapshots(dir, PREFIX, sql));
     step('done');
   } finally {
     await closeRuntime();

@@ -130,11 +130,12 @@ async function runPhase(
     case 'work': {
       const deadline = Date.now() + context.getRemainingTimeInMillis();
       const margin = rt.config.deadlineMarginMs;
-      // New pages stop at the margin; the page in hand may use half of it before the Work gives up.
+      // New pages stop at the margin; the page in hand may use three quarters of it, the last
+      // quarter is left for closing files (their last parts) and writing the step state.
       return workPhase(rt, input.run, input.slice, {
         attempt: context.awsRequestId,
         stopAt: deadline - margin,
-        hardStopAt: deadline - margin / 2,
+        hardStopAt: deadline - margin / 4,
         checkRunOver: true,
       });
     }
