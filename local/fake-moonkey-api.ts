@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
@@ -6,13 +7,16 @@ import { sessionsFor } from './fake-sessions';
 /**
  * One scripted answer for a user's next request. After a user's script is used up, requests get
  * the normal answer. `invalid-items` answers 200 with the user's real sessions plus items that
- * break the schema, to exercise the quarantine.
+ * break the schema (INVALID_ITEMS unless `items` says which), to exercise the quarantine.
+ * `echo-auth` answers `status` with a body that repeats the request's Authorization header, as a
+ * careless proxy or API gateway might: what the job does with an error body must not leak the key.
  */
 export type FaultStep =
   | { kind: 'status'; status: number; retryAfter?: string; body?: string; headers?: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'malformed' }
-  | { kind: 'invalid-items' }
+  | { kind: 'invalid-items'; items?: unknown[] }
+  | { kind: 'echo-auth'; status: number }
   /**
    * 200 with a valid JSON body of `bytes` bytes (an empty session list plus padding), streamed in
    * 64 KiB chunks with backpressure so the fake never holds it; with `declareLength` it also sends
@@ -43,6 +47,18 @@ export interface FakeApiSettings {
   faults: Record<string, FaultStep[]>;
   /** Users whose every answer carries schema-invalid items beside the valid ones. */
   invalidItemUsers: string[];
+  /** The status a wrong or missing key gets: MoonKey documents 401; some gateways send 403. */
+  authFailureStatus: 401 | 403;
+  /**
+   * Fields added to every session (after the generated ones, so they win): a response that
+   * carries names the job adds itself, such as `snapshot_id`, or fields MoonKey adds later.
+   */
+  extraSessionFields: Record<string, unknown>;
+  /**
+   * When above 0, every session gets a `padding` field of this many random base64 characters:
+   * incompressible, so tests can fill multi-megabyte gzip parts with a few hundred users.
+   */
+  paddingChars: number;
   /**
    * Count requests per user in `stats.byUser` (tests assert on it). A benchmark turns it off: at
    * a million users that map alone costs the fake API memory and CPU on the job's shared cores.
@@ -64,6 +80,15 @@ export interface FakeApiStats {
   perSecond: number[];
   /** Body bytes written by `huge-body` and `trickle` answers (until the client hung up). */
   streamedBytes: number;
+  /**
+   * Milliseconds since start at which each request arrived (kept only with `trackUsers`), so a
+   * test can count the busiest sliding one-second window, not only whole-second buckets.
+   */
+  arrivals: number[];
+  /** Requests received and not yet answered (or dropped) right now, counted by the server. */
+  inFlight: number;
+  /** The most requests in flight at once since the last reset: what a concurrency bound is checked against. */
+  maxInFlight: number;
 }
 
 export interface FakeApi {
@@ -98,13 +123,25 @@ export async function startFakeMoonKeyApi(
     rateLimitRps: undefined,
     faults: {},
     invalidItemUsers: [],
+    authFailureStatus: 401,
+    extraSessionFields: {},
+    paddingChars: 0,
     trackUsers: true,
     echoAuthorization: false,
     ...initial,
   };
   let invalidUsers = new Set(settings.invalidItemUsers);
   let startedAt = Date.now();
-  const stats: FakeApiStats = { requests: 0, byStatus: {}, byUser: {}, perSecond: [], streamedBytes: 0 };
+  const stats: FakeApiStats = {
+    requests: 0,
+    byStatus: {},
+    byUser: {},
+    perSecond: [],
+    streamedBytes: 0,
+    arrivals: [],
+    inFlight: 0,
+    maxInFlight: 0,
+  };
   let tokens = 0;
   let tokensAt = performance.now();
   const sockets = new Set<Socket>();
@@ -143,8 +180,16 @@ export async function startFakeMoonKeyApi(
     const pathname = q === -1 ? rawUrl : rawUrl.slice(0, q);
     if (pathname.startsWith('/_fake/')) return control(pathname, req, res);
     stats.requests++;
-    const second = Math.floor((Date.now() - startedAt) / 1000);
+    const sinceStart = Date.now() - startedAt;
+    const second = Math.floor(sinceStart / 1000);
     stats.perSecond[second] = (stats.perSecond[second] ?? 0) + 1;
+    if (settings.trackUsers) stats.arrivals.push(sinceStart);
+    // In flight from arrival until the answer is sent or the client gives up on it.
+    stats.inFlight++;
+    stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+    res.once('close', () => {
+      stats.inFlight--;
+    });
     if (pathname !== SESSIONS_PATH) return send(res, 404, JSON.stringify({ error: 'not_found' }));
     if (req.method !== 'GET') return send(res, 405, JSON.stringify({ error: 'method_not_allowed' }));
     const echo = (body: Record<string, unknown>) =>
@@ -154,7 +199,11 @@ export async function startFakeMoonKeyApi(
           : body,
       );
     if (req.headers.authorization !== `Bearer ${settings.apiKey}`) {
-      return send(res, 401, echo({ error: 'unauthorized', message: 'invalid api key' }));
+      return send(
+        res,
+        settings.authFailureStatus,
+        echo({ error: 'unauthorized', message: 'invalid api key' }),
+      );
     }
     const userId = q === -1 ? null : new URLSearchParams(rawUrl.slice(q + 1)).get('user_id');
     if (userId === null || userId === '') {
@@ -171,11 +220,24 @@ export async function startFakeMoonKeyApi(
         ...step.headers,
       });
     }
+    if (step?.kind === 'echo-auth') {
+      const body = { error: 'bad_request', message: `rejected request with ${req.headers.authorization}` };
+      return send(res, step.status, JSON.stringify(body));
+    }
     if (step?.kind === 'malformed') return send(res, 200, '{"sessions": [{"id": "sess_trunc');
     if (step?.kind === 'huge-body') return streamHugeBody(res, step.bytes, step.declareLength === true);
     if (step?.kind === 'trickle') return trickle(res, step.intervalMs, step.bytes);
-    const sessions: unknown[] = sessionsFor(userId, settings.baseTime);
-    if (step?.kind === 'invalid-items' || invalidUsers.has(userId)) sessions.push(...INVALID_ITEMS);
+    let sessions: unknown[] = sessionsFor(userId, settings.baseTime);
+    // Only when asked: the benchmark's fake shares the machine with the job.
+    if (settings.paddingChars > 0 || Object.keys(settings.extraSessionFields).length > 0) {
+      sessions = sessions.map((session) => ({
+        ...(session as object),
+        ...settings.extraSessionFields,
+        ...(settings.paddingChars > 0 ? { padding: incompressible(settings.paddingChars) } : {}),
+      }));
+    }
+    if (step?.kind === 'invalid-items') sessions.push(...(step.items ?? INVALID_ITEMS));
+    else if (invalidUsers.has(userId)) sessions.push(...INVALID_ITEMS);
     if (step?.kind === 'gzip') {
       stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1;
       const body = gzipSync(JSON.stringify({ sessions }));
@@ -295,6 +357,8 @@ export async function startFakeMoonKeyApi(
       stats.byUser = {};
       stats.perSecond = [];
       stats.streamedBytes = 0;
+      stats.arrivals = [];
+      stats.maxInFlight = stats.inFlight;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -303,4 +367,11 @@ export async function startFakeMoonKeyApi(
       }),
   };
   return api;
+}
+
+/** `chars` random base64 characters: gzip cannot shrink them much below 3/4 of their length. */
+function incompressible(chars: number): string {
+  return randomBytes(Math.ceil((chars * 3) / 4))
+    .toString('base64')
+    .slice(0, chars);
 }

@@ -7,7 +7,6 @@ export interface RateLimiter {
 export const unlimited: RateLimiter = { acquire: () => Promise.resolve() };
 
 interface Waiter {
-  readonly at: number;
   readonly signal: AbortSignal;
   readonly resolve: () => void;
   readonly reject: (reason: unknown) => void;
@@ -18,11 +17,14 @@ interface Waiter {
  * Requests are spaced 1/R apart; a caller that arrives after a quiet spell may use a burst of
  * at most 1% of R (at least 1), so no one-second window exceeds R by more than that.
  *
- * Callers that may go at once pay no timer. Callers that must wait join one FIFO (slots are
- * handed out in increasing time, so FIFO order is time order) served by a single timer armed for
- * the head, and each AbortSignal gets one listener however many callers wait on it: at
- * thousands of requests per second, a timer and an abort listener per request cost more CPU
- * than the request's own bookkeeping.
+ * Slots are given out when a caller is released, not when it starts waiting: if the process
+ * stalls (a long GC, a CPU-bound neighbour) and the timer fires late, the callers that waited
+ * through the stall still go 1/R apart, after at most one burst, instead of all at once.
+ *
+ * Callers that may go at once pay no timer. Callers that must wait join one FIFO served by a
+ * single timer armed for the next slot, and each AbortSignal gets one listener however many
+ * callers wait on it: at thousands of requests per second, a timer and an abort listener per
+ * request cost more CPU than the request's own bookkeeping.
  */
 export function createRateLimiter(
   maxRps: number,
@@ -36,15 +38,18 @@ export function createRateLimiter(
   let timer: ReturnType<typeof setTimeout> | undefined;
   const watched = new WeakSet<AbortSignal>();
 
+  /** Takes the next slot if it is due at `t`. */
+  const take = (t: number): boolean => {
+    const slot = Math.max(nextFree, t - burstMs);
+    if (slot > t) return false;
+    nextFree = slot + intervalMs;
+    return true;
+  };
+
   const release = () => {
     timer = undefined;
     const t = now();
-    while (head < queue.length) {
-      const waiter = queue[head] as Waiter;
-      if (waiter.at > t) break;
-      head++;
-      waiter.resolve();
-    }
+    while (head < queue.length && take(t)) (queue[head++] as Waiter).resolve();
     if (head > 1024 && head * 2 > queue.length) {
       queue = queue.slice(head);
       head = 0;
@@ -53,8 +58,7 @@ export function createRateLimiter(
   };
 
   const arm = (t: number) => {
-    const next = queue[head];
-    if (timer === undefined && next !== undefined) timer = setTimeout(release, Math.max(0, next.at - t));
+    if (timer === undefined && head < queue.length) timer = setTimeout(release, Math.max(0, nextFree - t));
   };
 
   const watch = (signal: AbortSignal) => {
@@ -80,12 +84,11 @@ export function createRateLimiter(
     acquire(signal) {
       if (signal.aborted) return Promise.reject(signal.reason);
       const t = now();
-      const slot = Math.max(nextFree, t - burstMs);
-      nextFree = slot + intervalMs;
-      if (slot <= t) return Promise.resolve();
+      // FIFO: nobody overtakes a caller that is already waiting.
+      if (head === queue.length && take(t)) return Promise.resolve();
       watch(signal);
       return new Promise<void>((resolve, reject) => {
-        queue.push({ at: slot, signal, resolve, reject });
+        queue.push({ signal, resolve, reject });
         arm(t);
       });
     },

@@ -32,7 +32,6 @@ export class NdjsonWriter {
   private fileIndex = 0;
   private readonly closed: PendingFile[] = [];
   private chain: Promise<void> = Promise.resolve();
-  records = 0;
 
   private readonly batchChars: number;
 
@@ -44,7 +43,6 @@ export class NdjsonWriter {
   write(lines: string, count: number): Promise<void> {
     this.batch += lines;
     this.batchRecords += count;
-    this.records += count;
     // Only the caller that fills a batch waits (for S3/gzip to take it); the rest go on. Memory
     // stays bounded because each waiting caller is one of at most `concurrency` user tasks.
     if (this.batch.length < this.batchChars) return Promise.resolve();

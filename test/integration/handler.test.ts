@@ -4,7 +4,12 @@
  */
 
 import { createHash } from 'node:crypto';
-import { ConfigError, InvalidEventError, InvalidPhaseInputError } from '../../lambda/core/errors';
+import {
+  ConfigError,
+  DeadlineExceededError,
+  InvalidEventError,
+  InvalidPhaseInputError,
+} from '../../lambda/core/errors';
 import { closeRuntime, handler } from '../../lambda/handlers/handler';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { sessionsFor } from '../../local/fake-sessions';
@@ -230,6 +235,7 @@ describe('handler', () => {
         snapshot_id: run.snapshotId,
         run_id: run.runId,
         trigger: 'audit',
+        reason: 'revoked key drill',
         status: 'failed',
         error: { type: 'ApiAuthError', step: 'Work' },
       });
@@ -237,6 +243,43 @@ describe('handler', () => {
       expect(output).not.toContain('sk_live_revoked');
     } finally {
       restore();
+    }
+  });
+
+  it("gives up a Work whose page cannot finish before Lambda's own deadline, read from the invocation context, and before that deadline", async () => {
+    stack.api.configure({ latencyMs: 200 });
+    const restore = useProcessEnv({ EXPORT_CONCURRENCY: '2', EXPORT_DEADLINE_MARGIN_MS: '1000' });
+    try {
+      const plan = (await handler(
+        {
+          phase: 'plan',
+          trigger: { reason: 'deadline drill' },
+          execution: { name: 'deadline-drill', startTime: new Date().toISOString() },
+        },
+        fakeContext(),
+      )) as unknown as { run: Record<string, unknown> };
+      // One page of 50 users at two 200 ms calls at a time needs 5 s; Lambda gives this Work 2.5 s.
+      const context = fakeContext(2500, 'dead11e0-0000-4000-8000-000000000003');
+      const { error } = await captureStdout(() =>
+        handler(
+          {
+            phase: 'work',
+            run: plan.run,
+            slice: { segment: 0, totalSegments: 1, cursor: null, step: 0, tail: null },
+          },
+          context,
+        ),
+      );
+      const timeLeft = context.getRemainingTimeInMillis();
+
+      expect(error).toBeInstanceOf(DeadlineExceededError);
+      // It stopped a quarter of the margin before Lambda's deadline (not at it, not after it),
+      // leaving that time to abort its uploads.
+      expect(timeLeft).toBeGreaterThan(0);
+      expect(timeLeft).toBeLessThanOrEqual(250);
+    } finally {
+      restore();
+      stack.api.configure({ latencyMs: 0 });
     }
   });
 });

@@ -99,6 +99,15 @@ describe('parseConfig', () => {
     );
   });
 
+  it('refuses a maximum retry delay below the base delay, and accepts them equal', () => {
+    expect(
+      errorOf({ ...minimal, EXPORT_RETRY_BASE_DELAY_MS: '500', EXPORT_RETRY_MAX_DELAY_MS: '499' }).issues,
+    ).toEqual(['EXPORT_RETRY_MAX_DELAY_MS must be at least EXPORT_RETRY_BASE_DELAY_MS']);
+    expect(
+      parseConfig({ ...minimal, EXPORT_RETRY_BASE_DELAY_MS: '500', EXPORT_RETRY_MAX_DELAY_MS: '500' }),
+    ).toMatchObject({ retryBaseDelayMs: 500, retryMaxDelayMs: 500 });
+  });
+
   it('refuses an API URL that is not http(s)', () => {
     expect(errorOf({ ...minimal, MOONKEY_API_URL: 'ftp://moonkey' }).issues[0]).toBe(
       'MOONKEY_API_URL must be an http(s) URL',

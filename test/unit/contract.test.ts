@@ -68,8 +68,11 @@ describe('the fake API population', () => {
     expect(empty.length).toBeGreaterThan(10);
   });
 
-  it('is deterministic per user id', () => {
+  it('is deterministic per user id, and different users get different sessions', () => {
     expect(sessionsFor('user_x', 100)).toEqual(sessionsFor('user_x', 100));
-    expect(userIdFor(7)).toBe(userIdFor(7));
+    const ids = Array.from({ length: 2000 }, (_, i) => userIdFor(i));
+    expect(new Set(ids).size).toBe(ids.length);
+    const sessionIds = sessions.map((s) => s.id);
+    expect(new Set(sessionIds).size).toBe(sessionIds.length);
   });
 });

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { createRateLimiter } from '../../lambda/flow/rate-limiter';
 
 /** Runs `count` callers through a limiter on jest's fake clock; returns when each one started. */
@@ -24,6 +25,34 @@ describe('createRateLimiter', () => {
     expect(await startTimes(10, 5, 1000)).toEqual([0, 100, 200, 300, 400]);
   });
 
+  it('lets a burst of 1% of R start at once after a quiet spell, then spaces the rest 1/R apart', async () => {
+    // R = 1000/s: ten may go at once, then one per millisecond.
+    expect(await startTimes(1000, 15, 100)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5]);
+  });
+
+  it('does not catch up in a burst after the event loop stalls', async () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      const limiter = createRateLimiter(10, () => Date.now());
+      const signal = new AbortController().signal;
+      const started: number[] = [];
+      const pending = Array.from({ length: 12 }, () =>
+        limiter.acquire(signal).then(() => started.push(Date.now())),
+      );
+      await jest.advanceTimersByTimeAsync(250);
+      // The process stalls for 700 ms (GC, a CPU-bound neighbour): no timer fires meanwhile.
+      jest.setSystemTime(950);
+      await jest.advanceTimersByTimeAsync(2000);
+      await Promise.all(pending);
+
+      // Three went on time; the timer due at 300 fires at 1000: from there one at a time again,
+      // 100 ms apart, not the eight that waited through the stall at once.
+      expect(started).toEqual([0, 100, 200, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('allows at most R plus a 1% burst in any one-second window, however many callers', async () => {
     const started = await startTimes(1000, 5000, 6000);
 
@@ -33,5 +62,69 @@ describe('createRateLimiter', () => {
     }
     expect(worst).toBeLessThanOrEqual(1000 * 1.01);
     expect(worst).toBeGreaterThanOrEqual(990);
+  });
+});
+
+describe('createRateLimiter and a run abort', () => {
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it('refuses a caller whose run is already aborted', async () => {
+    const limiter = createRateLimiter(10);
+    const controller = new AbortController();
+    const reason = new Error('run aborted');
+    controller.abort(reason);
+
+    await expect(limiter.acquire(controller.signal)).rejects.toBe(reason);
+  });
+
+  it('rejects the waiting callers of an aborted run at once, keeps the others and clears its timer', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const limiter = createRateLimiter(10, () => Date.now());
+    const aborted = new AbortController();
+    const other = new AbortController();
+    const reason = new Error('run aborted');
+    const outcome: string[] = [];
+    const track = (name: string, p: Promise<void>) =>
+      p.then(
+        () => outcome.push(`${name} started at ${Date.now()}`),
+        (error: unknown) =>
+          outcome.push(`${name} ${error === reason ? 'aborted' : 'failed'} at ${Date.now()}`),
+      );
+    const first = track('a0', limiter.acquire(aborted.signal));
+    const waiting = [1, 2, 3].map((i) => track(`a${i}`, limiter.acquire(aborted.signal)));
+    void track('b', limiter.acquire(other.signal));
+    // One abort listener per signal, however many of its callers wait.
+    expect(getEventListeners(aborted.signal, 'abort')).toHaveLength(1);
+
+    await jest.advanceTimersByTimeAsync(150);
+    aborted.abort(reason);
+    await jest.advanceTimersByTimeAsync(0);
+    await Promise.all([first, ...waiting]);
+    expect(outcome).toEqual([
+      'a0 started at 0',
+      'a1 started at 100',
+      'a2 aborted at 150',
+      'a3 aborted at 150',
+    ]);
+
+    await jest.advanceTimersByTimeAsync(1000);
+    // The aborted callers held no slot: the other run's caller takes the next one, at 200 ms.
+    expect(outcome).toContain('b started at 200');
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('arms no timer once every waiter of the only run has been aborted', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const limiter = createRateLimiter(10, () => Date.now());
+    const controller = new AbortController();
+    const pending = [0, 1, 2].map(() => limiter.acquire(controller.signal).catch(() => 'aborted'));
+    expect(jest.getTimerCount()).toBe(1);
+
+    controller.abort(new Error('stop'));
+
+    expect(await Promise.all(pending)).toEqual([undefined, 'aborted', 'aborted']);
+    expect(jest.getTimerCount()).toBe(0);
   });
 });

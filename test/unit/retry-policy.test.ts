@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import {
   ApiAuthError,
   ApiRequestError,
@@ -60,6 +61,70 @@ describe('withRetries', () => {
     expect((error as RetriesExhaustedError).cause).toBe(last);
     expect((error as Error).message).toBe('gave up after 3 attempts: HTTP 502');
     expect(attempt).toHaveBeenCalledTimes(3);
+  });
+
+  it('leaves no abort listener behind on the run signal after a finished backoff sleep', async () => {
+    const controller = new AbortController();
+    const attempt = jest
+      .fn<Promise<string>, []>()
+      // Retry-After sets a floor, so each backoff really sleeps (a 0 ms draw would not).
+      .mockRejectedValueOnce(new ApiRetryableError('HTTP 503', 5))
+      .mockRejectedValueOnce(new ApiRetryableError('HTTP 503', 5))
+      .mockResolvedValueOnce('ok');
+    const delays: number[] = [];
+
+    await expect(
+      withRetries(attempt, { maxAttempts: 3, baseDelayMs: 2, maxDelayMs: 2 }, controller.signal, (_e, ms) =>
+        delays.push(ms),
+      ),
+    ).resolves.toBe('ok');
+    expect(delays).toEqual([5, 5]);
+
+    // One listener per sleep left on a run-long signal would grow with every retry of the run.
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('throws a retryable failure that comes back after the run was aborted, without retrying', async () => {
+    const controller = new AbortController();
+    const failure = new ApiRetryableError('HTTP 503', undefined);
+    const attempt = jest.fn<Promise<string>, []>().mockImplementation(async () => {
+      controller.abort(new Error('run aborted'));
+      throw failure;
+    });
+    const onRetry = jest.fn();
+
+    await expect(withRetries(attempt, fast, controller.signal, onRetry)).rejects.toBe(failure);
+    expect(attempt).toHaveBeenCalledTimes(1);
+    expect(onRetry).not.toHaveBeenCalled();
+  });
+
+  it('stops a backoff sleep that has already started when the run is aborted', async () => {
+    jest.useFakeTimers();
+    try {
+      const controller = new AbortController();
+      const attempt = jest
+        .fn<Promise<string>, []>()
+        .mockRejectedValue(new ApiRetryableError('HTTP 429', 60_000));
+      const reason = new Error('run aborted');
+      let outcome: unknown = 'pending';
+      const pending = withRetries(attempt, { ...fast, maxAttempts: 5 }, controller.signal, () => {});
+      pending.catch((error: unknown) => {
+        outcome = error;
+      });
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(outcome).toBe('pending');
+      expect(jest.getTimerCount()).toBe(1);
+
+      controller.abort(reason);
+      await jest.advanceTimersByTimeAsync(0);
+
+      expect(outcome).toBe(reason);
+      expect(attempt).toHaveBeenCalledTimes(1);
+      // The sleep's timer is cleared, not left to fire 59 s later.
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('stops waiting as soon as the run is aborted', async () => {

@@ -15,13 +15,18 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     const b = { id: 'b', device_fingerprint: { ip: '' }, ends_in_slash: 'c:\\', quoted: '\\"}' };
     const text = JSON.stringify({ sessions: [a, b] });
     expect(items(text)).toEqual([JSON.stringify(a), JSON.stringify(b)]);
-    for (const raw of items(text) ?? []) expect(JSON.parse(raw)).toBeDefined();
+    expect(items(text)?.map((raw) => JSON.parse(raw))).toEqual([a, b]);
   });
 
   it('keeps spaces as the API sent them and skips other top-level keys', () => {
     const text = '{ "next" : "x:y", "meta": {"sessions": [1]}, "sessions" : [ {"id": "a" } , {"id":"b"} ] }';
     expect(items(text)).toEqual(['{"id": "a" }', '{"id":"b"}']);
     expect(JSON.parse(`[${items(text)?.join(',')}]`)).toEqual(JSON.parse(text).sessions);
+  });
+
+  it('skips tabs between tokens like spaces', () => {
+    const text = '{"sessions":\t[\t{"id":"a"},\t{"id":"b"}\t]\t}';
+    expect(items(text)).toEqual(['{"id":"a"}', '{"id":"b"}']);
   });
 
   it('returns no items for an empty list', () => {
@@ -31,6 +36,7 @@ describe('sessionItemSpans (raw text of each session item)', () => {
   it('declines anything it cannot map one to one, so the caller re-serializes instead', () => {
     // More than one line: an NDJSON record must be one line.
     expect(items('{"sessions":[\n{"id":"a"}\n]}')).toBeUndefined();
+    expect(items('{"sessions":[{"id":\r"a"}]}')).toBeUndefined();
     // JSON.parse keeps the last of repeated keys; an escaped key may spell "sessions".
     expect(items('{"sessions":[{"id":"a"}],"sessions":[{"id":"b"}]}')).toBeUndefined();
     expect(items('{"sessions":[{"id":"a"}],"sess\\u0069ons":[{"id":"b"}]}')).toBeUndefined();

@@ -1,11 +1,333 @@
-import { parseRetryAfter } from '../../lambda/moonkey/sessions-client';
+/**
+ * The MoonKey client against a real HTTP server in this process: what it sends, and how each
+ * kind of answer becomes a value or a typed error (which the retry policy and the run act on).
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  ApiAuthError,
+  ApiRequestError,
+  ApiRetryableError,
+  MalformedResponseError,
+  RetriesExhaustedError,
+} from '../../lambda/core/errors';
+import { withRetries } from '../../lambda/flow/retry-policy';
+import {
+  ApiThrottledError,
+  createSessionsClient,
+  parseRetryAfter,
+  rawJsonOf,
+  type SessionsClient,
+} from '../../lambda/moonkey/sessions-client';
+import { freePort } from '../../local/child-server';
+
+const API_KEY = 'sk_live_client_test_5150';
+
+interface Answer {
+  status: number;
+  body?: string;
+  headers?: Record<string, string>;
+  /** Never answer: the client's timeout must fire. */
+  hang?: boolean;
+}
+
+let server: Server;
+let baseUrl: string;
+let answer: (req: IncomingMessage) => Answer;
+const received: {
+  url: string;
+  authorization: string | undefined;
+  accept?: string | undefined;
+  method: string | undefined;
+}[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    received.push({
+      url: req.url ?? '',
+      authorization: req.headers.authorization,
+      accept: req.headers.accept,
+      method: req.method,
+    });
+    const a = answer(req);
+    if (a.hang) return;
+    res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
+    res.end(a.body ?? '');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+let client: SessionsClient;
+const clients: SessionsClient[] = [];
+const newClient = (apiUrl = baseUrl, requestTimeoutMs = 2000) => {
+  const c = createSessionsClient({
+    apiUrl,
+    apiKey: API_KEY,
+    connections: 2,
+    requestTimeoutMs,
+    requestTotalTimeoutMs: 30_000,
+    maxResponseBytes: 64 * 1024 * 1024,
+  });
+  clients.push(c);
+  return c;
+};
+
+beforeEach(() => {
+  received.length = 0;
+  answer = () => ({ status: 200, body: '{"sessions":[]}' });
+  client = newClient();
+});
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+});
+
+const live = () => new AbortController().signal;
+const failureOf = (userId = 'user_1', c = client) =>
+  c.fetchSessions(userId, live()).then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (error: unknown) => error as Error,
+  );
+
+/** The error the retry policy ends with when every attempt goes through the client. */
+const retriedFailure = (maxAttempts: number) =>
+  withRetries(
+    () => client.fetchSessions('u', live()),
+    { maxAttempts, baseDelayMs: 1, maxDelayMs: 1 },
+    live(),
+    () => {},
+  ).then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (error: unknown) => error as Error,
+  );
+
+describe('createSessionsClient: the request', () => {
+  it('GETs the list path under the base URL with the bearer key and the user id URL-encoded', async () => {
+    const c = newClient(`${baseUrl}/gateway/`);
+
+    await c.fetchSessions('ünï côdé/?&=#+%', live());
+
+    expect(received).toEqual([
+      {
+        method: 'GET',
+        authorization: `Bearer ${API_KEY}`,
+        accept: 'application/json',
+        url: `/gateway/v1/auth/sessions/list?user_id=${encodeURIComponent('ünï côdé/?&=#+%')}`,
+      },
+    ]);
+  });
+});
+
+describe('createSessionsClient: the base URL and the pool', () => {
+  it('drops every trailing slash of the base URL', async () => {
+    await newClient(`${baseUrl}/gateway//`).fetchSessions('u', live());
+
+    expect(received.map((r) => r.url)).toEqual(['/gateway/v1/auth/sessions/list?user_id=u']);
+  });
+
+  it('sends nothing once closed', async () => {
+    const c = createSessionsClient({
+      requestTotalTimeoutMs: 30_000,
+      maxResponseBytes: 64 * 1024 * 1024,
+      apiUrl: baseUrl,
+      apiKey: API_KEY,
+      connections: 1,
+      requestTimeoutMs: 1000,
+    });
+    await c.close();
+
+    await expect(c.fetchSessions('u', live())).rejects.toThrow();
+    expect(received).toHaveLength(0);
+  });
+});
+
+describe('createSessionsClient: a 200 answer', () => {
+  it('returns the parsed body and remembers each item exactly as sent', async () => {
+    const text = '{"sessions":[{"id":"a", "user_id":"u"},{"id":"b","n":1.50}]}';
+    answer = () => ({ status: 200, body: text });
+
+    const body = (await client.fetchSessions('u', live())) as { sessions: object[] };
+
+    expect(body).toEqual(JSON.parse(text));
+    expect(body.sessions.map((item) => rawJsonOf(item))).toEqual([
+      '{"id":"a", "user_id":"u"}',
+      '{"id":"b","n":1.50}',
+    ]);
+  });
+
+  it('turns a body that is not JSON into a MalformedResponseError, which the retry policy retries', async () => {
+    answer = () => ({ status: 200, body: '{"sessions": [{"id": "cut' });
+
+    const error = await failureOf();
+
+    expect(error).toBeInstanceOf(MalformedResponseError);
+    expect(error.message).toBe('HTTP 200 with a body that is not JSON (25 bytes)');
+    expect(error.cause).toBeInstanceOf(SyntaxError);
+  });
+});
+
+describe('createSessionsClient: error statuses', () => {
+  it.each([401, 403])('maps %i to ApiAuthError, which is never retried', async (status) => {
+    answer = () => ({ status, body: '{"error":"unauthorized"}' });
+
+    const error = await retriedFailure(5);
+
+    expect(error).toBeInstanceOf(ApiAuthError);
+    expect((error as ApiAuthError).status).toBe(status);
+    expect(received).toHaveLength(1);
+  });
+
+  it('maps 429 to ApiThrottledError carrying Retry-After in ms', async () => {
+    answer = () => ({ status: 429, body: '{}', headers: { 'retry-after': '2' } });
+
+    const error = await failureOf();
+
+    expect(error).toBeInstanceOf(ApiThrottledError);
+    expect(error).toBeInstanceOf(ApiRetryableError);
+    expect((error as ApiThrottledError).retryAfterMs).toBe(2000);
+    expect(error.message).toBe('HTTP 429');
+  });
+
+  it('maps a 429 without Retry-After to no floor', async () => {
+    answer = () => ({ status: 429, body: '{}' });
+
+    expect(((await failureOf()) as ApiThrottledError).retryAfterMs).toBeUndefined();
+  });
+
+  it.each([500, 502, 503, 599])('maps %i to a retryable error that is not a throttle', async (status) => {
+    answer = () => ({ status, body: 'upstream sad', headers: { 'retry-after': '1' } });
+
+    const error = await failureOf();
+
+    expect(error).toBeInstanceOf(ApiRetryableError);
+    expect(error).not.toBeInstanceOf(ApiThrottledError);
+    expect(error.message).toBe(`HTTP ${status}`);
+    expect((error as ApiRetryableError).retryAfterMs).toBe(1000);
+  });
+
+  it('retries a 5xx through the retry policy until it gives up', async () => {
+    answer = () => ({ status: 503, body: '' });
+
+    const error = await retriedFailure(3);
+
+    expect(error).toBeInstanceOf(RetriesExhaustedError);
+    expect(received).toHaveLength(3);
+  });
+
+  it.each([400, 404, 409, 422, 499])(
+    'maps %i to ApiRequestError with the body, never retried',
+    async (status) => {
+      answer = () => ({ status, body: '{"error":"no such user"}' });
+
+      const error = await retriedFailure(5);
+
+      expect(error).toBeInstanceOf(ApiRequestError);
+      expect((error as ApiRequestError).status).toBe(status);
+      expect(error.message).toBe(`HTTP ${status}: {"error":"no such user"}`);
+      expect(received).toHaveLength(1);
+    },
+  );
+
+  it('keeps at most 200 characters of an error body', async () => {
+    answer = () => ({ status: 400, body: 'x'.repeat(1000) });
+
+    expect((await failureOf()).message).toBe(`HTTP 400: ${'x'.repeat(200)}`);
+  });
+
+  it('never puts the API key into an error, even when the body echoes the request headers', async () => {
+    answer = (req) => ({
+      status: 400,
+      body: JSON.stringify({ error: 'bad_request', echo: req.headers.authorization }),
+    });
+
+    const error = await failureOf();
+
+    expect(error).toBeInstanceOf(ApiRequestError);
+    expect(error.message).toBe('HTTP 400: {"error":"bad_request","echo":"Bearer [REDACTED]"}');
+    expect(error.message).not.toContain(API_KEY);
+  });
+});
+
+describe('createSessionsClient: the network', () => {
+  it('turns a request that gets no answer into a retryable timeout', async () => {
+    answer = () => ({ status: 0, hang: true });
+    const c = newClient(baseUrl, 150);
+
+    const error = await failureOf('u', c);
+
+    expect(error).toBeInstanceOf(ApiRetryableError);
+    expect(error.message).toMatch(/^UND_ERR_HEADERS_TIMEOUT: /);
+    expect(error.cause).toBeDefined();
+  });
+
+  it('turns a refused connection into a retryable error that names the cause', async () => {
+    const c = newClient(`http://127.0.0.1:${await freePort()}`);
+
+    const error = await failureOf('u', c);
+
+    expect(error).toBeInstanceOf(ApiRetryableError);
+    expect(error.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('rejects with the run abort reason, before or during the call', async () => {
+    const reason = new Error('run aborted');
+    const before = new AbortController();
+    before.abort(reason);
+    await expect(client.fetchSessions('u', before.signal)).rejects.toBe(reason);
+    expect(received).toHaveLength(0);
+
+    answer = () => ({ status: 0, hang: true });
+    const during = new AbortController();
+    const pending = client.fetchSessions('u', during.signal);
+    while (received.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    during.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+  });
+});
+
+describe('createSessionsClient: a call still waiting for a connection', () => {
+  it('is never sent once the run is aborted', async () => {
+    answer = () => ({ status: 0, hang: true });
+    const c = createSessionsClient({
+      requestTotalTimeoutMs: 30_000,
+      maxResponseBytes: 64 * 1024 * 1024,
+      apiUrl: baseUrl,
+      apiKey: API_KEY,
+      connections: 1,
+      requestTimeoutMs: 5000,
+    });
+    clients.push(c);
+    const run = new AbortController();
+    const reason = new Error('run aborted');
+
+    const calls = ['first', 'queued'].map((id) => c.fetchSessions(id, run.signal).catch((e: unknown) => e));
+    while (received.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    run.abort(reason);
+
+    expect(await Promise.all(calls)).toEqual([reason, reason]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received.map((r) => r.url)).toEqual(['/v1/auth/sessions/list?user_id=first']);
+  });
+});
 
 describe('parseRetryAfter', () => {
   const now = Date.parse('2026-11-26T10:00:00Z');
 
   it('reads delta-seconds', () => {
     expect(parseRetryAfter('3', now)).toBe(3000);
+    expect(parseRetryAfter(' 3 ', now)).toBe(3000);
     expect(parseRetryAfter(['0'], now)).toBe(0);
+    expect(parseRetryAfter('12', now)).toBe(12_000);
   });
 
   it('reads an HTTP date relative to now, never negative', () => {
@@ -17,5 +339,8 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter('', now)).toBeUndefined();
+    expect(parseRetryAfter('  ', now)).toBeUndefined();
+    expect(parseRetryAfter('5s', now)).toBeUndefined();
+    expect(parseRetryAfter('soon5', now)).toBeUndefined();
   });
 });
