@@ -18,6 +18,10 @@ export interface S3Call {
   readonly operation: S3Operation;
   /** `<bucket>/<key>` as sent (path-style), decoded. */
   readonly path: string;
+  /** UploadPart's part number. */
+  readonly partNumber?: number;
+  /** Request body bytes as they crossed the wire (set once the body has arrived). */
+  bytes: number;
 }
 
 export interface FaultRule {
@@ -28,8 +32,11 @@ export interface FaultRule {
   readonly after?: number;
   /** How many matching calls get the fault once it starts; unlimited when omitted. */
   readonly times?: number;
-  /** `error`: answer 500 InternalError without forwarding. `hold`: never answer (a process killed mid-call). */
-  readonly action: 'error' | 'hold';
+  /**
+   * `error`: answer 500 InternalError (the SDK retries it) without forwarding. `deny`: answer 403
+   * AccessDenied (not retried). `hold`: never answer (a process killed mid-call).
+   */
+  readonly action: 'error' | 'deny' | 'hold';
 }
 
 export interface S3FaultProxy {
@@ -47,6 +54,7 @@ function classify(req: IncomingMessage): S3Call {
   const q = url.searchParams;
   const path = decodeURIComponent(url.pathname.slice(1));
   const method = req.method ?? 'GET';
+  const partNumber = q.has('partNumber') ? Number(q.get('partNumber')) : undefined;
   let operation: S3Operation = 'Other';
   if (method === 'POST' && q.has('uploads')) operation = 'CreateMultipartUpload';
   else if (method === 'PUT' && q.has('partNumber') && q.has('uploadId')) operation = 'UploadPart';
@@ -57,17 +65,21 @@ function classify(req: IncomingMessage): S3Call {
   else if (method === 'HEAD') operation = 'HeadObject';
   else if (method === 'GET' && (q.has('list-type') || !path.includes('/'))) operation = 'ListObjects';
   else if (method === 'GET') operation = 'GetObject';
-  return { operation, path };
+  return { operation, path, ...(partNumber === undefined ? {} : { partNumber }), bytes: 0 };
 }
 
 const S3_ERROR = `<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>InternalError</Code><Message>injected by the S3 fault proxy</Message></Error>`;
+const S3_DENIED = `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>AccessDenied</Code><Message>Access Denied by the S3 fault proxy</Message></Error>`;
 
 /**
  * A small HTTP proxy in front of the local S3 server that fails or holds chosen S3 calls: how the
  * commit protocol's tests inject "Complete fails for file k", "DeleteObjects fails", "the manifest
  * PUT fails", and "the process dies while its 4th Complete is in flight". Everything else passes
- * through byte for byte, so the job runs its real SDK code against a real S3 emulator.
+ * through byte for byte, so the job runs its real SDK code against a real S3 emulator. It also
+ * records every call with its body size: the emulator forgets part boundaries once an upload
+ * completes, so part sizes are read here, as S3 would have received them.
  */
 export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy> {
   const target = new URL(upstream);
@@ -80,6 +92,9 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
   const server: Server = createServer((req, res) => {
     const call = classify(req);
     calls.push(call);
+    req.on('data', (chunk: Buffer) => {
+      call.bytes += chunk.length;
+    });
     for (const entry of rules) {
       const { rule } = entry;
       if (rule.operation !== call.operation) continue;
@@ -94,8 +109,10 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
         for (const wake of holdWaiters.splice(0)) wake(call);
         return;
       }
-      res.writeHead(500, { 'content-type': 'application/xml' });
-      res.end(S3_ERROR);
+      req.on('end', () => {
+        res.writeHead(rule.action === 'deny' ? 403 : 500, { 'content-type': 'application/xml' });
+        res.end(rule.action === 'deny' ? S3_DENIED : S3_ERROR);
+      });
       return;
     }
     const upstreamReq = httpRequest(

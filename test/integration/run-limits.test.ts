@@ -16,9 +16,9 @@ import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
 import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, localS3Client, startLocalStack } from '../../local/local-stack';
+import { type S3FaultProxy, type S3Operation, startS3FaultProxy } from '../../local/s3-fault-proxy';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 import { type CapturedLogger, captureLogger } from '../helpers/capture-logger';
-import { type S3RecordingProxy, startS3RecordingProxy } from '../helpers/s3-recording-proxy';
 import { readObjects, readRecords } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
 
@@ -295,10 +295,10 @@ describe('what the API sends', () => {
 });
 
 describe('file rotation and part sizes, as S3 received them', () => {
-  let proxy: S3RecordingProxy;
+  let proxy: S3FaultProxy;
 
   beforeAll(async () => {
-    proxy = await startS3RecordingProxy(stack.s3.endpoint, stack.bucket);
+    proxy = await startS3FaultProxy(stack.s3.endpoint);
   });
 
   afterAll(async () => {
@@ -338,7 +338,9 @@ describe('file rotation and part sizes, as S3 received them', () => {
       expect(file.bytes).toBeLessThanOrEqual(targetBytes + slack);
     }
     for (const file of files) {
-      const parts = proxy.parts.filter((p) => p.key === file.key).sort((a, b) => a.partNumber - b.partNumber);
+      const parts = proxy.calls
+        .filter((c) => c.operation === 'UploadPart' && c.path === `${stack.bucket}/${file.key}`)
+        .sort((a, b) => (a.partNumber ?? 0) - (b.partNumber ?? 0));
       expect(parts.map((p) => p.partNumber)).toEqual(parts.map((_, i) => i + 1));
       expect(parts.reduce((sum, p) => sum + p.bytes, 0)).toBe(file.bytes);
       // A part is cut at the first gzip chunk (16 KiB at most) that reaches the part size.
@@ -354,14 +356,14 @@ describe('file rotation and part sizes, as S3 received them', () => {
 });
 
 describe('S3 refusing the writes', () => {
-  let proxy: S3RecordingProxy;
+  let proxy: S3FaultProxy;
 
   beforeAll(async () => {
-    proxy = await startS3RecordingProxy(stack.s3.endpoint, stack.bucket);
+    proxy = await startS3FaultProxy(stack.s3.endpoint);
   });
 
   afterEach(() => {
-    proxy.refuse = undefined;
+    proxy.setRules([]);
   });
 
   afterAll(async () => {
@@ -369,29 +371,26 @@ describe('S3 refusing the writes', () => {
   });
 
   it.each([
-    [
-      'uploading part 1',
-      (method: string, url: URL) => method === 'PUT' && url.searchParams.has('partNumber'),
-    ],
-    [
-      'starting the multipart upload',
-      (method: string, url: URL) => method === 'POST' && url.searchParams.has('uploads'),
-    ],
-  ])('fails the run with a SnapshotWriteError naming the file when S3 refuses %s', async (what, refuse) => {
-    proxy.refuse = (method, url) => url.pathname.includes('/sessions/') && refuse(method, url);
+    ['uploading part 1', 'UploadPart'],
+    ['starting the multipart upload', 'CreateMultipartUpload'],
+  ] as const)(
+    'fails the run with a SnapshotWriteError naming the file when S3 refuses %s',
+    async (what, operation: S3Operation) => {
+      proxy.setRules([{ operation, pathIncludes: '/sessions/', action: 'deny' }]);
 
-    const result = await run(audit(users.slice(0, 20)), {}, {}, proxy.endpoint);
+      const result = await run(audit(users.slice(0, 20)), {}, {}, proxy.endpoint);
 
-    expect(result.error).toBeInstanceOf(SnapshotWriteError);
-    expect(result.error?.message).toMatch(
-      new RegExp(
-        `^S3 failed ${what} of s3://${stack.bucket}/${result.prefix}/sessions/dt=[^ ]+\\.ndjson\\.gz: `,
-      ),
-    );
-    expect(result.error?.cause).toBeDefined();
-    expect(result.manifest).toMatchObject({ status: 'failed', error: { type: 'SnapshotWriteError' } });
-    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`)).toEqual([]);
-  });
+      expect(result.error).toBeInstanceOf(SnapshotWriteError);
+      expect(result.error?.message).toMatch(
+        new RegExp(
+          `^S3 failed ${what} of s3://${stack.bucket}/${result.prefix}/sessions/dt=[^ ]+\\.ndjson\\.gz: `,
+        ),
+      );
+      expect(result.error?.cause).toBeDefined();
+      expect(result.manifest).toMatchObject({ status: 'failed', error: { type: 'SnapshotWriteError' } });
+      expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`)).toEqual([]);
+    },
+  );
 });
 
 describe('the Lambda deadline', () => {
