@@ -1,13 +1,19 @@
 import {
   AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { takeOverSlot } from '../../lambda/snapshot/commit';
+import { SnapshotWriteError } from '../../lambda/core/errors';
+import { abortRun, cleanUpSlot, commitRun, takeOverSlot } from '../../lambda/snapshot/commit';
+import type { PendingFile } from '../../lambda/snapshot/gzip-multipart-file';
+import { emptyCounts, type Manifest } from '../../lambda/snapshot/manifest';
 import { SnapshotKeys } from '../../lambda/snapshot/snapshot-keys';
 import { captureLogger } from '../helpers/capture-logger';
+import { MemoryS3 } from '../helpers/memory-s3';
 
 const OLDER = 'r20261126T020000000Z-aaaaaa';
 const ME = 'r20261126T030000000Z-bbbbbb';
@@ -82,5 +88,288 @@ describe('takeOverSlot', () => {
       aborted: 0,
       leftovers: 0,
     });
+  });
+});
+
+/** A manifest of `runId` for the slot of `keys`, as phases.ts builds it (only the fields commit.ts reads matter). */
+function manifestOf(runId: string, status: Manifest['status']): Manifest {
+  return {
+    manifest_version: 2,
+    snapshot_id: keys.snapshotId,
+    run_id: runId,
+    trigger: 'scheduled',
+    reason: null,
+    status,
+    error: null,
+    dt: keys.dt,
+    snapshot_at: 0,
+    started_at: '',
+    finished_at: '',
+    duration_ms: 0,
+    table_location: '',
+    counts: emptyCounts(),
+    files: { sessions: [], rejects: [], failed_users: [] },
+    failed_users: [],
+    failed_users_truncated: false,
+    settings: {},
+  };
+}
+
+const runKeys = (runId: string) =>
+  new SnapshotKeys('p', keys.snapshotId, Date.parse('2026-11-26T02:00:00Z') / 1000, runId);
+const pending = (key: string, uploadId: string): PendingFile => ({
+  key,
+  uploadId,
+  parts: [],
+  records: 1,
+  bytes: 1,
+});
+const dataKey = (runId: string, n: number) => runKeys(runId).fileKey('sessions', 's000-00000-a', n);
+
+describe('commitRun', () => {
+  let s3: MemoryS3;
+  let logger: ReturnType<typeof captureLogger>;
+  const ctx = () => ({ s3: s3.client, bucket: 'b', keys, logger });
+
+  beforeEach(() => {
+    s3 = new MemoryS3();
+    logger = captureLogger();
+  });
+
+  it('refuses a manifest that is not this run committed (a caller bug must not become a commit)', async () => {
+    await expect(commitRun(ctx(), [], manifestOf(ME, 'failed'))).rejects.toThrow(SnapshotWriteError);
+    await expect(commitRun(ctx(), [], manifestOf(OLDER, 'committed'))).rejects.toThrow(SnapshotWriteError);
+    expect(s3.objects.size).toBe(0);
+  });
+
+  it('completes the files, aborts the run uploads that are not among them, then writes the manifest', async () => {
+    s3.open(dataKey(ME, 0), 'final');
+    s3.open(dataKey(ME, 1), 'retried-attempt');
+    s3.open(dataKey(NEWER, 0), 'newer-run');
+
+    const result = await commitRun(ctx(), [pending(dataKey(ME, 0), 'final')], manifestOf(ME, 'committed'));
+
+    expect(result.manifestKey).toBe(keys.manifestKey());
+    expect(s3.objects.has(dataKey(ME, 0))).toBe(true);
+    expect([...s3.uploads.keys()]).toEqual(['newer-run']);
+    expect(JSON.parse(s3.objects.get(keys.manifestKey()) ?? '{}')).toMatchObject({
+      status: 'committed',
+      run_id: ME,
+    });
+    expect(result.cleanup.visibleRunId).toBe(ME);
+  });
+
+  it('goes straight to clean-up when this run already committed (a retried Commit)', async () => {
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+
+    await commitRun(ctx(), [pending(dataKey(ME, 0), 'gone-long-ago')], manifestOf(ME, 'committed'));
+
+    expect(s3.sent).not.toContain('CompleteMultipartUploadCommand');
+    expect(s3.sent).not.toContain('PutObjectCommand');
+  });
+
+  it('counts a file completed by an earlier attempt (NoSuchUpload, but the object exists)', async () => {
+    s3.objects.set(dataKey(ME, 0), 'completed before');
+
+    await expect(
+      commitRun(ctx(), [pending(dataKey(ME, 0), 'completed-before')], manifestOf(ME, 'committed')),
+    ).resolves.toMatchObject({ manifestKey: keys.manifestKey() });
+  });
+
+  it('fails with the file named and the cause kept when an upload is gone and its object is not there', async () => {
+    const error = await commitRun(
+      ctx(),
+      [pending(dataKey(ME, 0), 'aborted')],
+      manifestOf(ME, 'committed'),
+    ).catch((e: unknown) => e as SnapshotWriteError);
+
+    expect(error).toBeInstanceOf(SnapshotWriteError);
+    expect((error as Error).message).toBe(`Completing s3://b/${dataKey(ME, 0)} failed: NoSuchUpload`);
+    expect((error as Error).cause).toMatchObject({ name: 'NoSuchUpload' });
+    expect(s3.objects.has(keys.manifestKey())).toBe(false);
+  });
+
+  it('treats a manifest PUT whose answer was lost but which landed as committed', async () => {
+    s3.loseAnswer = (command) =>
+      command instanceof PutObjectCommand
+        ? Object.assign(new Error('socket hang up'), { name: 'TimeoutError' })
+        : undefined;
+
+    await expect(commitRun(ctx(), [], manifestOf(ME, 'committed'))).resolves.toMatchObject({
+      manifestKey: keys.manifestKey(),
+    });
+  });
+
+  it('fails when the manifest PUT failed and nothing landed', async () => {
+    s3.fail = (command) => (command instanceof PutObjectCommand ? new Error('InternalError') : undefined);
+
+    await expect(commitRun(ctx(), [], manifestOf(ME, 'committed'))).rejects.toThrow(SnapshotWriteError);
+  });
+
+  it('fails when what landed is another run manifest (it is not this commit)', async () => {
+    s3.fail = (command) => {
+      if (command instanceof PutObjectCommand) {
+        s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(OLDER, 'committed')));
+        return new Error('InternalError');
+      }
+      return undefined;
+    };
+
+    await expect(commitRun(ctx(), [], manifestOf(ME, 'committed'))).rejects.toThrow(SnapshotWriteError);
+  });
+});
+
+describe('cleanUpSlot', () => {
+  let s3: MemoryS3;
+  let logger: ReturnType<typeof captureLogger>;
+
+  beforeEach(() => {
+    s3 = new MemoryS3();
+    logger = captureLogger();
+    for (const runId of [OLDER, ME, NEWER]) s3.objects.set(dataKey(runId, 0), runId);
+    s3.objects.set(runKeys(OLDER).manifestKey(), JSON.stringify(manifestOf(OLDER, 'committed')));
+    s3.objects.set(runKeys(ME).manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+    s3.objects.set(runKeys(OLDER).planKey(), '{}');
+    s3.objects.set(runKeys(NEWER).planKey(), '{}');
+  });
+
+  it('removes only runs older than the newest committed one, marking their manifests superseded first', async () => {
+    const report = await cleanUpSlot({ s3: s3.client, bucket: 'b', keys, logger });
+
+    expect(report).toEqual({
+      visibleRunId: ME,
+      deletedFiles: 1,
+      supersededManifests: 1,
+      abortedUploads: 0,
+      leftovers: 0,
+    });
+    expect(s3.objects.has(dataKey(OLDER, 0))).toBe(false);
+    expect(s3.objects.has(dataKey(ME, 0))).toBe(true);
+    // A newer run still going (no committed manifest yet) is never touched.
+    expect(s3.objects.has(dataKey(NEWER, 0))).toBe(true);
+    expect(s3.objects.has(runKeys(NEWER).planKey())).toBe(true);
+    expect(s3.objects.has(runKeys(OLDER).planKey())).toBe(false);
+    expect(JSON.parse(s3.objects.get(runKeys(OLDER).manifestKey()) ?? '{}')).toMatchObject({
+      status: 'superseded',
+      superseded_by: ME,
+    });
+  });
+
+  it('leaves everything when no run of the slot committed', async () => {
+    s3.objects.delete(runKeys(OLDER).manifestKey());
+    s3.objects.set(runKeys(ME).manifestKey(), JSON.stringify(manifestOf(ME, 'failed')));
+
+    const report = await cleanUpSlot({ s3: s3.client, bucket: 'b', keys, logger });
+
+    expect(report).toMatchObject({ visibleRunId: undefined, deletedFiles: 0 });
+    expect(s3.objects.has(dataKey(OLDER, 0))).toBe(true);
+  });
+
+  it('counts what it could not delete and says the next run retries, without throwing', async () => {
+    s3.fail = (command) => (command instanceof DeleteObjectsCommand ? new Error('InternalError') : undefined);
+
+    const report = await cleanUpSlot({ s3: s3.client, bucket: 'b', keys, logger });
+
+    expect(report.leftovers).toBeGreaterThanOrEqual(1);
+    expect(report.deletedFiles).toBe(0);
+    expect(s3.objects.has(dataKey(OLDER, 0))).toBe(true);
+    expect(logger.text()).toContain('the next run retries');
+  });
+});
+
+describe('abortRun', () => {
+  let s3: MemoryS3;
+  let logger: ReturnType<typeof captureLogger>;
+  const ctx = () => ({ s3: s3.client, bucket: 'b', keys, logger });
+
+  beforeEach(() => {
+    s3 = new MemoryS3();
+    logger = captureLogger();
+  });
+
+  it("aborts this run's uploads, deletes its completed files, writes the failed manifest and drops its run state", async () => {
+    s3.open(dataKey(ME, 1), 'mine-open');
+    s3.open(dataKey(OLDER, 1), 'older-open');
+    s3.objects.set(dataKey(ME, 0), 'completed by a partial commit');
+    s3.objects.set(dataKey(OLDER, 0), 'older run, committed');
+    s3.objects.set(keys.planKey(), '{}');
+
+    const result = await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(result).toEqual({ manifestKey: keys.manifestKey(), alreadyCommitted: false });
+    expect([...s3.uploads.keys()]).toEqual(['older-open']);
+    expect(s3.objects.has(dataKey(ME, 0))).toBe(false);
+    expect(s3.objects.has(dataKey(OLDER, 0))).toBe(true);
+    expect(s3.objects.has(keys.planKey())).toBe(false);
+    expect(JSON.parse(s3.objects.get(keys.manifestKey()) ?? '{}')).toMatchObject({ status: 'failed' });
+  });
+
+  it('keeps the run state when an upload could not be aborted, so a later run still finds it', async () => {
+    s3.open(dataKey(ME, 1), 'stuck');
+    s3.objects.set(keys.planKey(), '{}');
+    s3.fail = (command) =>
+      command instanceof AbortMultipartUploadCommand ? new Error('InternalError') : undefined;
+
+    await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(s3.objects.has(keys.planKey())).toBe(true);
+    expect(logger.text()).toContain('could not be removed');
+  });
+
+  it('changes nothing when this run had already committed', async () => {
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+    s3.objects.set(dataKey(ME, 0), 'visible');
+
+    const result = await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(result).toEqual({ manifestKey: keys.manifestKey(), alreadyCommitted: true });
+    expect(s3.objects.has(dataKey(ME, 0))).toBe(true);
+    expect(JSON.parse(s3.objects.get(keys.manifestKey()) ?? '{}')).toMatchObject({ status: 'committed' });
+  });
+
+  it('touches nothing when it cannot tell whether this run committed', async () => {
+    s3.objects.set(dataKey(ME, 0), 'maybe visible');
+    s3.fail = (command) => (command instanceof GetObjectCommand ? new Error('AccessDenied') : undefined);
+
+    const result = await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(result).toEqual({ manifestKey: undefined, alreadyCommitted: false });
+    expect(s3.objects.has(dataKey(ME, 0))).toBe(true);
+    expect(s3.objects.has(keys.manifestKey())).toBe(false);
+  });
+
+  it('reports no manifest key when the failed manifest cannot be written', async () => {
+    s3.fail = (command) => (command instanceof PutObjectCommand ? new Error('InternalError') : undefined);
+
+    await expect(abortRun(ctx(), manifestOf(ME, 'failed'))).resolves.toEqual({
+      manifestKey: undefined,
+      alreadyCommitted: false,
+    });
+  });
+});
+
+describe('takeOverSlot, from the upload records alone (the path the local S3 server takes)', () => {
+  it('aborts what older runs recorded and leaves this and newer runs alone', async () => {
+    const s3 = new MemoryS3();
+    s3.listsUploads = false;
+    const logger = captureLogger();
+    for (const [runId, uploadId] of [
+      [OLDER, 'older'],
+      [ME, 'mine'],
+      [NEWER, 'newer'],
+    ] as const) {
+      const k = runKeys(runId);
+      s3.open(dataKey(runId, 0), uploadId);
+      s3.objects.set(
+        k.uploadRecordKey(dataKey(runId, 0), uploadId),
+        JSON.stringify({ key: dataKey(runId, 0), uploadId, runId }),
+      );
+    }
+
+    const result = await takeOverSlot({ s3: s3.client, bucket: 'b', keys, logger });
+
+    expect(result).toEqual({ aborted: 1, leftovers: 0 });
+    expect([...s3.uploads.keys()].sort()).toEqual(['mine', 'newer']);
+    expect(logger.text()).toContain('aborted open uploads that earlier runs of this snapshot left behind');
   });
 });
