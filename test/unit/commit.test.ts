@@ -234,15 +234,33 @@ describe('cleanUpSlot', () => {
   });
 
   it('removes only runs older than the newest committed one, marking their manifests superseded first', async () => {
+    const record = (runId: string, uploadId: string) => {
+      s3.open(dataKey(runId, 9), uploadId);
+      s3.objects.set(
+        runKeys(runId).uploadRecordKey(dataKey(runId, 9), uploadId),
+        JSON.stringify({ key: dataKey(runId, 9), uploadId, runId }),
+      );
+    };
+    record(OLDER, 'older-open');
+    record(NEWER, 'newer-open');
+    // A manifest of the slot in no run's layout (hand-written, or an older version's): left alone.
+    const foreign = `${keys.slotManifestPrefix()}notes.json`;
+    s3.objects.set(foreign, JSON.stringify(manifestOf('zzz', 'committed')));
+    s3.objects.set(keys.planKey(), '{}');
+
     const report = await cleanUpSlot({ s3: s3.client, bucket: 'b', keys, logger });
 
     expect(report).toEqual({
       visibleRunId: ME,
       deletedFiles: 1,
       supersededManifests: 1,
-      abortedUploads: 0,
+      abortedUploads: 1,
       leftovers: 0,
     });
+    expect([...s3.uploads.keys()]).toEqual(['newer-open']);
+    expect(JSON.parse(s3.objects.get(foreign) ?? '{}')).toMatchObject({ status: 'committed' });
+    // The winner's own run state goes too: its commit is done.
+    expect(s3.objects.has(keys.planKey())).toBe(false);
     expect(s3.objects.has(dataKey(OLDER, 0))).toBe(false);
     expect(s3.objects.has(dataKey(ME, 0))).toBe(true);
     // A newer run still going (no committed manifest yet) is never touched.
@@ -349,6 +367,25 @@ describe('abortRun', () => {
 });
 
 describe('takeOverSlot, from the upload records alone (the path the local S3 server takes)', () => {
+  it('counts an upload it could not abort as a leftover, not as aborted', async () => {
+    const s3 = new MemoryS3();
+    s3.listsUploads = false;
+    s3.open(dataKey(OLDER, 0), 'older');
+    s3.objects.set(
+      runKeys(OLDER).uploadRecordKey(dataKey(OLDER, 0), 'older'),
+      JSON.stringify({ key: dataKey(OLDER, 0), uploadId: 'older', runId: OLDER }),
+    );
+    s3.fail = (command) =>
+      command instanceof AbortMultipartUploadCommand ? new Error('InternalError') : undefined;
+
+    await expect(
+      takeOverSlot({ s3: s3.client, bucket: 'b', keys, logger: captureLogger() }),
+    ).resolves.toEqual({
+      aborted: 0,
+      leftovers: 1,
+    });
+  });
+
   it('aborts what older runs recorded and leaves this and newer runs alone', async () => {
     const s3 = new MemoryS3();
     s3.listsUploads = false;
@@ -370,6 +407,7 @@ describe('takeOverSlot, from the upload records alone (the path the local S3 ser
 
     expect(result).toEqual({ aborted: 1, leftovers: 0 });
     expect([...s3.uploads.keys()].sort()).toEqual(['mine', 'newer']);
+    expect(logger.text()).toContain('"aborted":1');
     expect(logger.text()).toContain('aborted open uploads that earlier runs of this snapshot left behind');
   });
 });
