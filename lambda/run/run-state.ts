@@ -65,20 +65,23 @@ export async function collectSteps(
   bucket: string,
   tails: readonly (string | null)[],
 ): Promise<WorkStep[]> {
-  const steps: WorkStep[] = [];
-  for (const tail of tails) {
-    let key = tail;
-    const seen = new Set<string>();
-    while (key !== null) {
-      if (seen.has(key)) throw new InvalidPhaseInputError(`run state loops at ${key}`);
-      seen.add(key);
-      const step = await getJson<WorkStep>(s3, bucket, key);
-      if (step === undefined) throw new InvalidPhaseInputError(`missing Work step s3://${bucket}/${key}`);
-      steps.push(step);
-      key = step.prev;
-    }
-  }
-  return steps;
+  // Segments in parallel; each chain is walked back one step at a time (a step names its prev).
+  const chains = await Promise.all(
+    tails.map(async (tail) => {
+      const chain: WorkStep[] = [];
+      const seen = new Set<string>();
+      for (let key = tail; key !== null; ) {
+        if (seen.has(key)) throw new InvalidPhaseInputError(`run state loops at ${key}`);
+        seen.add(key);
+        const step = await getJson<WorkStep>(s3, bucket, key);
+        if (step === undefined) throw new InvalidPhaseInputError(`missing Work step s3://${bucket}/${key}`);
+        chain.push(step);
+        key = step.prev;
+      }
+      return chain;
+    }),
+  );
+  return chains.flat();
 }
 
 /** A Work cursor as the string a state payload carries (null: from the start). */

@@ -137,18 +137,33 @@ async function exists(s3: S3Client, bucket: string, key: string): Promise<boolea
   }
 }
 
-/** Open uploads of this run: recorded ones, plus any S3 lists under this run's keys. */
-async function openUploadsOfRun(ctx: CommitContext): Promise<OpenUpload[]> {
+/**
+ * Open uploads of the slot whose run `include` accepts: the recorded ones, plus any that S3 lists
+ * (production only; see upload-registry.ts). With `onlyRun`, only that run's records are read and
+ * only its keys listed.
+ */
+async function openUploads(
+  ctx: CommitContext,
+  include: (runId: string) => boolean,
+  onlyRun?: string,
+): Promise<OpenUpload[]> {
   const { s3, bucket, keys } = ctx;
   const found = new Map<string, OpenUpload>();
-  for (const record of await listUploadRecords(s3, bucket, keys, keys.runId))
-    found.set(record.uploadId, record);
+  for (const record of await listUploadRecords(s3, bucket, keys, onlyRun))
+    if (include(record.runId)) found.set(record.uploadId, record);
   for (const kind of FILE_KINDS) {
-    const listed = await listOpenUploads(s3, bucket, keys.runFilePrefix(kind));
-    for (const upload of listed ?? []) found.set(upload.uploadId, upload);
+    const slotPrefix = keys.slotFilePrefix(kind);
+    const prefix = onlyRun === undefined ? slotPrefix : keys.runFilePrefix(kind);
+    for (const upload of (await listOpenUploads(s3, bucket, prefix)) ?? []) {
+      const runId = runIdOfKey(upload.key, slotPrefix);
+      if (runId !== undefined && include(runId)) found.set(upload.uploadId, upload);
+    }
   }
   return [...found.values()];
 }
+
+const openUploadsOfRun = (ctx: CommitContext) =>
+  openUploads(ctx, (runId) => runId === ctx.keys.runId, ctx.keys.runId);
 
 /** Aborts this run's uploads that are not in `keep`; returns how many could not be aborted. */
 async function abortStrayUploads(ctx: CommitContext, keep: ReadonlySet<string>): Promise<number> {
@@ -164,32 +179,15 @@ async function abortStrayUploads(ctx: CommitContext, keep: ReadonlySet<string>):
  */
 export async function takeOverSlot(ctx: CommitContext): Promise<{ aborted: number; leftovers: number }> {
   const { s3, bucket, keys, logger } = ctx;
-  const older = (u: OpenUpload & { runId?: string }) => {
-    const runId = u.runId ?? runIdOfAnyKind(keys, u.key);
-    return runId !== undefined && runId < keys.runId;
-  };
-  const found = new Map<string, OpenUpload>();
-  for (const record of await listUploadRecords(s3, bucket, keys))
-    if (older(record)) found.set(record.uploadId, record);
-  for (const kind of FILE_KINDS) {
-    for (const upload of (await listOpenUploads(s3, bucket, keys.slotFilePrefix(kind))) ?? [])
-      if (older(upload)) found.set(upload.uploadId, upload);
-  }
-  const failed = await abortUploads(s3, bucket, [...found.values()]);
-  if (found.size > 0)
+  const found = await openUploads(ctx, (runId) => runId < keys.runId);
+  const failed = await abortUploads(s3, bucket, found);
+  const aborted = found.length - failed.length;
+  if (found.length > 0)
     logger.info('aborted open uploads that earlier runs of this snapshot left behind', {
-      aborted: found.size - failed.length,
+      aborted,
       leftovers: failed.length,
     });
-  return { aborted: found.size - failed.length, leftovers: failed.length };
-}
-
-function runIdOfAnyKind(keys: SnapshotKeys, key: string): string | undefined {
-  for (const kind of FILE_KINDS) {
-    const runId = runIdOfKey(key, keys.slotFilePrefix(kind));
-    if (runId !== undefined) return runId;
-  }
-  return undefined;
+  return { aborted, leftovers: failed.length };
 }
 
 /**

@@ -126,6 +126,15 @@ const pending = (key: string, uploadId: string): PendingFile => ({
 });
 const dataKey = (runId: string, n: number) => runKeys(runId).fileKey('sessions', 's000-00000-a', n);
 
+/** An open upload of file `n` of `runId`, recorded in run state as the job records it. */
+function openRecordedUpload(s3: MemoryS3, runId: string, uploadId: string, n = 0): void {
+  s3.open(dataKey(runId, n), uploadId);
+  s3.objects.set(
+    runKeys(runId).uploadRecordKey(dataKey(runId, n), uploadId),
+    JSON.stringify({ key: dataKey(runId, n), uploadId, runId }),
+  );
+}
+
 describe('commitRun', () => {
   let s3: MemoryS3;
   let logger: ReturnType<typeof captureLogger>;
@@ -234,15 +243,8 @@ describe('cleanUpSlot', () => {
   });
 
   it('removes only runs older than the newest committed one, marking their manifests superseded first', async () => {
-    const record = (runId: string, uploadId: string) => {
-      s3.open(dataKey(runId, 9), uploadId);
-      s3.objects.set(
-        runKeys(runId).uploadRecordKey(dataKey(runId, 9), uploadId),
-        JSON.stringify({ key: dataKey(runId, 9), uploadId, runId }),
-      );
-    };
-    record(OLDER, 'older-open');
-    record(NEWER, 'newer-open');
+    openRecordedUpload(s3, OLDER, 'older-open', 9);
+    openRecordedUpload(s3, NEWER, 'newer-open', 9);
     // A manifest of the slot in no run's layout (hand-written, or an older version's): left alone.
     const foreign = `${keys.slotManifestPrefix()}notes.json`;
     s3.objects.set(foreign, JSON.stringify(manifestOf('zzz', 'committed')));
@@ -370,11 +372,7 @@ describe('takeOverSlot, from the upload records alone (the path the local S3 ser
   it('counts an upload it could not abort as a leftover, not as aborted', async () => {
     const s3 = new MemoryS3();
     s3.listsUploads = false;
-    s3.open(dataKey(OLDER, 0), 'older');
-    s3.objects.set(
-      runKeys(OLDER).uploadRecordKey(dataKey(OLDER, 0), 'older'),
-      JSON.stringify({ key: dataKey(OLDER, 0), uploadId: 'older', runId: OLDER }),
-    );
+    openRecordedUpload(s3, OLDER, 'older');
     s3.fail = (command) =>
       command instanceof AbortMultipartUploadCommand ? new Error('InternalError') : undefined;
 
@@ -394,14 +392,8 @@ describe('takeOverSlot, from the upload records alone (the path the local S3 ser
       [OLDER, 'older'],
       [ME, 'mine'],
       [NEWER, 'newer'],
-    ] as const) {
-      const k = runKeys(runId);
-      s3.open(dataKey(runId, 0), uploadId);
-      s3.objects.set(
-        k.uploadRecordKey(dataKey(runId, 0), uploadId),
-        JSON.stringify({ key: dataKey(runId, 0), uploadId, runId }),
-      );
-    }
+    ] as const)
+      openRecordedUpload(s3, runId, uploadId);
 
     const result = await takeOverSlot({ s3: s3.client, bucket: 'b', keys, logger });
 
