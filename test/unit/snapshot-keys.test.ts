@@ -1,0 +1,58 @@
+import { newRunId } from '../../lambda/snapshot/snapshot-id';
+import { runIdOfKey, SnapshotKeys } from '../../lambda/snapshot/snapshot-keys';
+
+const RUN = 'r20261126T020004512Z-3fa9c1';
+const SLOT = 'scheduled-20261126T020000Z';
+// 23:30 at UTC-5 is 04:30 UTC the next day: the partition is the UTC date.
+const keys = new SnapshotKeys('p/q', SLOT, Date.parse('2026-11-26T04:30:00Z') / 1000, RUN);
+
+describe('SnapshotKeys', () => {
+  it('lays out data, manifests and run state as the README and the Glue tables expect', () => {
+    expect(keys.dt).toBe('2026-11-26');
+    expect(keys.fileKey('rejects', 's002-00017-abc', 3)).toBe(
+      `p/q/rejects/dt=2026-11-26/${SLOT}.${RUN}.s002-00017-abc-00003.ndjson.gz`,
+    );
+    expect(keys.tableLocation()).toBe('p/q/sessions/');
+    expect(keys.manifestKey()).toBe(`p/q/manifests/dt=2026-11-26/${SLOT}.${RUN}.json`);
+    expect(keys.manifestKey('r20261126T030000000Z-aaaaaa')).toBe(
+      `p/q/manifests/dt=2026-11-26/${SLOT}.r20261126T030000000Z-aaaaaa.json`,
+    );
+    expect(keys.planKey()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/plan.json`);
+    expect(keys.workStepKey(2, 17, 'abc')).toBe(
+      `p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/002/000017-abc.json`,
+    );
+    expect(keys.failedWorkKey(2, 17, 'abc')).toBe(
+      `p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/002/000017-abc.failed.json`,
+    );
+  });
+
+  it('gives every upload a record of its own, named from its key and upload id', () => {
+    const a = keys.uploadRecordKey(keys.fileKey('sessions', 'w', 0), 'upload-1');
+    const b = keys.uploadRecordKey(keys.fileKey('sessions', 'w', 0), 'upload-2');
+    const c = keys.uploadRecordKey(keys.fileKey('sessions', 'w', 1), 'upload-1');
+
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(a).toMatch(new RegExp(`^p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/uploads/[0-9a-f]{32}\\.json$`));
+    expect(keys.uploadRecordKey(keys.fileKey('sessions', 'w', 0), 'upload-1')).toBe(a);
+  });
+});
+
+describe('runIdOfKey', () => {
+  it('reads the run id from data, manifest and run-state keys of the slot', () => {
+    expect(runIdOfKey(keys.fileKey('sessions', 'w', 0), keys.slotFilePrefix('sessions'))).toBe(RUN);
+    expect(runIdOfKey(keys.manifestKey(), keys.slotManifestPrefix())).toBe(RUN);
+    expect(runIdOfKey(keys.planKey(), keys.slotStatePrefix())).toBe(RUN);
+  });
+
+  it('answers undefined for keys that are not ours, so they are never deleted', () => {
+    expect(runIdOfKey('elsewhere/x.json', keys.slotManifestPrefix())).toBeUndefined();
+    expect(runIdOfKey(`${keys.slotManifestPrefix()}notes.json`, keys.slotManifestPrefix())).toBeUndefined();
+    expect(runIdOfKey(`${keys.slotManifestPrefix()}`, keys.slotManifestPrefix())).toBeUndefined();
+  });
+});
+
+describe('newRunId', () => {
+  it('pads a short suffix to six characters and keeps only letters and digits', () => {
+    expect(newRunId(new Date('2026-11-26T02:00:04.512Z'), 'A-b')).toBe('r20261126T020004512Z-ab0000');
+  });
+});
