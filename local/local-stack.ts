@@ -28,8 +28,6 @@ export function localS3Client(endpoint: string): S3Client {
     credentials: LOCAL_CREDENTIALS,
     endpoint,
     forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
   });
 }
 
@@ -78,8 +76,6 @@ export async function startLocalStack(
       AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
       AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
       S3_FORCE_PATH_STYLE: 'true',
       EXPORT_BUCKET_NAME: bucket,
       MOONKEY_API_URL: api.url,
