@@ -1,11 +1,11 @@
 // Entry point of the local S3 server's own process (fauxqs exports only an ESM API, no CLI path).
-// Not `startFauxqs`: fauxqs 1.9.2 listens on "0.0.0.0" whatever `host` says (that option only
+// Not `startFauxqs`: fauxqs (2.4.1 as 1.9.2) listens on "0.0.0.0" whatever `host` says (that option only
 // names the host in SQS queue URLs), which would open the server to the whole network. Its
 // `buildApp` is the same Fastify app unstarted, so we choose the address ourselves.
 import { buildApp } from 'fauxqs';
 
 // Our own S3Store instance (the class fauxqs's app uses; not in its exports map, so by file), so
-// tests can see what S3 itself would list: the open multipart uploads. fauxqs does not implement
+// tests can see what S3 itself would list: the open multipart uploads. fauxqs 2.4.1 does not implement
 // ListMultipartUploads, and an open upload is invisible to every other S3 call, so without this a
 // test could not tell "aborted" from "left open".
 const { S3Store } = await import(new URL('./s3/s3Store.js', import.meta.resolve('fauxqs')).href);

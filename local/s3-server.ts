@@ -17,10 +17,12 @@ export interface OpenUploadAtServer {
 }
 
 /**
- * fauxqs 1.9.2 (in memory, its own process): multipart, abort, delimiter listing and
- * byte-identical reads all behave like S3 here; s3rver corrupts streamed bodies and cannot abort
- * uploads, and fauxqs 2.x needs Node 22. Path-style only, like every local S3. Listens on
- * loopback only (see s3-server-main.mjs).
+ * fauxqs 2.x (in memory, its own process): multipart uploads with the SDK's default CRC32
+ * checksums, abort, delimiter listing and byte-identical reads all behave like S3 here (fauxqs
+ * 1.9.2 completed a checksummed multipart upload as an empty object; s3rver corrupts streamed
+ * bodies and cannot abort uploads). Known gaps, which the job does not rely on: no
+ * ListMultipartUploads (see openUploads below) and no If-None-Match on PutObject. Path-style only,
+ * like every local S3. Listens on loopback only (see s3-server-main.mjs).
  */
 export async function startS3Server(): Promise<S3Server> {
   const port = await freePort();

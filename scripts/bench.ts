@@ -227,8 +227,6 @@ async function main(): Promise<void> {
       AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
       AWS_ENDPOINT_URL_S3: s3server.endpoint,
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
       S3_FORCE_PATH_STYLE: 'true',
       EXPORT_BUCKET_NAME: BUCKET,
       MOONKEY_API_URL: apiUrl,

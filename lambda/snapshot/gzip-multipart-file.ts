@@ -73,7 +73,7 @@ export class GzipMultipartFile {
    * Whether the upload carries CRC32 checksums: what @aws-sdk/lib-storage's Upload does, asked
    * at CreateMultipartUpload when the client's requestChecksumCalculation is WHEN_SUPPORTED (the
    * SDK's default, so production), each part's CRC32 sent with it and listed again at Complete,
-   * where S3 checks the whole object against them. WHEN_REQUIRED (set for emulators) leaves them out.
+   * where S3 checks the whole object against them. WHEN_REQUIRED (an option for stores that reject checksums) leaves them out.
    */
   private checksums = false;
   private readonly inFlight = new Set<Promise<void>>();

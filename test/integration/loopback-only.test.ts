@@ -1,7 +1,7 @@
 /**
  * The local servers hold no secrets but accept any credentials and any request: they must not be
  * reachable from the network the machine sits on. Checked in the kernel's socket tables, so a
- * server that says 127.0.0.1 but listens on 0.0.0.0 (fauxqs 1.9.2's `startFauxqs` does) fails.
+ * server that says 127.0.0.1 but listens on 0.0.0.0 (fauxqs's `startFauxqs` does, 2.4.1 as 1.9.2) fails.
  */
 import { createServer, type Server } from 'node:net';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';

@@ -1,6 +1,7 @@
 /**
- * S3 checksums on the multipart path, with a recording stand-in for the S3 client (the local S3
- * server is run with WHEN_REQUIRED, so this is where the production checksum path is checked).
+ * S3 checksums on the multipart path, command by command, with a recording stand-in for the S3
+ * client: both settings of requestChecksumCalculation. The integration suites run the SDK's
+ * default (WHEN_SUPPORTED) end to end against the local S3 server; this pins down what is sent.
  */
 import { crc32 } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
