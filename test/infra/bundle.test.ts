@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -12,10 +10,15 @@ import { type AthenaColumn, manifestColumns, sessionColumns } from '../../lambda
 import type { Manifest } from '../../lambda/snapshot/manifest';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { duckType } from '../../local/duckdb-reader';
+import { scheduledExecutionName } from '../../local/execution-name';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
-
-const run = promisify(execFile);
+import {
+  loadStateMachineDefinitions,
+  type StateMachineDefinitions,
+} from '../../local/state-machine-definitions';
+import { type LocalExecution, LocalStepFunctions } from '../../local/state-machine-runner';
+import { startBundleHost } from '../helpers/bundle-host';
 
 const TABLE = 'users-bundle-test';
 const PREFIX = 'moonkey';
@@ -25,46 +28,19 @@ const SNAPSHOT_ID = 'scheduled-20261126T020000Z';
 const DT = '2026-11-26';
 
 /**
- * Runs the bundled handler the way Lambda does: plain Node, `require(index.js).handler(event, ctx)`,
- * in its own process, so the environment is exactly what we pass and nothing of jest's module system
- * or of the repository's node_modules is reachable (the bundle must be self-contained). It reports
- * the Node version it ran on: `.ci/run`'s second pass runs the suite on Lambda's Node major.
+ * The artifact Lambda runs, driven the way Step Functions drives it: the synthesized state-machine
+ * definition on the local runner (the one driver of a run outside AWS), each Task invoking the
+ * minified bundle in a plain Node process (test/helpers/bundle-host-child.cjs). Whatever depends on
+ * names (error classes through minification) or on the Node version is checked on that artifact.
+ * `.ci/run` runs the suite on Node 24, Lambda's nodejs24.x major, and says so in EXPECT_NODE_VERSION.
  */
-const RUNNER = `
-const { writeFileSync } = require('node:fs');
-const { handler } = require(process.env.BUNDLE_ENTRY);
-let calls = 0;
-// One Lambda invocation per phase, as the state machine makes them, each with its own clock.
-const invoke = (payload) => {
-  const started = Date.now();
-  calls++;
-  return handler(payload, { awsRequestId: 'bundle-test-' + calls, getRemainingTimeInMillis: () => 900000 - (Date.now() - started) });
+const SCHEDULED_EVENT = {
+  'detail-type': 'Scheduled Event',
+  source: 'aws.scheduler',
+  time: SCHEDULED_TIME,
+  resources: ['arn:aws:scheduler:us-east-1:123456789012:schedule/default/test'],
+  detail: {},
 };
-const report = (value) => { writeFileSync(process.env.RESULT_FILE, JSON.stringify({ node: process.version, calls, ...value })); process.exit(0); };
-(async () => {
-  let step = 'Plan';
-  let plan;
-  try {
-    plan = await invoke({ phase: 'plan', trigger: JSON.parse(process.env.TEST_EVENT), execution: { name: 'bundle-test', startTime: new Date().toISOString() } });
-    step = 'Work';
-    const tails = await Promise.all(plan.segments.map(async ({ segment, totalSegments }) => {
-      let slice = { segment, totalSegments, cursor: null, step: 0, tail: null };
-      for (;;) {
-        const out = await invoke({ phase: 'work', run: plan.run, slice });
-        slice = out.slice;
-        if (out.done) return slice.tail;
-      }
-    }));
-    step = 'Commit';
-    report({ ok: true, plan, result: await invoke({ phase: 'commit', run: plan.run, tails }) });
-  } catch (error) {
-    const aborted = plan
-      ? await invoke({ phase: 'abort', run: plan.run, failedStep: step, error: { Error: error.name, Cause: JSON.stringify({ errorType: error.name, errorMessage: error.message }) } })
-      : undefined;
-    report({ ok: false, plan, error: { name: error.name, message: error.message }, step, aborted });
-  }
-})();
-`;
 
 const duckColumns = (columns: readonly AthenaColumn[]) =>
   `{${columns.map((c) => `'${c.name}': '${duckType(c.type)}'`).join(', ')}}`;
@@ -74,42 +50,46 @@ describe('the bundled function (as synthesized by the stack) against the local s
   let snapshotDir: string;
   let bundleDir: string;
   let local: LocalStack;
-  let outcome: {
-    node: string;
-    ok: boolean;
-    plan?: { run: { runId: string } };
-    result?: { snapshotId: string; status: string; manifestKey: string };
-    error?: { name: string; message: string };
-    step?: string;
-  };
+  let definitions: StateMachineDefinitions;
+  let outcome: BundleRun;
   let manifest: Manifest;
   let userIds: string[];
 
-  /** Runs the bundle once in its own process with the local stack's environment plus `env`. */
-  async function invokeBundle(env: Record<string, string>): Promise<typeof outcome> {
-    const resultFile = path.join(outdir, `result-${env.EXPORT_PREFIX}.json`);
-    const event = {
-      'detail-type': 'Scheduled Event',
-      source: 'aws.scheduler',
-      time: SCHEDULED_TIME,
-      resources: ['arn:aws:scheduler:us-east-1:123456789012:schedule/default/test'],
-      detail: {},
-    };
-    await run(process.execPath, ['-e', RUNNER], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        ...local.env,
-        USERS_TABLE_NAME: TABLE,
-        ...env,
-        BUNDLE_ENTRY: path.join(bundleDir, 'index.js'),
-        TEST_EVENT: JSON.stringify(event),
-        RESULT_FILE: resultFile,
-      },
-      cwd: outdir,
-      timeout: 60_000,
-      maxBuffer: 64 * 1024 * 1024,
+  interface BundleRun {
+    /** The Node version the bundle ran on. */
+    readonly node: string;
+    readonly execution: LocalExecution;
+    /** What the execution's Plan returned (the run's ids). */
+    readonly runId: string | undefined;
+  }
+
+  /**
+   * One scheduled run of the synthesized state machine on the local runner, every Task invoking
+   * the minified bundle in a plain Node process (its own, with the local stack's environment plus
+   * `env`, so each run is a cold start with its own configuration).
+   */
+  async function runBundle(env: Record<string, string>): Promise<BundleRun> {
+    const host = await startBundleHost(path.join(bundleDir, 'index.js'), {
+      PATH: process.env.PATH ?? '',
+      ...local.env,
+      USERS_TABLE_NAME: TABLE,
+      ...env,
     });
-    return JSON.parse(await readFile(resultFile, 'utf8'));
+    let runId: string | undefined;
+    try {
+      const sfn = new LocalStepFunctions(definitions, host.handler, {
+        // Lambda's 15 minutes: one Work per segment, as a small table gets in AWS.
+        workBudgetMs: 900_000,
+        onPhase: (call) => {
+          if (call.state === 'Plan' && call.result)
+            runId = (call.result as { run: { runId: string } }).run.runId;
+        },
+      });
+      const execution = await sfn.startExecution(scheduledExecutionName(SCHEDULED_TIME), SCHEDULED_EVENT);
+      return { node: host.node, execution, runId };
+    } finally {
+      await host.stop();
+    }
   }
 
   async function manifestUnder(prefix: string): Promise<Manifest> {
@@ -129,12 +109,12 @@ describe('the bundled function (as synthesized by the stack) against the local s
       .node.findChild('Stage') as AssetStaging;
     bundleDir = staging.absoluteStagedPath;
 
-    local = await startLocalStack();
+    [local, definitions] = await Promise.all([startLocalStack(), loadStateMachineDefinitions()]);
     await createUsersTable(local.dynamodbClient, TABLE);
     userIds = await seedUsers(local.dynamodbClient, TABLE, USERS);
 
-    // Act: invoke the bundle with the event EventBridge Scheduler sends.
-    outcome = await invokeBundle({ EXPORT_PREFIX: PREFIX });
+    // Act: the state machine runs the bundle with the event EventBridge Scheduler sends.
+    outcome = await runBundle({ EXPORT_PREFIX: PREFIX });
 
     // Copy the snapshot out of the S3 server (DuckDB's httpfs cannot download here), keys as paths.
     for (const key of await listKeys(local.s3Client, local.bucket, `${PREFIX}/`)) {
@@ -164,28 +144,30 @@ describe('the bundled function (as synthesized by the stack) against the local s
   });
 
   describe('on its failure paths (error names must survive minification)', () => {
-    it('names a rejected API key ApiAuthError in the failed manifest', async () => {
-      const failed = await invokeBundle({ EXPORT_PREFIX: 'bad-key', MOONKEY_API_KEY: 'sk_wrong_key' });
+    it('names a rejected API key ApiAuthError to Step Functions and in the failed manifest', async () => {
+      const failed = await runBundle({ EXPORT_PREFIX: 'bad-key', MOONKEY_API_KEY: 'sk_wrong_key' });
 
-      expect(failed.ok).toBe(false);
-      expect(failed.error).toEqual({
-        name: 'ApiAuthError',
+      // The name Step Functions' Catch and the failure queue see is the class's, not a minified one.
+      expect(failed.execution).toMatchObject({ status: 'FAILED', error: { Error: 'ApiAuthError' } });
+      expect(failed.execution.calls).toMatchObject({ Plan: 1, Abort: 1 });
+      expect(failed.execution.calls.Commit).toBeUndefined();
+      const failedManifest = await manifestUnder('bad-key');
+      expect(failedManifest.status).toBe('failed');
+      expect(failedManifest.error).toEqual({
+        type: 'ApiAuthError',
+        step: 'Work',
         message:
           'MoonKey API rejected the API key (HTTP 401); the run was aborted so a bad key is not retried for every user. Check MOONKEY_API_KEY / MOONKEY_API_KEY_SECRET_ARN.',
       });
-      expect(failed.step).toBe('Work');
-      const failedManifest = await manifestUnder('bad-key');
-      expect(failedManifest.status).toBe('failed');
-      expect(failedManifest.error).toMatchObject({ type: 'ApiAuthError', step: 'Work' });
     });
 
     it("names a failed user's error by its class in the manifest and in failed-users/", async () => {
       const bad = userIds[0] as string;
       local.api.configure({ faults: { [bad]: [{ kind: 'status', status: 404 }] } });
 
-      const result = await invokeBundle({ EXPORT_PREFIX: 'failed-user', EXPORT_FAILED_USERS_TOLERANCE: '1' });
+      const result = await runBundle({ EXPORT_PREFIX: 'failed-user', EXPORT_FAILED_USERS_TOLERANCE: '1' });
 
-      expect(result.result?.status).toBe('committed');
+      expect(result.execution.output).toMatchObject({ status: 'committed' });
       const committed = await manifestUnder('failed-user');
       expect(committed.failed_users).toEqual([
         expect.objectContaining({ user_id: bad, error_type: 'ApiRequestError' }),
@@ -207,12 +189,13 @@ describe('the bundled function (as synthesized by the stack) against the local s
     expect((await readdir(bundleDir)).sort()).toEqual(['index.js', 'index.js.map']);
   });
 
-  it('commits the scheduled snapshot and says where it landed', () => {
-    expect(outcome.error).toBeUndefined();
-    expect(outcome.result).toMatchObject({
+  it('commits the scheduled snapshot through the state machine and says where it landed', () => {
+    expect(outcome.execution.status).toBe('SUCCEEDED');
+    expect(outcome.execution.calls).toEqual({ Plan: 1, Work: 1, Commit: 1 });
+    expect(outcome.execution.output).toMatchObject({
       snapshotId: SNAPSHOT_ID,
       status: 'committed',
-      manifestKey: `${PREFIX}/manifests/dt=${DT}/${SNAPSHOT_ID}.${outcome.plan?.run.runId}.json`,
+      manifestKey: `${PREFIX}/manifests/dt=${DT}/${SNAPSHOT_ID}.${outcome.runId}.json`,
     });
   });
 
@@ -230,7 +213,7 @@ describe('the bundled function (as synthesized by the stack) against the local s
     for (const file of manifest.files.sessions) {
       expect(file.key).toMatch(
         new RegExp(
-          `^${PREFIX}/sessions/dt=${DT}/${SNAPSHOT_ID}\\.${outcome.plan?.run.runId}\\.s000-00000-[a-z0-9]+-\\d{5}\\.ndjson\\.gz$`,
+          `^${PREFIX}/sessions/dt=${DT}/${SNAPSHOT_ID}\\.${outcome.runId}\\.s000-00000-[a-z0-9]+-\\d{5}\\.ndjson\\.gz$`,
         ),
       );
       const object = await local.s3Client.send(new GetObjectCommand({ Bucket: local.bucket, Key: file.key }));
@@ -266,7 +249,7 @@ describe('the bundled function (as synthesized by the stack) against the local s
         // Every top-level field of the record schema is required: a NULL would mean a type mismatch.
         expect(sessionColumns.filter((c) => row[c.name] === null || row[c.name] === undefined)).toEqual([]);
         expect(row.snapshot_id).toBe(SNAPSHOT_ID);
-        expect(row.run_id).toBe(outcome.plan?.run.runId);
+        expect(row.run_id).toBe(outcome.runId);
         expect(row.dt).toBe(DT);
         expect(typeof row.id).toBe('string');
         expect(row.device_fingerprint).toEqual(expect.objectContaining({ ip: expect.any(String) }));
