@@ -92,34 +92,40 @@ const summary = (outcome: RunOutcome): RunSummary => ({
   files: outcome.manifest.files.sessions.length,
 });
 
+/** Where a handler gets its runtime (config and clients) for an invocation. */
+export type RuntimeSource = () => Promise<ExportRuntime>;
+
+type LambdaContext = Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>;
+
 /**
- * The Lambda entry: one phase of a run per invocation, as the state machine calls it. Thin on
- * purpose: parse the input, run the phase, return its small output. A failing phase throws (with
- * its literal error name), and the state machine's Catch sends the run to Abort.
+ * The Lambda entry's body over a given runtime source: parse the input, run the phase, return its
+ * small output. A failing phase throws (with its literal error name), and the state machine's
+ * Catch sends the run to Abort. Tests build one over a runtime of their own (a captured logger);
+ * everything else about an invocation is the deployed function's code.
  */
-export async function handler(
-  event: unknown,
-  context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
-): Promise<PhaseResult> {
-  const rt = await getRuntime();
-  const parsed = phaseInputSchema.safeParse(event);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map(
-      (i) => `${i.path.length ? i.path.join('.') : 'input'}: ${i.message}`,
-    );
-    rt.logger.error('rejected the phase input', { requestId: context.awsRequestId, issues });
-    throw new InvalidPhaseInputError(
-      `Rejected the phase input: this function runs the phases of the snapshot state machine (start an execution instead of invoking it). ${issues.join('; ')}`,
-    );
-  }
-  return runPhase(rt, parsed.data, context);
+export function createPhaseHandler(
+  runtimeOf: RuntimeSource,
+): (event: unknown, context: LambdaContext) => Promise<PhaseResult> {
+  return async (event, context) => {
+    const rt = await runtimeOf();
+    const parsed = phaseInputSchema.safeParse(event);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map(
+        (i) => `${i.path.length ? i.path.join('.') : 'input'}: ${i.message}`,
+      );
+      rt.logger.error('rejected the phase input', { requestId: context.awsRequestId, issues });
+      throw new InvalidPhaseInputError(
+        `Rejected the phase input: this function runs the phases of the snapshot state machine (start an execution instead of invoking it). ${issues.join('; ')}`,
+      );
+    }
+    return runPhase(rt, parsed.data, context);
+  };
 }
 
-async function runPhase(
-  rt: ExportRuntime,
-  input: PhaseInput,
-  context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
-): Promise<PhaseResult> {
+/** The Lambda entry: one phase of a run per invocation, on the container's cached runtime. */
+export const handler = createPhaseHandler(() => getRuntime());
+
+async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaContext): Promise<PhaseResult> {
   switch (input.phase) {
     case 'plan': {
       const { name, startTime } = input.execution;
