@@ -3,11 +3,19 @@
  * `scripts/bench.ts` bundles this file with esbuild (as the Lambda is bundled) and starts it with
  * `BENCH_JOB` (JSON, see BenchJob). The last stdout line is `BENCH_RESULT {json}`.
  *
- * Modes: `job` runs the real handler path (`invoke`, a scheduled event); `naive-all` and
- * `naive-seq` are the code a user might write first (see bench-naive.ts).
+ * Modes: `job` runs a scheduled snapshot the way it runs in AWS: the synthesized state-machine
+ * definition (written by bench.ts to `BenchJob.definitionsFile`, so this bundle carries no CDK) on
+ * the local runner, every Task invoking the real Lambda handler with Lambda's 15 minutes;
+ * `naive-all` and `naive-seq` are the code a user might write first (see bench-naive.ts).
  */
+import { readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { closeRuntime, invoke } from '../lambda/handlers/handler';
+import { closeRuntime, getRuntime, handler } from '../lambda/handlers/handler';
+import type { Manifest } from '../lambda/snapshot/manifest';
+import { getJson } from '../lambda/snapshot/s3-objects';
+import { scheduledExecutionName } from '../local/execution-name';
+import type { StateMachineDefinitions } from '../local/state-machine-definitions';
+import { LocalStepFunctions } from '../local/state-machine-runner';
 import { type NaiveOptions, runNaive } from './bench-naive';
 import { type BenchJob, type BenchJobResult, failedResult } from './bench-result';
 
@@ -37,17 +45,27 @@ async function main(): Promise<BenchJobResult> {
     const out = await runNaive(options);
     return finish(started, { ok: true, ...out, retries: 0 });
   }
-  const outcome = await invoke(
-    { 'detail-type': 'Scheduled Event', source: 'moonkey.cli', time: job.scheduledTime, detail: {} },
-    'bench',
-  );
+  const definitions = JSON.parse(readFileSync(job.definitionsFile, 'utf8')) as StateMachineDefinitions;
+  const sfn = new LocalStepFunctions(definitions, handler, { workBudgetMs: 900_000 });
+  const execution = await sfn.startExecution(scheduledExecutionName(job.scheduledTime), {
+    'detail-type': 'Scheduled Event',
+    source: 'aws.scheduler',
+    time: job.scheduledTime,
+    detail: {},
+  });
   const wall = performance.now() - started;
+  const manifestKey = (execution.output as { manifestKey?: string } | undefined)?.manifestKey;
+  const rt = await getRuntime();
+  const m = manifestKey ? await getJson<Manifest>(rt.s3, rt.config.bucket, manifestKey) : undefined;
   await closeRuntime();
-  const m = outcome.manifest;
+  if (execution.status !== 'SUCCEEDED' || m === undefined) {
+    return failedResult(
+      `${execution.error?.Error ?? 'NoManifest'}: ${execution.error?.Cause ?? 'no manifest'}`,
+    );
+  }
   const files = m.files.sessions;
   return finish(started, {
-    ok: outcome.error === undefined,
-    ...(outcome.error ? { error: `${outcome.error.name}: ${outcome.error.message}` } : {}),
+    ok: true,
     users: m.counts.users_processed,
     files: files.length,
     bytes: files.reduce((sum, f) => sum + f.bytes, 0),

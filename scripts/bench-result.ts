@@ -4,6 +4,8 @@ export interface BenchJob {
   /** Environment for the job (the local stack's variables plus the configuration under test). */
   readonly env: Record<string, string>;
   readonly scheduledTime: string;
+  /** The synthesized state-machine definitions (JSON), for `job` mode. */
+  readonly definitionsFile: string;
   /** Naive modes only: at most this many users (a sequential run at 50 ms a call is slow). */
   readonly maxUsers?: number;
 }

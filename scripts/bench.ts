@@ -19,6 +19,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,6 +39,7 @@ import { userIdFor } from '../local/fake-sessions';
 import { localDynamoDbClient, localS3Client } from '../local/local-stack';
 import { startS3Server } from '../local/s3-server';
 import { createUsersTable, putUserItems } from '../local/seed-users';
+import { loadStateMachineDefinitions } from '../local/state-machine-definitions';
 import { type BenchJob, type BenchJobResult, failedResult } from './bench-result';
 
 const ROOT = resolve(__dirname, '..');
@@ -186,11 +188,15 @@ async function main(): Promise<void> {
     outdir: BUILD,
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node24',
     format: 'cjs',
     sourcemap: true,
     logLevel: 'warning',
   });
+
+  // The job runs through the deployed definition; the child gets it as JSON (no CDK in its bundle).
+  const definitionsFile = join(BUILD, 'state-machine-definitions.json');
+  writeFileSync(definitionsFile, JSON.stringify(await loadStateMachineDefinitions()));
 
   log('starting DynamoDB Local (persisted), fauxqs S3 and the fake API, each in its own process');
   const apiPort = await freePort();
@@ -260,6 +266,7 @@ async function main(): Promise<void> {
           mode: spec.mode,
           env,
           scheduledTime: '2026-11-26T02:00:00Z',
+          definitionsFile,
           ...(spec.maxUsers ? { maxUsers: spec.maxUsers } : {}),
         },
         { timeoutMs, profile: values.profile, name: spec.name, nodeFlags: values['node-flag'] ?? [] },
