@@ -3,16 +3,13 @@
  * the job is not told the limit, gets 429s, backs its concurrency off and still exports every
  * user exactly once. No timing assertions: how fast it converges is the benchmark's job.
  */
-import { parseConfig } from '../../lambda/core/config';
-import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
-import { type Progress, runExport } from '../../lambda/run/run-export';
-import { planFromEvent } from '../../lambda/run/run-plan';
+import type { Progress } from '../../lambda/run/work';
 import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
-import { type CapturedLogger, captureLogger } from '../helpers/capture-logger';
+import type { CapturedLogger } from '../helpers/capture-logger';
+import { runViaStateMachine } from '../helpers/run-via-state-machine';
 import { readRecords } from '../helpers/snapshot-reader';
-import { useProcessEnv } from '../helpers/stack-env';
 
 const BASE_TIME = 1_764_115_200;
 const USERS_TABLE = 'users-aimd';
@@ -20,15 +17,14 @@ const USER_COUNT = 400;
 const CONCURRENCY = 64;
 
 let stack: LocalStack;
-let restoreEnv: () => void = () => {};
 let users: string[];
 
-const scheduled = () =>
-  planFromEvent(
-    { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: '2026-11-26T02:00:00Z', detail: {} },
-    new Date(),
-    'x',
-  );
+const SCHEDULED = {
+  'detail-type': 'Scheduled Event',
+  source: 'aws.scheduler',
+  time: '2026-11-26T02:00:00Z',
+  detail: {},
+};
 
 interface AdaptiveSummary {
   decreases: number;
@@ -46,38 +42,43 @@ function adaptiveSummary(logger: CapturedLogger): AdaptiveSummary | undefined {
   return undefined;
 }
 
+/** The progress lines every Work logs each EXPORT_PROGRESS_INTERVAL_MS. */
+function progressOf(logger: CapturedLogger): Progress[] {
+  return logger.lines
+    .map((line) => JSON.parse(line) as { message: string; extra: Progress[] })
+    .filter((entry) => entry.message === 'progress')
+    .map((entry) => entry.extra[0] as Progress);
+}
+
 async function run(prefix: string, env: Record<string, string>) {
-  const config = parseConfig({
-    ...stack.env,
-    USERS_TABLE_NAME: USERS_TABLE,
-    EXPORT_PREFIX: prefix,
-    EXPORT_CONCURRENCY: String(CONCURRENCY),
-    EXPORT_RETRY_BASE_DELAY_MS: '5',
-    EXPORT_RETRY_MAX_DELAY_MS: '50',
-    EXPORT_PROGRESS_INTERVAL_MS: '100',
-    ...env,
-  });
-  const logger = captureLogger();
-  const progress: Progress[] = [];
-  let runtime: ExportRuntime | undefined;
-  try {
-    runtime = await createExportRuntime(config, { logger });
-    const outcome = await runExport(scheduled(), runtime, { onProgress: (p) => progress.push(p) });
-    return { ...outcome, logger, progress };
-  } finally {
-    await runtime?.close();
-  }
+  const result = await runViaStateMachine(
+    {
+      ...stack.env,
+      USERS_TABLE_NAME: USERS_TABLE,
+      EXPORT_PREFIX: prefix,
+      EXPORT_CONCURRENCY: String(CONCURRENCY),
+      EXPORT_RETRY_BASE_DELAY_MS: '5',
+      EXPORT_RETRY_MAX_DELAY_MS: '50',
+      EXPORT_PROGRESS_INTERVAL_MS: '100',
+      ...env,
+    },
+    SCHEDULED,
+    // Lambda's 15 minutes: one Work, whose closing line carries the controller's summary.
+    { workBudgetMs: 900_000 },
+  );
+  const progress = progressOf(result.logger);
+  // A run too short to log progress would make the per-line checks below vacuous.
+  expect(progress.length).toBeGreaterThan(0);
+  return { ...result, progress };
 }
 
 beforeAll(async () => {
   stack = await startLocalStack({ api: { baseTime: BASE_TIME } });
-  restoreEnv = useProcessEnv(stack.env);
   await createUsersTable(stack.dynamodbClient, USERS_TABLE);
   users = await seedUsers(stack.dynamodbClient, USERS_TABLE, USER_COUNT);
 });
 
 afterAll(async () => {
-  restoreEnv();
   await stack?.stop();
 });
 
@@ -97,9 +98,9 @@ describe('adaptive concurrency (AIMD)', () => {
     });
 
     expect(result.error).toBeUndefined();
-    expect(result.manifest.status).toBe('committed');
-    expect(result.manifest.counts.users_processed).toBe(USER_COUNT);
-    expect(result.manifest.counts.users_failed).toBe(0);
+    expect(result.manifest?.status).toBe('committed');
+    expect(result.manifest?.counts.users_processed).toBe(USER_COUNT);
+    expect(result.manifest?.counts.users_failed).toBe(0);
     expect(stack.api.stats.byStatus['429']).toBeGreaterThan(0);
     const summary = adaptiveSummary(result.logger);
     expect(summary).toBeDefined();
@@ -122,7 +123,7 @@ describe('adaptive concurrency (AIMD)', () => {
   it('changes nothing when the API never answers 429', async () => {
     const result = await run('aimd-unlimited', { EXPORT_ADAPTIVE_CONCURRENCY: 'true' });
 
-    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest?.status).toBe('committed');
     expect(stack.api.stats.byStatus['429']).toBeUndefined();
     expect(stack.api.stats.maxInFlight).toBeLessThanOrEqual(CONCURRENCY);
     expect(adaptiveSummary(result.logger)).toEqual({
@@ -142,7 +143,7 @@ describe('adaptive concurrency (AIMD)', () => {
       EXPORT_MAX_ATTEMPTS: '20',
     });
 
-    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest?.status).toBe('committed');
     expect(stack.api.stats.byStatus['429']).toBeGreaterThan(0);
     expect(adaptiveSummary(result.logger)).toBeUndefined();
     for (const p of result.progress) expect(p.concurrency).toBe(CONCURRENCY);

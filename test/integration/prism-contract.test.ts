@@ -13,18 +13,13 @@
  */
 import { join } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { parseConfig } from '../../lambda/core/config';
-import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
 import { sessionListItemSchema } from '../../lambda/moonkey/session-record';
-import { runExport } from '../../lambda/run/run-export';
-import { planFromEvent } from '../../lambda/run/run-plan';
 import { type ChildServer, freePort, startChildServer } from '../../local/child-server';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb-local';
 import { localS3Client } from '../../local/local-stack';
 import { type S3Server, startS3Server } from '../../local/s3-server';
-import { captureLogger } from '../helpers/capture-logger';
+import { runViaStateMachine } from '../helpers/run-via-state-machine';
 import { readRecords } from '../helpers/snapshot-reader';
-import { useProcessEnv } from '../helpers/stack-env';
 
 const ROOT = join(__dirname, '../..');
 const BUCKET = 'contract-bucket';
@@ -36,7 +31,7 @@ let prismUrl: string;
 /** Everything Prism printed since the last reset (ChildServer keeps only the last lines). */
 let prismLog = '';
 let s3: S3Server;
-let restoreEnv: () => void = () => {};
+let awsEnv: Record<string, string>;
 
 beforeAll(async () => {
   const port = await freePort();
@@ -69,16 +64,15 @@ beforeAll(async () => {
   const client = localS3Client(s3.endpoint);
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   client.destroy();
-  restoreEnv = useProcessEnv({
+  awsEnv = {
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
     AWS_ENDPOINT_URL_S3: s3.endpoint,
-  });
+  };
 }, 90_000);
 
 afterAll(async () => {
-  restoreEnv();
   await Promise.all([prism?.stop(), s3?.stop()]);
 });
 
@@ -98,36 +92,29 @@ describe('the job against prism mock -d on the OpenAPI document', () => {
     prismLog = '';
 
     // Act
-    const config = parseConfig({
-      USERS_TABLE_NAME: 'not-scanned',
-      EXPORT_BUCKET_NAME: BUCKET,
-      EXPORT_PREFIX: 'contract',
-      MOONKEY_API_URL: prismUrl,
-      MOONKEY_API_KEY: KEY,
-      S3_FORCE_PATH_STYLE: 'true',
-      METRICS_ENABLED: 'false',
-      // Each user's answer also lists the other users' sessions: those copies are user_id_mismatch rejects.
-      EXPORT_REJECTED_ITEMS_TOLERANCE: '100%',
-    });
-    const logger = captureLogger();
-    let runtime: ExportRuntime | undefined;
-    let outcome: Awaited<ReturnType<typeof runExport>>;
-    try {
-      runtime = await createExportRuntime(config, { logger });
-      outcome = await runExport(
-        planFromEvent({ reason: 'contract test', userIds: users }, new Date(), 'c'),
-        runtime,
-      );
-    } finally {
-      await runtime?.close();
-    }
+    const outcome = await runViaStateMachine(
+      {
+        ...awsEnv,
+        USERS_TABLE_NAME: 'not-scanned',
+        EXPORT_BUCKET_NAME: BUCKET,
+        EXPORT_PREFIX: 'contract',
+        MOONKEY_API_URL: prismUrl,
+        MOONKEY_API_KEY: KEY,
+        S3_FORCE_PATH_STYLE: 'true',
+        METRICS_ENABLED: 'false',
+        // Each user's answer also lists the other users' sessions: those copies are user_id_mismatch rejects.
+        EXPORT_REJECTED_ITEMS_TOLERANCE: '100%',
+      },
+      { reason: 'contract test', userIds: users },
+      { workBudgetMs: 900_000 },
+    );
 
     // Assess: Prism's verdict on each of the job's requests.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(prismLog).not.toMatch(/did not pass the validation rules|violation|✖/i);
     expect(prismLog.match(/The request passed the validation rules/g)).toHaveLength(users.length);
-    expect(outcome.manifest.status).toBe('committed');
-    expect(outcome.manifest.counts).toMatchObject({ requests: users.length, users_failed: 0 });
+    expect(outcome.manifest?.status).toBe('committed');
+    expect(outcome.manifest?.counts).toMatchObject({ requests: users.length, users_failed: 0 });
 
     // Every generated session exported once, exactly as Prism sent it; no schema rejects.
     const s3Client = localS3Client(s3.endpoint);
