@@ -1,6 +1,6 @@
 /**
- * `npx tsx scripts/bench-response-bounds.ts` — what one hostile response costs the job
- * (issue 10 items 12 and 13). Prints numbers; asserts nothing.
+ * `npx tsx scripts/bench-response-bounds.ts` — what one hostile response costs the job.
+ * Prints numbers; asserts nothing.
  *
  * - Peak RSS of a process whose client receives a 200 MB body: with the limit effectively off
  *   (EXPORT_MAX_RESPONSE_BYTES at its 1 GiB maximum: the client buffers everything, as before

@@ -93,7 +93,7 @@ export interface ExportStateMachineProps {
 }
 
 /**
- * The export as a Standard state machine (issue 9, lambda side in PHASES.md):
+ * The export as a Standard state machine (the phases it invokes: lambda/run/phases.ts):
  *
  *   ListRunningExecutions ─▶ oldest running? ──no──▶ WaitForTurn ─┐
  *        ▲                        │ yes                            │

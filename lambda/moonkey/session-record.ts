@@ -70,10 +70,10 @@ export const listSessionsResponseSchema = z.looseObject({
   sessions: z.array(z.unknown()),
 });
 
-/** One NDJSON line of a snapshot: the session as MoonKey returned it, plus where it came from. */
-/** Fields the job adds to every line: ours, so always whole seconds (Athena `bigint`) whatever MoonKey's times are. */
+/** Times the job adds to every line: ours, so always whole seconds (Athena `bigint`) whatever MoonKey's times are. */
 const jobSeconds = z.number().int().nonnegative();
 
+/** One NDJSON line of a snapshot: the session as MoonKey returned it, plus where it came from. */
 export const exportedSessionRecordSchema = sessionListItemSchema.extend({
   snapshot_id: z.string().min(1),
   /** The run of the slot that wrote the line: readers show the lines of the slot's committed run. */

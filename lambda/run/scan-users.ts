@@ -8,8 +8,8 @@ import { ScanUsersError } from '../core/errors';
 
 /**
  * A resumable piece of the users table: one parallel-scan segment and where to continue in it.
- * A later Step Functions orchestrator hands slices to separate invocations; the single-invocation
- * handler walks all segments of a plan in one process. `cursor: undefined` means "from the start".
+ * Each Work invocation of the state machine walks one segment from its cursor and hands the
+ * cursor it stopped at to the next Work of that segment. `cursor: undefined` means "from the start".
  */
 export interface ScanSlice {
   readonly segment: number;

@@ -2,7 +2,7 @@ import { type AthenaColumn, PARTITION_COLUMN, sessionColumns } from './athena-co
 
 /**
  * What a reader sees of the snapshots: the sessions of committed runs only, and of each snapshot
- * only the run its newest committed manifest names (issue 8's commit protocol). Every run writes
+ * only the run its newest committed manifest names (the commit protocol, snapshot/commit.ts). Every run writes
  * run-unique files under `<prefix>/sessions/`; the table over them (`sessions_raw`) therefore holds
  * lines of failed, superseded and in-flight runs too. The view `sessions` joins them to the
  * committed manifests, so a reader never sees a partial or mixed snapshot.

@@ -1,5 +1,5 @@
 /**
- * Template assertions on the two state machines (issue 9): what runs, what is retried and caught,
+ * Template assertions on the two state machines: what runs, what is retried and caught,
  * what is logged and traced, and what their roles may do.
  */
 import { App, Validations } from 'aws-cdk-lib';

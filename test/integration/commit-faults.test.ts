@@ -1,5 +1,5 @@
 /**
- * The commit protocol under faults (issue 8): S3 calls failed or held by a fault proxy in front of
+ * The commit protocol under faults: S3 calls failed or held by a fault proxy in front of
  * the S3 server, processes SIGKILLed mid-run, runs of one slot overlapping. After every case the
  * reader's view (the rule of the Athena view `sessions`, and the same SQL in DuckDB) must show
  * either the previous committed run whole or the new one whole: never a mix, a duplicate, or
