@@ -85,7 +85,7 @@ export const envShape = z.object({
     .optional(),
   EXPORT_CONCURRENCY: int(1, 2048).default(16),
   EXPORT_MAX_RPS: positiveDecimal.optional(),
-  // On by default: inert until the API answers 429 (see lambda/adaptive-concurrency.ts).
+  // On by default: inert until the API answers 429 (see lambda/flow/adaptive-concurrency.ts).
   EXPORT_ADAPTIVE_CONCURRENCY: bool.default(true),
   EXPORT_REQUEST_TIMEOUT_MS: int(100, 300_000).default(10_000),
   // The idle timeout above never fires on a body trickling in byte by byte: this bounds the whole attempt.

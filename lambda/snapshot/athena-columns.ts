@@ -135,7 +135,7 @@ type ManifestColumnTypes = {
 };
 
 /**
- * The manifest is a TypeScript interface (lambda/manifest.ts), not a zod schema, so its columns
+ * The manifest is a TypeScript interface (lambda/snapshot/manifest.ts), not a zod schema, so its columns
  * are listed here, checked against that interface by the compiler.
  */
 const manifestColumnTypes = {
