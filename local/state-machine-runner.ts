@@ -2,23 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import type { StateMachineDefinitions } from './state-machine-definitions';
 
-// aws-local-stepfunctions 3 calls Promise.withResolvers (Node >= 22); Node 20 lacks it.
-if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
-  Object.defineProperty(Promise, 'withResolvers', {
-    configurable: true,
-    writable: true,
-    value<T>() {
-      let resolve!: (value: T | PromiseLike<T>) => void;
-      let reject!: (reason?: unknown) => void;
-      const promise = new Promise<T>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      return { promise, resolve, reject };
-    },
-  });
-}
-
 /** The deployed function's entry point, as the runner calls it: one phase per call. */
 export type PhaseHandler = (event: unknown, context: Context) => Promise<unknown>;
 
