@@ -8,16 +8,10 @@ import {
 } from '@aws-sdk/client-athena';
 import { OUTPUTS } from '../infra/stack-outputs';
 import { RAW_SESSIONS_TABLE, READER_VIEW_NAME } from '../lambda/snapshot/reader-view';
+import type { AuditRun } from './smoke-audit';
 import { athenaFix, awsCallFix, type FixContext } from './smoke-fixes';
-import {
-  type AuditRun,
-  type Clock,
-  type CommittedManifest,
-  type DeployedStack,
-  fail,
-  type Outcome,
-  pass,
-} from './smoke-steps';
+import type { CommittedManifest } from './smoke-manifest';
+import { type Clock, type DeployedStack, fail, type Outcome, pass } from './smoke-steps';
 
 /** Which relation a count reads: the readers' view, or the table of every run's lines. */
 export type CountSource = typeof READER_VIEW_NAME | typeof RAW_SESSIONS_TABLE;

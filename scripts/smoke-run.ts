@@ -6,16 +6,10 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import { OUTPUTS } from '../infra/stack-outputs';
 import { RAW_SESSIONS_TABLE, READER_VIEW_NAME } from '../lambda/snapshot/reader-view';
 import { checkAthenaCount } from './smoke-athena';
+import { runAudit } from './smoke-audit';
 import type { FixContext } from './smoke-fixes';
-import {
-  type Clock,
-  chooseUsers,
-  findStack,
-  type Outcome,
-  readManifest,
-  runAudit,
-  type UserChoice,
-} from './smoke-steps';
+import { readManifest } from './smoke-manifest';
+import { type Clock, chooseUsers, findStack, type Outcome, type UserChoice } from './smoke-steps';
 
 export interface SmokeClients {
   readonly cloudFormation: CloudFormationClient;
