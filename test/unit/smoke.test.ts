@@ -183,6 +183,43 @@ describe('npm run smoke', () => {
     ]);
   });
 
+  it('takes the first --users N ids of the users table, across pages, passing over items without one', async () => {
+    mocks.dynamodb
+      .on(ScanCommand)
+      .resolvesOnce({
+        ...recorded.scanUsers,
+        Items: [{ user_id: { S: 'user_0a1b' } }, { user_id: { N: '42' } }],
+        Count: 2,
+        ScannedCount: 2,
+        LastEvaluatedKey: { user_id: { N: '42' } },
+      })
+      .resolves(recorded.scanUsers);
+
+    const { code, lines } = await smoke(clients, { ...OPTIONS, users: { kind: 'count', count: 2 } });
+
+    expect(lines[1]).toBe(`PASS users: 2 from table ${recorded.USERS_TABLE}: user_0a1b, user_2b1f`);
+    const start = mocks.sfn.commandCalls(StartExecutionCommand)[0]?.args[0].input;
+    expect(JSON.parse(start?.input ?? '').userIds).toEqual(['user_0a1b', 'user_2b1f']);
+    expect(mocks.dynamodb.commandCalls(ScanCommand)[1]?.args[0].input.ExclusiveStartKey).toEqual({
+      user_id: { N: '42' },
+    });
+    expect(code).toBe(0);
+  });
+
+  it('fails the users step on a table with no usable id, and starts no audit', async () => {
+    mocks.dynamodb
+      .on(ScanCommand)
+      .resolves({ ...recorded.scanUsers, Items: [], Count: 0, LastEvaluatedKey: undefined });
+
+    const { code, lines } = await smoke(clients);
+
+    expect(lines[1]).toBe(
+      `FAIL users: table ${recorded.USERS_TABLE} has no item with a string user_id — fix: put a few users in it, or name users the API knows: --users <id>,<id>`,
+    );
+    expect(mocks.sfn).not.toHaveReceivedCommand(StartExecutionCommand);
+    expect(code).toBe(1);
+  });
+
   it('audits the users given with --users without reading the users table', async () => {
     const { code, lines } = await smoke(clients, { ...OPTIONS, users: { kind: 'ids', ids: ['u1', 'u2'] } });
 
