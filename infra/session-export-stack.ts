@@ -174,6 +174,12 @@ export class SessionExportStack extends Stack {
       'Glue database (view sessions; tables sessions_raw, manifests)',
     );
     out(OUTPUTS.athenaWorkGroup, this.catalog.workGroup.ref, 'Athena workgroup with the named queries');
+    out(OUTPUTS.usersTableName, usersTable.tableName, 'DynamoDB table the job scans for user ids');
+    out(
+      OUTPUTS.userIdAttribute,
+      props.userIdAttribute ?? 'user_id',
+      'Attribute of the users table holding the id',
+    );
   }
 
   private usersTable(props: SessionExportProps): ITable {

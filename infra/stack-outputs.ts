@@ -1,4 +1,10 @@
-/** Names of the stack outputs; `npm run audit` finds the state machine by `StateMachineArn`. */
+/** The stack's id in the CDK app (infra/app.ts); the scripts find the deployed stack by it. */
+export const STACK_NAME = 'MoonKeySessionExport';
+
+/**
+ * Names of the stack outputs; `npm run audit` finds the state machine by `StateMachineArn`,
+ * `npm run smoke` everything it checks by these.
+ */
 export const OUTPUTS = {
   stateMachineArn: 'StateMachineArn',
   functionName: 'FunctionName',
@@ -9,4 +15,6 @@ export const OUTPUTS = {
   failureQueueUrl: 'FailureQueueUrl',
   glueDatabase: 'GlueDatabaseName',
   athenaWorkGroup: 'AthenaWorkGroup',
+  usersTableName: 'UsersTableName',
+  userIdAttribute: 'UserIdAttribute',
 } as const;

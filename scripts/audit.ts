@@ -21,7 +21,7 @@ import {
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { OUTPUTS } from '../infra/stack-outputs';
+import { OUTPUTS, STACK_NAME } from '../infra/stack-outputs';
 import { auditExecutionName, scheduledExecutionName } from '../local/execution-name';
 import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } from './audit-payload';
 
@@ -37,7 +37,7 @@ export interface DeployedStackArgs {
 }
 
 export const DEPLOYED_STACK_OPTIONS = {
-  stack: { type: 'string', default: 'MoonKeySessionExport' },
+  stack: { type: 'string', default: STACK_NAME },
   'state-machine-arn': { type: 'string' },
   'outputs-file': { type: 'string', default: 'cdk-outputs.json' },
 } as const;
@@ -48,7 +48,7 @@ export function deployedStackArgs(values: {
   'outputs-file'?: string;
 }): DeployedStackArgs {
   return {
-    stack: values.stack ?? 'MoonKeySessionExport',
+    stack: values.stack ?? STACK_NAME,
     stateMachineArn: values['state-machine-arn'],
     outputsFile: values['outputs-file'] ?? 'cdk-outputs.json',
   };

@@ -9,6 +9,7 @@ import { addPolicyChecks } from '../../infra/policy-checks';
 import { propsFromContext } from '../../infra/props-from-context';
 import type { SessionExportProps } from '../../infra/session-export-props';
 import { SessionExportStack } from '../../infra/session-export-stack';
+import { OUTPUTS } from '../../infra/stack-outputs';
 import { hiveType, manifestColumns, prestoType, sessionColumns } from '../../lambda/snapshot/athena-columns';
 import { readerViewColumns, readerViewSql } from '../../lambda/snapshot/reader-view';
 
@@ -218,6 +219,11 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       expect(text).toContain('"time":"<aws.scheduler.scheduled-time>"');
       expect(text).toContain('<aws.scheduler.schedule-arn>');
     });
+  });
+
+  it('outputs the users table and id attribute npm run smoke picks users from', () => {
+    template.hasOutput(OUTPUTS.usersTableName, { Value: { Ref: Match.stringLikeRegexp('^DemoUsersTable') } });
+    template.hasOutput(OUTPUTS.userIdAttribute, { Value: 'user_id' });
   });
 
   describe('the export bucket', () => {
@@ -700,6 +706,11 @@ describe('SessionExportStack with existing resources', () => {
     });
   });
 
+  it('outputs the imported users table and its id attribute', () => {
+    template.hasOutput(OUTPUTS.usersTableName, { Value: 'prod-users' });
+    template.hasOutput(OUTPUTS.userIdAttribute, { Value: 'uid' });
+  });
+
   it('creates no export bucket, table or secret of its own', () => {
     template.resourceCountIs('AWS::DynamoDB::Table', 0);
     template.resourceCountIs('AWS::SecretsManager::Secret', 0);
@@ -991,6 +1002,19 @@ describe('settings validation', () => {
     expect(message).toContain('alarmEmail "nobody" is not an e-mail address');
     expect(message).toContain('memoryMiB must be a whole number from 128 to 10240 (got 64)');
     expect(message).toContain('exportPrefix "/leading" must be key segments');
+  });
+});
+
+describe('a first deploy with -c scheduleEnabled=false (README: before npm run smoke)', () => {
+  it('deploys the schedule DISABLED', () => {
+    const app = new App({
+      context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS, usersTable: 'demo', scheduleEnabled: 'false' },
+    });
+    const stack = new SessionExportStack(app, 'MoonKeySessionExport', {
+      env: ACCOUNT_ENV,
+      ...propsFromContext(app.node),
+    });
+    Template.fromStack(stack).hasResourceProperties('AWS::Scheduler::Schedule', { State: 'DISABLED' });
   });
 });
 
