@@ -72,7 +72,7 @@ const NOT_FOUND_BODY_CHARS = 4096;
  * front of the wrong host gives, and reading those as deleted users would quietly drop users.
  */
 export function isUserNotFoundBody(text: string): boolean {
-  if (text.length > NOT_FOUND_BODY_CHARS || !text.trimStart().startsWith('{')) return false;
+  if (text.length > NOT_FOUND_BODY_CHARS) return false;
   let body: unknown;
   try {
     body = JSON.parse(text);
