@@ -203,7 +203,7 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
         `HTTP ${statusCode} redirect to ${location}; redirects are not followed (the key must not travel to another host): set MOONKEY_API_URL to the final address`,
       );
     }
-    if (statusCode === 404 && !response.gzip && isUserNotFoundBody(response.text)) return USER_NOT_FOUND;
+    if (statusCode === 404 && isUserNotFoundBody(response.text)) return USER_NOT_FOUND;
     const body = response.gzip
       ? `(gzip-compressed body of ${response.bytes} bytes)`
       : text.slice(0, ERROR_BODY_CHARS);
