@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { sessionsFor } from './fake-sessions';
+import { isDeletedUser, sessionsFor } from './fake-sessions';
 
 /**
  * One scripted answer for a user's next request. After a user's script is used up, requests get
@@ -47,6 +47,14 @@ export interface FakeApiSettings {
   faults: Record<string, FaultStep[]>;
   /** Users whose every answer carries schema-invalid items beside the valid ones. */
   invalidItemUsers: string[];
+  /**
+   * Users that no longer exist: with no scripted fault left, they answer 404 with MoonKey's JSON
+   * error `{"status_code":404,"error_type":"user_not_found",...}`, as a user deleted after the
+   * users table was read does.
+   */
+  deletedUsers: string[];
+  /** Besides `deletedUsers`, this fraction (0 to 1) of all users is deleted (`isDeletedUser`). */
+  deletedUserFraction: number;
   /** The status a wrong or missing key gets: MoonKey documents 401; some gateways send 403. */
   authFailureStatus: 401 | 403;
   /**
@@ -107,6 +115,9 @@ export const INVALID_ITEMS = [
 
 const SESSIONS_PATH = '/v1/auth/sessions/list';
 
+const NOT_FOUND_PAGE =
+  '<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n';
+
 /**
  * Our own MoonKey: the one endpoint of the OpenAPI document, its bearer auth and response
  * shape, plus latency, a hidden rate limit and per-user fault scripts. Control endpoints under
@@ -123,6 +134,8 @@ export async function startFakeMoonKeyApi(
     rateLimitRps: undefined,
     faults: {},
     invalidItemUsers: [],
+    deletedUsers: [],
+    deletedUserFraction: 0,
     authFailureStatus: 401,
     extraSessionFields: {},
     paddingChars: 0,
@@ -131,6 +144,9 @@ export async function startFakeMoonKeyApi(
     ...initial,
   };
   let invalidUsers = new Set(settings.invalidItemUsers);
+  let deletedUsers = new Set(settings.deletedUsers);
+  const isDeleted = (userId: string) =>
+    deletedUsers.has(userId) || isDeletedUser(userId, settings.deletedUserFraction);
   let startedAt = Date.now();
   const stats: FakeApiStats = {
     requests: 0,
@@ -190,7 +206,11 @@ export async function startFakeMoonKeyApi(
     res.once('close', () => {
       stats.inFlight--;
     });
-    if (pathname !== SESSIONS_PATH) return send(res, 404, JSON.stringify({ error: 'not_found' }));
+    // What a web server or gateway answers for a path it does not serve (a wrong base path): a page,
+    // not the API's JSON error.
+    if (pathname !== SESSIONS_PATH) {
+      return send(res, 404, NOT_FOUND_PAGE, { 'content-type': 'text/html; charset=utf-8' });
+    }
     if (req.method !== 'GET') return send(res, 405, JSON.stringify({ error: 'method_not_allowed' }));
     const echo = (body: Record<string, unknown>) =>
       JSON.stringify(
@@ -225,6 +245,17 @@ export async function startFakeMoonKeyApi(
       return send(res, step.status, JSON.stringify(body));
     }
     if (step?.kind === 'malformed') return send(res, 200, '{"sessions": [{"id": "sess_trunc');
+    if (step === undefined && isDeleted(userId)) {
+      return send(
+        res,
+        404,
+        JSON.stringify({
+          status_code: 404,
+          error_type: 'user_not_found',
+          message: 'User could not be found.',
+        }),
+      );
+    }
     if (step?.kind === 'huge-body') return streamHugeBody(res, step.bytes, step.declareLength === true);
     if (step?.kind === 'trickle') return trickle(res, step.intervalMs, step.bytes);
     let sessions: unknown[] = sessionsFor(userId, settings.baseTime);
@@ -349,6 +380,7 @@ export async function startFakeMoonKeyApi(
     configure(update) {
       Object.assign(settings, update);
       invalidUsers = new Set(settings.invalidItemUsers);
+      deletedUsers = new Set(settings.deletedUsers);
     },
     resetStats() {
       startedAt = Date.now();

@@ -176,6 +176,15 @@ export function sessionsFor(userId: string, baseTime: number): SessionListItem[]
   return sessions;
 }
 
+/**
+ * Whether the fake API treats `userId` as deleted when a `fraction` of users is: decided by a hash
+ * of the id alone (salted, so it is independent of how many sessions the user would have had), so
+ * tests know which users are gone without asking the server. 1 deletes everyone.
+ */
+export function isDeletedUser(userId: string, fraction: number): boolean {
+  return fraction > 0 && hash(`deleted/${userId}`) / 2 ** 32 < fraction;
+}
+
 /** Deterministic, realistic user ids: `user_` + 27 base62 characters, like the document's example. */
 export function userIdFor(index: number): string {
   return `user_${token(generator(index + 1), 27)}`;

@@ -17,6 +17,8 @@ const manifestSchema = z.object({
     users_with_sessions: z.number(),
     sessions_exported: z.number(),
     users_failed: z.number(),
+    // Absent in manifests of versions before deleted users were counted.
+    users_not_found: z.number().default(0),
   }),
   files: z.object({ sessions: z.array(z.object({ key: z.string(), records: z.number() })) }),
   failed_users: z.array(z.object({ user_id: z.string(), error: z.string(), error_type: z.string() })),
@@ -72,6 +74,12 @@ export async function readManifest(
       `every audited user must export: see failed_users in ${where}; check the prop apiUrl and that the users exist in MoonKey`,
     );
   }
+  if (counts.users_processed > 0 && counts.users_not_found === counts.users_processed) {
+    return fail(
+      `MoonKey answered 404 user_not_found for all ${counts.users_processed} audited users, taken from the users table`,
+      'the function asks another app or environment than the table belongs to: check the prop apiUrl and that the key in the API key secret is a key of that app',
+    );
+  }
   const listed = manifest.files.sessions.reduce((sum, file) => sum + file.records, 0);
   if (listed !== counts.sessions_exported) {
     return fail(
@@ -86,6 +94,6 @@ export async function readManifest(
       : '';
   return pass(
     manifest,
-    `committed ${where}: ${counts.users_processed} users, ${counts.users_with_sessions} with sessions, ${counts.sessions_exported} sessions in ${files} file(s)${none}`,
+    `committed ${where}: ${counts.users_processed} users${counts.users_not_found > 0 ? ` (${counts.users_not_found} not found in MoonKey)` : ''}, ${counts.users_with_sessions} with sessions, ${counts.sessions_exported} sessions in ${files} file(s)${none}`,
   );
 }

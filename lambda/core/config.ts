@@ -105,6 +105,10 @@ export const envShape = z.object({
   // Low on purpose: a few odd items are quarantined and the run commits; most of them means the
   // contract moved and a snapshot committed without them would mislead.
   EXPORT_REJECTED_ITEMS_TOLERANCE: tolerance.default(() => ({ kind: 'percent', value: 1 }) as const),
+  // Generous on purpose: users deleted between the scan and their call, or rows a users table keeps
+  // for deleted accounts, are normal. Half the users missing is far past that, and far below the
+  // ~100% that another app's key or another environment's URL gives (see run/tolerance.ts).
+  EXPORT_NOT_FOUND_USERS_TOLERANCE: tolerance.default(() => ({ kind: 'percent', value: 50 }) as const),
   // S3 rejects multipart parts under 5 MiB (except the last); files above 5 GiB cannot be completed in one CopyObject-free part set we size for.
   EXPORT_TARGET_FILE_BYTES: int(1024, 5 * 1024 * MIB).default(128 * MIB),
   EXPORT_UPLOAD_PART_BYTES: int(5 * MIB, 512 * MIB).default(8 * MIB),
@@ -172,6 +176,7 @@ export interface Config {
   readonly scanPageSize: number;
   readonly failedUsersTolerance: Env['EXPORT_FAILED_USERS_TOLERANCE'];
   readonly rejectedItemsTolerance: Env['EXPORT_REJECTED_ITEMS_TOLERANCE'];
+  readonly notFoundUsersTolerance: Env['EXPORT_NOT_FOUND_USERS_TOLERANCE'];
   readonly targetFileBytes: number;
   readonly uploadPartBytes: number;
   readonly gzipLevel: number;
@@ -227,6 +232,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     scanPageSize: e.EXPORT_SCAN_PAGE_SIZE,
     failedUsersTolerance: e.EXPORT_FAILED_USERS_TOLERANCE,
     rejectedItemsTolerance: e.EXPORT_REJECTED_ITEMS_TOLERANCE,
+    notFoundUsersTolerance: e.EXPORT_NOT_FOUND_USERS_TOLERANCE,
     targetFileBytes: e.EXPORT_TARGET_FILE_BYTES,
     uploadPartBytes: e.EXPORT_UPLOAD_PART_BYTES,
     gzipLevel: e.EXPORT_GZIP_LEVEL,

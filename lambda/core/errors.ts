@@ -130,6 +130,16 @@ export class TooManyRejectedItemsError extends ExportError {
   override name = 'TooManyRejectedItemsError';
 }
 
+/**
+ * More users answered 404 `user_not_found` than EXPORT_NOT_FOUND_USERS_TOLERANCE allows: the job
+ * most likely asks the wrong app or environment (another app's key, another base URL), which
+ * looks like mass deletion. The snapshot is not committed, so a scheduled slot is not replaced
+ * by a nearly empty one.
+ */
+export class TooManyUsersNotFoundError extends ExportError {
+  override name = 'TooManyUsersNotFoundError';
+}
+
 /** The Lambda deadline was near: the run stopped cleanly instead of being killed mid-write. */
 export class DeadlineExceededError extends ExportError {
   override name = 'DeadlineExceededError';

@@ -22,6 +22,8 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 export interface RunMetrics {
   readonly usersProcessed: number;
   readonly usersFailed: number;
+  /** Users MoonKey answered 404 user_not_found for (deleted since the scan): not failures. */
+  readonly usersNotFound: number;
   readonly sessionsExported: number;
   readonly itemsRejected: number;
   readonly retries: number;
@@ -47,6 +49,7 @@ export function createMetricsSink(config: Pick<Config, 'metricsEnabled' | 'metri
   return (m) => {
     metrics.addMetric('UsersProcessed', MetricUnit.Count, m.usersProcessed);
     metrics.addMetric('UsersFailed', MetricUnit.Count, m.usersFailed);
+    metrics.addMetric('UsersNotFound', MetricUnit.Count, m.usersNotFound);
     metrics.addMetric('SessionsExported', MetricUnit.Count, m.sessionsExported);
     metrics.addMetric('ItemsRejected', MetricUnit.Count, m.itemsRejected);
     metrics.addMetric('Retries', MetricUnit.Count, m.retries);

@@ -45,8 +45,44 @@ function withoutKey(text: string, apiKey: string): string {
 /** gzip's magic bytes: how a compressed body is recognised even without Content-Encoding. */
 const isGzip = (head: Buffer | undefined) => head !== undefined && head[0] === 0x1f && head[1] === 0x8b;
 
-/** One attempt at `GET /v1/auth/sessions/list`: the parsed JSON body, or a typed error. */
+/**
+ * What a call resolves to when MoonKey says the user does not exist (404 with the API's
+ * `user_not_found` error): a user deleted since the users table was read. Not an error: such a
+ * user has no sessions, is not retried and is not a failed user. A symbol, so no JSON body can
+ * ever be mistaken for it.
+ */
+export const USER_NOT_FOUND: unique symbol = Symbol('MoonKey user not found');
+
+/**
+ * One attempt at `GET /v1/auth/sessions/list`: the parsed JSON body, USER_NOT_FOUND, or a typed
+ * error.
+ */
 export type FetchSessions = (userId: string, signal: AbortSignal) => Promise<unknown>;
+
+/**
+ * Longest 404 body read as the API's JSON error. Its `user_not_found` object is about 200 bytes;
+ * a larger body is some other page, and is not parsed (it may be up to EXPORT_MAX_RESPONSE_BYTES).
+ */
+const NOT_FOUND_BODY_CHARS = 4096;
+
+/**
+ * Whether a 404 body is the API's own "no such user" error: a JSON object with
+ * `"status_code": 404` and `"error_type": "user_not_found"` (the error shape of the API family).
+ * Anything else is not: an HTML page or another JSON 404 is what a wrong base path or a proxy in
+ * front of the wrong host gives, and reading those as deleted users would quietly drop users.
+ */
+export function isUserNotFoundBody(text: string): boolean {
+  if (text.length > NOT_FOUND_BODY_CHARS) return false;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const { status_code: status, error_type: type } = body as Record<string, unknown>;
+  return status === 404 && type === 'user_not_found';
+}
 
 export interface SessionsClient {
   readonly fetchSessions: FetchSessions;
@@ -167,6 +203,7 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
         `HTTP ${statusCode} redirect to ${location}; redirects are not followed (the key must not travel to another host): set MOONKEY_API_URL to the final address`,
       );
     }
+    if (statusCode === 404 && isUserNotFoundBody(response.text)) return USER_NOT_FOUND;
     const body = response.gzip
       ? `(gzip-compressed body of ${response.bytes} bytes)`
       : text.slice(0, ERROR_BODY_CHARS);

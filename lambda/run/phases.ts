@@ -360,6 +360,7 @@ function finish(
   ctx.metrics({
     usersProcessed: manifest.counts.users_processed,
     usersFailed: manifest.counts.users_failed,
+    usersNotFound: manifest.counts.users_not_found,
     sessionsExported: manifest.counts.sessions_exported,
     itemsRejected: manifest.counts.items_rejected,
     retries: manifest.counts.retries,

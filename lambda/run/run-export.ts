@@ -123,6 +123,7 @@ function sumProgress(parts: readonly Progress[]): Progress {
     concurrency: sum((p) => p.concurrency),
     sessionsExported: sum((p) => p.sessionsExported),
     usersFailed: sum((p) => p.usersFailed),
+    usersNotFound: sum((p) => p.usersNotFound),
     retries: sum((p) => p.retries),
     elapsedMs: Math.max(0, ...parts.map((p) => p.elapsedMs)),
   };

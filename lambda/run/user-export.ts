@@ -5,12 +5,13 @@ import type { JobLogger } from '../core/observability';
 import type { AdaptiveConcurrency } from '../flow/adaptive-concurrency';
 import { type RateLimiter, unlimited } from '../flow/rate-limiter';
 import { withRetries } from '../flow/retry-policy';
-import { ApiThrottledError, type FetchSessions, rawJsonOf } from '../moonkey/sessions-client';
+import { ApiThrottledError, type FetchSessions, rawJsonOf, USER_NOT_FOUND } from '../moonkey/sessions-client';
 import { type ValidatedSessions, validateSessions } from '../moonkey/validate-sessions';
 import { type FailedUser, MANIFEST_FAILED_USERS_LIMIT, type MutableRunCounts } from '../snapshot/manifest';
 import type { NdjsonWriter } from '../snapshot/ndjson-writer';
 import type { FileKind } from '../snapshot/snapshot-keys';
 import type { Admission } from './admission';
+import { tooManyUsersNotFound } from './tolerance';
 
 /** Fields the job adds to every line; a response that carries them has them replaced by ours. */
 const OUR_FIELDS = ['snapshot_id', 'run_id', 'snapshot_at', 'observed_at'] as const;
@@ -18,7 +19,7 @@ const OUR_FIELDS = ['snapshot_id', 'run_id', 'snapshot_at', 'observed_at'] as co
 export interface UserExportDeps {
   readonly config: Pick<
     Config,
-    'maxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'failedUsersTolerance'
+    'maxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'failedUsersTolerance' | 'notFoundUsersTolerance'
   >;
   readonly run: { readonly snapshotId: string; readonly runId: string; readonly snapshotAt: number };
   readonly fetchSessions: FetchSessions;
@@ -72,7 +73,7 @@ export class UserExport {
     try {
       // Each attempt holds a concurrency slot only while it calls: a user backing off before a
       // retry (say a 429's Retry-After: 1) leaves its slot to another user meanwhile.
-      const { valid, rejected } = await withRetries(
+      const answer = await withRetries(
         () => {
           deps.admission.attemptQueued();
           return deps.limit(() => this.attempt(userId, signal));
@@ -87,6 +88,11 @@ export class UserExport {
           counts.retries++;
         },
       );
+      if (answer === USER_NOT_FOUND) {
+        this.recordNotFound(userId);
+        return;
+      }
+      const { valid, rejected } = answer;
       const observedAt = Math.floor(this.now() / 1000);
       if (valid.length > 0) {
         let lines = '';
@@ -114,25 +120,31 @@ export class UserExport {
   }
 
   /** One call inside a concurrency slot: rate cap, request, AIMD feedback, validation. */
-  private async attempt(userId: string, signal: AbortSignal): Promise<ValidatedSessions> {
+  private async attempt(
+    userId: string,
+    signal: AbortSignal,
+  ): Promise<ValidatedSessions | typeof USER_NOT_FOUND> {
     const { deps } = this;
     try {
       if (signal.aborted) throw signal.reason;
       if (deps.limiter !== unlimited) await deps.limiter.acquire(signal);
       deps.counts.requests++;
       const aimd = deps.aimd;
-      if (aimd === undefined) return validateSessions(userId, await deps.fetchSessions(userId, signal));
-      const ticket = aimd.ticket();
       let body: unknown;
-      try {
-        body = await deps.fetchSessions(userId, signal);
-      } catch (error) {
-        if (error instanceof ApiThrottledError && aimd.onThrottle(ticket))
-          deps.limit.concurrency = aimd.limit;
-        throw error;
+      if (aimd === undefined) body = await deps.fetchSessions(userId, signal);
+      else {
+        const ticket = aimd.ticket();
+        try {
+          body = await deps.fetchSessions(userId, signal);
+        } catch (error) {
+          if (error instanceof ApiThrottledError && aimd.onThrottle(ticket))
+            deps.limit.concurrency = aimd.limit;
+          throw error;
+        }
+        // A not-found answer is a round trip like any other: it says nothing about our rate.
+        if (aimd.onSuccess()) deps.limit.concurrency = aimd.limit;
       }
-      if (aimd.onSuccess()) deps.limit.concurrency = aimd.limit;
-      return validateSessions(userId, body);
+      return body === USER_NOT_FOUND ? USER_NOT_FOUND : validateSessions(userId, body);
     } finally {
       deps.admission.attemptFinished();
     }
@@ -154,6 +166,26 @@ export class UserExport {
     const json = rawJsonOf(session) ?? JSON.stringify(session);
     const suffix = `${this.linePrefix}${observedAt}}\n`;
     return `${json.slice(0, -1)}${json.length > 2 ? suffix : suffix.slice(1)}`;
+  }
+
+  /**
+   * A user deleted since the users table was read: no sessions, no lines, not a failure. It is
+   * processed (its outcome is known, and it cost a call), so users processed still adds up to the
+   * users scanned and usable.
+   */
+  private recordNotFound(userId: string): void {
+    const { deps } = this;
+    const { counts } = deps;
+    counts.users_not_found++;
+    counts.users_processed++;
+    if (counts.users_not_found <= 20)
+      deps.logger.info('user not found at MoonKey; counted, nothing written', { user_id: userId });
+    const tolerance = deps.config.notFoundUsersTolerance;
+    // As for failed users: a count tolerance is for the whole run, so one Work above it dooms it.
+    // A percentage can only be judged on the whole run's counts, at Commit.
+    if (tolerance.kind === 'count' && counts.users_not_found > tolerance.value) {
+      deps.failRun(tooManyUsersNotFound(counts.users_not_found, undefined, tolerance));
+    }
   }
 
   private async recordFailedUser(userId: string, error: Error): Promise<void> {

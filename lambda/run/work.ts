@@ -62,6 +62,8 @@ export interface Progress {
   readonly concurrency: number;
   readonly sessionsExported: number;
   readonly usersFailed: number;
+  /** Users MoonKey answered 404 user_not_found for; part of `usersDone`. */
+  readonly usersNotFound: number;
   readonly retries: number;
   readonly elapsedMs: number;
 }
@@ -276,6 +278,7 @@ class Work {
       concurrency: this.limit.concurrency,
       sessionsExported: this.counts.sessions_exported,
       usersFailed: this.counts.users_failed,
+      usersNotFound: this.counts.users_not_found,
       retries: this.counts.retries,
       elapsedMs,
     };

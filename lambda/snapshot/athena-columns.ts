@@ -157,6 +157,7 @@ const manifestColumnTypes = {
     users_unusable: big,
     users_processed: big,
     users_with_sessions: big,
+    users_not_found: big,
     sessions_exported: big,
     users_failed: big,
     items_rejected: big,

@@ -23,8 +23,11 @@ export const MANIFEST_FAILED_USERS_LIMIT = 1000;
 export interface RunCounts {
   readonly users_scanned: number;
   readonly users_unusable: number;
+  /** Users whose outcome is known: with or without sessions, not found, or failed. */
   readonly users_processed: number;
   readonly users_with_sessions: number;
+  /** Users MoonKey answered 404 `user_not_found` for (deleted since the users table was read). */
+  readonly users_not_found: number;
   readonly sessions_exported: number;
   readonly users_failed: number;
   readonly items_rejected: number;
@@ -40,6 +43,7 @@ export function emptyCounts(): MutableRunCounts {
     users_unusable: 0,
     users_processed: 0,
     users_with_sessions: 0,
+    users_not_found: 0,
     sessions_exported: 0,
     users_failed: 0,
     items_rejected: 0,
@@ -51,8 +55,10 @@ export function emptyCounts(): MutableRunCounts {
 /** Counts of many Work steps (segments, continuations) summed into the run's. */
 export function sumCounts(parts: readonly RunCounts[]): RunCounts {
   const total = emptyCounts();
+  // `?? 0`: a step stored by an older version lacks counts added since; a run that spans a deploy
+  // must still sum to numbers, not NaN (which JSON writes as null and every tolerance lets pass).
   for (const part of parts)
-    for (const name of Object.keys(total) as (keyof RunCounts)[]) total[name] += part[name];
+    for (const name of Object.keys(total) as (keyof RunCounts)[]) total[name] += part[name] ?? 0;
   return total;
 }
 

@@ -10,6 +10,7 @@ import {
   prestoType,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
+import { emptyCounts } from '../../lambda/snapshot/manifest';
 import { FACTOR_MAKERS, sessionsFor, userIdFor } from '../../local/fake-sessions';
 
 /** Every field path of a JSON value that has no column (arrays checked element by element). */
@@ -118,6 +119,15 @@ describe('manifestColumns', () => {
     expect(names.indexOf('run_id')).toBe(names.indexOf('snapshot_id') + 1);
     const runId = manifestColumns.find((c) => c.name === 'run_id');
     expect(runId && hiveType(runId.type)).toBe('string');
+  });
+
+  it('has a bigint field for every count a manifest carries, users_not_found included', () => {
+    const counts = manifestColumns.find((c) => c.name === 'counts')?.type;
+    const fields = counts?.kind === 'struct' ? counts.fields : [];
+
+    expect(fields.map((f) => f.name).sort()).toEqual(Object.keys(emptyCounts()).sort());
+    expect(fields.map((f) => hiveType(f.type))).toEqual(fields.map(() => 'bigint'));
+    expect(fields.map((f) => f.name)).toContain('users_not_found');
   });
 });
 

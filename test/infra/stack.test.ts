@@ -639,7 +639,11 @@ describe('SessionExportStack with existing resources', () => {
       scheduleEnabled: false,
       memoryMiB: 2048,
       maxRequestsPerSecond: 40,
-      jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4', LOG_LEVEL: 'DEBUG' },
+      jobEnvironment: {
+        EXPORT_SCAN_SEGMENTS: '4',
+        LOG_LEVEL: 'DEBUG',
+        EXPORT_NOT_FOUND_USERS_TOLERANCE: '5%',
+      },
     });
   });
 
@@ -729,6 +733,7 @@ describe('SessionExportStack with existing resources', () => {
           EXPORT_MAX_RPS: '40',
           EXPORT_SCAN_SEGMENTS: '4',
           LOG_LEVEL: 'DEBUG',
+          EXPORT_NOT_FOUND_USERS_TOLERANCE: '5%',
         }),
       },
     });
@@ -895,12 +900,13 @@ describe('settings validation', () => {
           EXPORT_PREFIX: 'x',
           EXPORT_NOPE: '1',
           EXPORT_GZIP_LEVEL: '42',
+          EXPORT_NOT_FOUND_USERS_TOLERANCE: 'half',
         },
       }),
     ).toThrow(
       new RegExp(
         [
-          'Invalid SessionExport settings \\(8\\)',
+          'Invalid SessionExport settings \\(9\\)',
           'usersTableName and createDemoUsersTable conflict',
           'apiKeySecretArn must be the full Secrets Manager secret ARN',
           'existingBucketName and snapshotRetentionDays conflict',
@@ -909,6 +915,7 @@ describe('settings validation', () => {
           'jobEnvironment.EXPORT_PREFIX is set by the stack',
           'jobEnvironment.EXPORT_NOPE is not a variable the job reads',
           'jobEnvironment.EXPORT_GZIP_LEVEL="42" is rejected',
+          'jobEnvironment.EXPORT_NOT_FOUND_USERS_TOLERANCE="half" is rejected',
         ].join('[\\s\\S]*'),
       ),
     );

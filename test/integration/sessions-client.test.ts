@@ -9,9 +9,13 @@ import {
   MalformedResponseError,
   ResponseTooLargeError,
 } from '../../lambda/core/errors';
-import { createSessionsClient, type SessionsClient } from '../../lambda/moonkey/sessions-client';
+import {
+  createSessionsClient,
+  type SessionsClient,
+  USER_NOT_FOUND,
+} from '../../lambda/moonkey/sessions-client';
 import { type FakeApi, type FaultStep, startFakeMoonKeyApi } from '../../local/fake-moonkey-api';
-import { sessionsFor } from '../../local/fake-sessions';
+import { isDeletedUser, sessionsFor, userIdFor } from '../../local/fake-sessions';
 
 const KEY = 'sk_test_client_secret_9f8e7d';
 const BASE_TIME = 1_764_115_200;
@@ -31,7 +35,7 @@ afterAll(async () => {
 afterEach(async () => {
   await Promise.all(clients.map((c) => c.close()));
   clients = [];
-  api.configure({ faults: {}, echoAuthorization: false });
+  api.configure({ faults: {}, echoAuthorization: false, deletedUsers: [], deletedUserFraction: 0 });
   api.resetStats();
 });
 
@@ -194,5 +198,45 @@ describe('the API key in a response', () => {
 
     expect((error as Error).message).not.toContain(KEY);
     expect((error as Error).message).toContain('https://other.example/?token=[REDACTED]');
+  });
+});
+
+describe('deleted users at the fake API', () => {
+  const live = () => new AbortController().signal;
+
+  it('answers a deleted user with the API error user_not_found, which the client reads as the user gone', async () => {
+    api.configure({ deletedUsers: ['user_gone'] });
+
+    const gone = await client().fetchSessions('user_gone', live());
+    const kept = await client().fetchSessions('user_kept', live());
+
+    expect(gone).toBe(USER_NOT_FOUND);
+    expect(kept).toEqual({ sessions: sessionsFor('user_kept', BASE_TIME) });
+    expect(api.stats.byStatus).toEqual({ 200: 1, 404: 1 });
+  });
+
+  it('deletes a deterministic fraction of users, the ones isDeletedUser names', async () => {
+    api.configure({ deletedUserFraction: 0.1 });
+    const ids = Array.from({ length: 400 }, (_, i) => userIdFor(i));
+    const c = client();
+
+    const answers = await Promise.all(ids.map((id) => c.fetchSessions(id, live())));
+
+    const gone = ids.filter((_, i) => answers[i] === USER_NOT_FOUND);
+    expect(gone).toEqual(ids.filter((id) => isDeletedUser(id, 0.1)));
+    // About a tenth, and neither none nor all: the fraction really selects.
+    expect(gone.length).toBeGreaterThan(20);
+    expect(gone.length).toBeLessThan(60);
+    expect(api.stats.byStatus[404]).toBe(gone.length);
+  });
+
+  it('answers every user of a wrong base path with an HTML Not Found page, a failure for the client', async () => {
+    const error = await client({ apiUrl: `${api.url}/api` })
+      .fetchSessions('user_1', live())
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ApiRequestError);
+    expect((error as ApiRequestError).status).toBe(404);
+    expect((error as Error).message).toMatch(/^HTTP 404: <!DOCTYPE html>/);
   });
 });

@@ -19,6 +19,7 @@ describe('parseConfig', () => {
       maxAttempts: 5,
       scanSegments: 'auto',
       failedUsersTolerance: { kind: 'count', value: 0 },
+      notFoundUsersTolerance: { kind: 'percent', value: 50 },
       targetFileBytes: 128 * 1024 * 1024,
       uploadPartBytes: 8 * 1024 * 1024,
       s3ForcePathStyle: false,
@@ -91,6 +92,24 @@ describe('parseConfig', () => {
     expect(errorOf({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: '150%' }).issues[0]).toBe(
       'EXPORT_FAILED_USERS_TOLERANCE a percentage must be at most 100%',
     );
+  });
+
+  it('reads the not-found-users tolerance as a count or a percentage, and names the variable when it is bad', () => {
+    expect(
+      parseConfig({ ...minimal, EXPORT_NOT_FOUND_USERS_TOLERANCE: '200' }).notFoundUsersTolerance,
+    ).toEqual({ kind: 'count', value: 200 });
+    expect(
+      parseConfig({ ...minimal, EXPORT_NOT_FOUND_USERS_TOLERANCE: '2.5%' }).notFoundUsersTolerance,
+    ).toEqual({ kind: 'percent', value: 2.5 });
+    expect(errorOf({ ...minimal, EXPORT_NOT_FOUND_USERS_TOLERANCE: 'half' }).issues).toEqual([
+      'EXPORT_NOT_FOUND_USERS_TOLERANCE must be a count like "10" or a percentage like "0.5%"',
+    ]);
+    expect(errorOf({ ...minimal, EXPORT_NOT_FOUND_USERS_TOLERANCE: '-1' }).issues).toEqual([
+      'EXPORT_NOT_FOUND_USERS_TOLERANCE must be a count like "10" or a percentage like "0.5%"',
+    ]);
+    expect(errorOf({ ...minimal, EXPORT_NOT_FOUND_USERS_TOLERANCE: '101%' }).issues).toEqual([
+      'EXPORT_NOT_FOUND_USERS_TOLERANCE a percentage must be at most 100%',
+    ]);
   });
 
   it('refuses S3 part sizes S3 itself would refuse', () => {

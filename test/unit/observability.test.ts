@@ -13,6 +13,7 @@ interface EmfLine {
 const RUN: RunMetrics = {
   usersProcessed: 10,
   usersFailed: 0,
+  usersNotFound: 3,
   sessionsExported: 42,
   itemsRejected: 0,
   retries: 1,
@@ -75,7 +76,8 @@ describe('createMetricsSink', () => {
     const counts = emfLinesOf(RUN).filter((l) => metricNames(l).includes('UsersProcessed'));
     expect(counts).toHaveLength(1);
     expect(counts[0]?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service']]);
-    expect(counts[0]).toMatchObject({ UsersProcessed: 10, SessionsExported: 42 });
+    expect(counts[0]).toMatchObject({ UsersProcessed: 10, UsersNotFound: 3, SessionsExported: 42 });
+    expect(metricNames(counts[0] as EmfLine)).toContain('UsersNotFound');
     expect(counts[0]).not.toHaveProperty('trigger');
   });
 });

@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import {
   ApiAuthError,
   ApiRequestError,
@@ -18,6 +19,7 @@ import {
   parseRetryAfter,
   rawJsonOf,
   type SessionsClient,
+  USER_NOT_FOUND,
 } from '../../lambda/moonkey/sessions-client';
 import { freePort } from '../../local/child-server';
 
@@ -25,7 +27,7 @@ const API_KEY = 'sk_live_client_test_5150';
 
 interface Answer {
   status: number;
-  body?: string;
+  body?: string | Buffer;
   headers?: Record<string, string>;
   /** Never answer: the client's timeout must fire. */
   hang?: boolean;
@@ -255,6 +257,88 @@ describe('createSessionsClient: error statuses', () => {
     expect(error).toBeInstanceOf(ApiRequestError);
     expect(error.message).toBe('HTTP 400: {"error":"bad_request","echo":"Bearer [REDACTED]"}');
     expect(error.message).not.toContain(API_KEY);
+  });
+});
+
+describe('createSessionsClient: a 404', () => {
+  const USER_GONE = JSON.stringify({
+    status_code: 404,
+    request_id: 'request-id-test-1',
+    error_type: 'user_not_found',
+    message: 'User could not be found.',
+  });
+  /** What the retry policy ends with when every attempt goes through the client, and the attempts. */
+  const outcomeOf = () =>
+    withRetries(
+      () => client.fetchSessions('user_gone', live()),
+      { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 1 },
+      live(),
+      () => {},
+    ).catch((error: unknown) => error as Error);
+
+  it('is the user gone when its body is the API error with error_type user_not_found: once, never retried', async () => {
+    answer = () => ({ status: 404, body: USER_GONE });
+
+    expect(await outcomeOf()).toBe(USER_NOT_FOUND);
+    expect(received).toHaveLength(1);
+  });
+
+  it('reads the API error around white space and whatever content type it comes with', async () => {
+    answer = () => ({ status: 404, body: `\n  ${USER_GONE}  \n`, headers: { 'content-type': 'text/plain' } });
+
+    expect(await outcomeOf()).toBe(USER_NOT_FOUND);
+  });
+
+  it.each([
+    [
+      'an HTML page, as a wrong base path gives',
+      '<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>',
+    ],
+    [
+      'another error_type',
+      JSON.stringify({ status_code: 404, error_type: 'route_not_found', message: 'no route' }),
+    ],
+    ['a JSON 404 without error_type', '{"error":"not_found"}'],
+    ['user_not_found without status_code', JSON.stringify({ error_type: 'user_not_found' })],
+    [
+      'user_not_found with another status_code',
+      JSON.stringify({ status_code: 400, error_type: 'user_not_found' }),
+    ],
+    ['status_code as text', JSON.stringify({ status_code: '404', error_type: 'user_not_found' })],
+    ['the object inside an array', `[${USER_GONE}]`],
+    ['the object cut short', USER_GONE.slice(0, -1)],
+    ['text that only mentions user_not_found', 'error_type: user_not_found'],
+    ['an empty body', ''],
+    [
+      'the object padded past 4096 characters',
+      JSON.stringify({ status_code: 404, error_type: 'user_not_found', message: 'x'.repeat(4096) }),
+    ],
+  ])('stays a failed user, not retried, for %s', async (_, body) => {
+    answer = () => ({ status: 404, body });
+
+    const error = await outcomeOf();
+
+    expect(error).toBeInstanceOf(ApiRequestError);
+    expect((error as ApiRequestError).status).toBe(404);
+    expect(received).toHaveLength(1);
+  });
+
+  it('stays a failed user for the API error gzip-compressed (the client does not decompress)', async () => {
+    answer = () => ({ status: 404, body: gzipSync(USER_GONE), headers: { 'content-encoding': 'gzip' } });
+
+    const error = await outcomeOf();
+
+    expect(error).toBeInstanceOf(ApiRequestError);
+    expect((error as Error).message).toMatch(/^HTTP 404: \(gzip-compressed body of \d+ bytes\)$/);
+  });
+
+  it.each([400, 410, 422])('stays a failed user for the same body with HTTP %i', async (status) => {
+    answer = () => ({ status, body: USER_GONE });
+
+    const error = await outcomeOf();
+
+    expect(error).toBeInstanceOf(ApiRequestError);
+    expect((error as ApiRequestError).status).toBe(status);
   });
 });
 

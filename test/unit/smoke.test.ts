@@ -386,6 +386,40 @@ describe('npm run smoke', () => {
     expect(code).toBe(1);
   });
 
+  it("fails the manifest step when MoonKey knows none of the audited users, as another app's key gives", async () => {
+    const gone: Manifest = {
+      ...recorded.manifest,
+      counts: {
+        ...recorded.manifest.counts,
+        users_not_found: 3,
+        users_with_sessions: 0,
+        sessions_exported: 0,
+      },
+      files: { ...recorded.manifest.files, sessions: [] },
+    };
+    mocks.s3.on(GetObjectCommand).callsFake(() => ({ Body: manifestBody(gone) }));
+
+    const { code, lines } = await smoke(clients);
+
+    expect(lines[3]).toBe(
+      'FAIL manifest: MoonKey answered 404 user_not_found for all 3 audited users, taken from the users table — fix: the function asks another app or environment than the table belongs to: check the prop apiUrl and that the key in the API key secret is a key of that app',
+    );
+    expect(lines.slice(4).every((line) => line.startsWith('SKIP athena-'))).toBe(true);
+    expect(code).toBe(1);
+  });
+
+  it('passes the manifest step when some audited users were deleted, and says how many', async () => {
+    const some: Manifest = {
+      ...recorded.manifest,
+      counts: { ...recorded.manifest.counts, users_not_found: 1 },
+    };
+    mocks.s3.on(GetObjectCommand).callsFake(() => ({ Body: manifestBody(some) }));
+
+    const { lines } = await smoke(clients);
+
+    expect(lines[3]).toMatch(/^PASS manifest: committed s3:\/\/\S+: 3 users \(1 not found in MoonKey\), /);
+  });
+
   it('fails the manifest step when the committed manifest is not in the bucket', async () => {
     mocks.s3
       .on(GetObjectCommand)
