@@ -27,6 +27,7 @@ import {
 } from '../../local/state-machine-runner';
 import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
+import { startThrottlingProxy } from '../helpers/throttling-proxy';
 
 const BASE_TIME = 1_764_115_200;
 const BIG_TABLE = 'sfn-users-big';
@@ -310,7 +311,7 @@ describe('time running out in a Work, through the state machine definition', () 
     console.log(
       `${what}: ${execution.status} in ${seconds.toFixed(1)} s, Work invocations ${execution.calls.Work} ` +
         `(per segment ${JSON.stringify(Object.fromEntries(run.worksBySegment))}), hand-overs ${run.handOvers.length} ` +
-        `of ${handedOver.length} users, slow users among them ${handedOver.filter((id) => slow.includes(id)).length} of ${slow.length}`,
+        `of ${handedOver.length} users, ${slow.filter((id) => handedOver.includes(id)).length} of the ${slow.length} slow users among them`,
     );
   };
 
@@ -327,12 +328,12 @@ describe('time running out in a Work, through the state machine definition', () 
       status: 'SUCCEEDED',
       error: undefined,
     });
+    await expectExactlyTheTruth(run.prefix, smallIds);
     // Scanned once (by the Work that read the page), processed once, none failed.
     expect(execution.output).toMatchObject({
       status: 'committed',
       counts: { users_scanned: SMALL_USERS, users_processed: SMALL_USERS, users_failed: 0 },
     });
-    await expectExactlyTheTruth(run.prefix, smallIds);
     for (const works of run.worksBySegment.values()) expect(works).toBeGreaterThan(1);
     // Slow users were cut off in flight and called again by the next Work.
     const handedOver = run.handOvers.flatMap((h) => h.pending);
@@ -358,11 +359,11 @@ describe('time running out in a Work, through the state machine definition', () 
       status: 'SUCCEEDED',
       error: undefined,
     });
+    await expectExactlyTheTruth(run.prefix, listed);
     expect(execution.output).toMatchObject({
       status: 'committed',
       counts: { users_scanned: listed.length, users_processed: listed.length, users_failed: 0 },
     });
-    await expectExactlyTheTruth(run.prefix, listed);
     expect(run.worksBySegment.get(0)).toBeGreaterThan(1);
     expect(run.handOvers.length).toBeGreaterThan(0);
     expect(run.handOvers.flatMap((h) => h.pending).filter((id) => slow.includes(id)).length).toBeGreaterThan(
@@ -390,7 +391,31 @@ describe('time running out in a Work, through the state machine definition', () 
     expect(message).toContain(stuck);
     expect(message).toContain('EXPORT_REQUEST_TOTAL_TIMEOUT_MS');
     expect(message).toContain('EXPORT_DEADLINE_MARGIN_MS');
-    // It was handed over (a Work short of time fails nothing) before a Work stalled on it alone.
+    // It was handed over (a Work short of time fails nothing) before a Work stalled on it.
     expect(run.handOvers.some((h) => h.pending.includes(stuck))).toBe(true);
+  }, 300_000);
+
+  it('fails the run when not one page of users arrives in a whole invocation, naming the setting', async () => {
+    // DynamoDB throttles every Scan for longer than the run: no Work ever gets a page.
+    const proxy = await startThrottlingProxy(stack.dynamodb.endpoint, 600_000);
+    try {
+      const run = setUp(SMALL_TABLE, { ...SHORT_WORKS, AWS_ENDPOINT_URL_DYNAMODB: proxy.url }, SHORT);
+
+      const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+      expect(execution).toMatchObject({ status: 'FAILED', error: { Error: 'WorkStalledError' } });
+      expect(execution.calls.Commit).toBeUndefined();
+      expect(proxy.stats.throttled).toBeGreaterThan(0);
+      expect(proxy.stats.passed).toBe(0);
+      const [manifest, ...others] = await manifests(run.prefix);
+      expect(others).toEqual([]);
+      expect(manifest).toMatchObject({ status: 'failed', error: { type: 'WorkStalledError', step: 'Work' } });
+      const message = (manifest?.error as { message?: string } | null)?.message ?? '';
+      expect(message).toContain('not one page of users arrived');
+      expect(message).toContain('EXPORT_DYNAMODB_MAX_ATTEMPTS');
+      expect(await openUploadsUnder(run.prefix)).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
   }, 300_000);
 });
