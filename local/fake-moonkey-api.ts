@@ -32,7 +32,9 @@ export type FaultStep =
   /** 200 with the user's sessions plus one item whose `factors` is an array nested `depth` deep. */
   | { kind: 'deeply-nested-item'; depth: number }
   /** 200 with the user's sessions gzip-compressed and `Content-Encoding: gzip`, asked for or not. */
-  | { kind: 'gzip' };
+  | { kind: 'gzip' }
+  /** The normal answer, `ms` later than usual (a slow user); in flight at the server meanwhile. */
+  | { kind: 'delay'; ms: number };
 
 export interface FakeApiSettings {
   /** The only key the fake accepts, as `Authorization: Bearer <key>`. */
@@ -174,7 +176,13 @@ export async function startFakeMoonKeyApi(
     return false;
   };
 
-  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string> = {},
+    extraDelayMs = 0,
+  ) => {
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
     const write = () => {
       if (res.destroyed) return;
@@ -185,8 +193,12 @@ export async function startFakeMoonKeyApi(
       });
       res.end(body);
     };
-    if (settings.latencyMs > 0) setTimeout(write, settings.latencyMs);
-    else write();
+    const delayMs = settings.latencyMs + extraDelayMs;
+    if (delayMs > 0) {
+      // A client that gave up leaves no timer behind (a slow answer may be due in a minute).
+      const timer = setTimeout(write, delayMs);
+      res.once('close', () => clearTimeout(timer));
+    } else write();
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -285,7 +297,7 @@ export async function startFakeMoonKeyApi(
       const listed = JSON.stringify({ sessions });
       return send(res, 200, `${listed.slice(0, -2)}${sessions.length > 0 ? ',' : ''}${deep}]}`);
     }
-    return send(res, 200, JSON.stringify({ sessions }));
+    return send(res, 200, JSON.stringify({ sessions }), {}, step?.kind === 'delay' ? step.ms : 0);
   };
 
   /** Writes `bytes` of valid JSON in chunks, waiting for drain, stopping when the client goes away. */

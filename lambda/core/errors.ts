@@ -140,9 +140,23 @@ export class TooManyUsersNotFoundError extends ExportError {
   override name = 'TooManyUsersNotFoundError';
 }
 
-/** The Lambda deadline was near: the run stopped cleanly instead of being killed mid-write. */
+/**
+ * A process with one deadline for the whole run (the in-process driver, run/run-export.ts) ran
+ * out of time: it stopped cleanly instead of being killed mid-write. Under the state machine a
+ * Work short of time fails nothing: this is only the reason its hard stop aborts the calls in
+ * flight with, and their users are handed to the next Work (run/work.ts).
+ */
 export class DeadlineExceededError extends ExportError {
   override name = 'DeadlineExceededError';
+}
+
+/**
+ * A Work made no progress in a whole invocation: none of the users handed over to it finished
+ * before its hard stop (one call with its retries outlasts an invocation), or not one page of
+ * users arrived. Handing over again would loop, so the run fails; the message names the settings.
+ */
+export class WorkStalledError extends ExportError {
+  override name = 'WorkStalledError';
 }
 
 /** Writing, completing or cleaning up snapshot objects in S3 failed. */

@@ -136,7 +136,8 @@ async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaCon
     case 'work': {
       const deadline = Date.now() + context.getRemainingTimeInMillis();
       const margin = rt.config.deadlineMarginMs;
-      // New pages stop at the margin; the page in hand may use three quarters of it, the last
+      // New pages stop at the margin; the page in hand may use three quarters of it. Then the
+      // calls still running are stopped and their users handed to the next Work: the last
       // quarter is left for closing files (their last parts) and writing the step state.
       return workPhase(rt, input.run, input.slice, {
         attempt: context.awsRequestId,

@@ -18,6 +18,7 @@ import {
   collectSteps,
   decodeCursor,
   encodeCursor,
+  loadHandedOver,
   loadPlan,
   type StoredPlan,
   savePlan,
@@ -126,7 +127,7 @@ export interface WorkOptions {
   readonly attempt: string;
   /** Epoch ms after which this Work starts no new page. */
   readonly stopAt?: number;
-  /** Epoch ms at which this Work fails rather than be killed (see WorkInput.hardStopAt). */
+  /** Epoch ms at which this Work stops its calls and hands over (see WorkInput.hardStopAt). */
   readonly hardStopAt?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: Progress) => void;
@@ -134,7 +135,10 @@ export interface WorkOptions {
   readonly checkRunOver?: boolean;
 }
 
-/** WORK: one step of one segment; its result goes to S3, and the state carries only its key. */
+/**
+ * WORK: one step of one segment; its result goes to S3, and the state carries only its key.
+ * Users the previous step handed over (its `pending`, read from the slice's tail) come first.
+ */
 export async function workPhase(
   ctx: ExportContext,
   run: RunRef,
@@ -149,13 +153,17 @@ export async function workPhase(
       .slice(0, 12)
       .toLowerCase() || 'local';
   const writerId = `s${String(slice.segment).padStart(3, '0')}-${String(slice.step).padStart(5, '0')}-${attempt}`;
+  const cursor = decodeCursor(slice.cursor, plan);
+  const handedOver =
+    cursor.kind === 'handover' ? await loadHandedOver(ctx.s3, ctx.config.bucket, slice.tail, cursor) : [];
   const result = await runWork(
     {
       plan,
       keys,
       segment: slice.segment,
       totalSegments: slice.totalSegments,
-      cursor: decodeCursor(slice.cursor, plan),
+      cursor: cursor.kind === 'handover' ? cursor.after : cursor,
+      handedOver,
       writerId,
       stopAt: options.stopAt,
       hardStopAt: options.hardStopAt,
@@ -179,6 +187,7 @@ export async function workPhase(
     files: result.files,
     counts: result.counts,
     failedUsers: result.failedUsers,
+    pending: result.pending,
     next: result.next ?? null,
   });
   return {

@@ -4,7 +4,7 @@ import type { PendingFile } from '../snapshot/gzip-multipart-file';
 import type { FailedUser, RunCounts } from '../snapshot/manifest';
 import { getJson, putJson } from '../snapshot/s3-objects';
 import type { RunPlan } from './run-plan';
-import type { WorkCursor } from './work';
+import type { WalkCursor, WorkCursor } from './work';
 
 /**
  * What phases hand each other through S3 rather than through state payloads, so a Step Functions
@@ -21,6 +21,8 @@ export interface StoredPlan {
  * One Work step's result. Steps of a segment form a chain through `prev`: Commit walks back from
  * each segment's last step (the `tail` the state machine carries), so a step that a retried or
  * timed-out attempt wrote but the execution did not continue from is never part of the snapshot.
+ * `pending` are users the step took (and counted as scanned) but did not finish: the next step
+ * starts with them, reading them here, since its slice's `tail` is this step.
  */
 export interface WorkStep {
   readonly prev: string | null;
@@ -30,6 +32,7 @@ export interface WorkStep {
   readonly files: readonly PendingFile[];
   readonly counts: RunCounts;
   readonly failedUsers: readonly FailedUser[];
+  readonly pending: readonly string[];
   readonly next: WorkCursor | null;
 }
 
@@ -84,6 +87,29 @@ export async function collectSteps(
   return chains.flat();
 }
 
+/**
+ * The users a hand-over cursor stands for: the `pending` list of the step it came from (the
+ * slice's tail), which must hold exactly as many as the cursor says.
+ */
+export async function loadHandedOver(
+  s3: S3Client,
+  bucket: string,
+  tail: string | null,
+  cursor: Extract<WorkCursor, { kind: 'handover' }>,
+): Promise<readonly string[]> {
+  if (tail === null)
+    throw new InvalidPhaseInputError('slice.cursor hands users over, but slice.tail is null');
+  const step = await getJson<WorkStep>(s3, bucket, tail);
+  if (step === undefined) throw new InvalidPhaseInputError(`missing Work step s3://${bucket}/${tail}`);
+  const pending = Array.isArray(step.pending) ? step.pending : [];
+  if (pending.length !== cursor.users || !pending.every((id) => typeof id === 'string' && id !== '')) {
+    throw new InvalidPhaseInputError(
+      `slice.cursor hands over ${cursor.users} users, but the Work step s3://${bucket}/${tail} lists ${pending.length} pending`,
+    );
+  }
+  return pending;
+}
+
 /** A Work cursor as the string a state payload carries (null: from the start). */
 export function encodeCursor(cursor: WorkCursor | undefined): string | null {
   return cursor === undefined ? null : JSON.stringify(cursor);
@@ -92,12 +118,32 @@ export function encodeCursor(cursor: WorkCursor | undefined): string | null {
 export function decodeCursor(text: string | null, plan: RunPlan): WorkCursor {
   if (text === null)
     return plan.users.kind === 'list' ? { kind: 'list', offset: 0 } : { kind: 'scan', key: undefined };
+  let cursor: unknown;
   try {
-    const cursor = JSON.parse(text) as WorkCursor;
-    if (cursor.kind === 'list' && Number.isInteger(cursor.offset) && cursor.offset >= 0) return cursor;
-    if (cursor.kind === 'scan' && typeof cursor.key === 'object' && cursor.key !== null) return cursor;
+    cursor = JSON.parse(text);
   } catch {
     // reported below
   }
+  if (isWalkCursor(cursor)) return cursor;
+  if (isHandOver(cursor)) return cursor;
   throw new InvalidPhaseInputError(`slice.cursor is not a cursor this job wrote: ${text.slice(0, 200)}`);
+}
+
+function isWalkCursor(value: unknown): value is WalkCursor {
+  const cursor = value as Partial<Record<'kind' | 'offset' | 'key', unknown>> | null;
+  if (typeof cursor !== 'object' || cursor === null) return false;
+  if (cursor.kind === 'list') return Number.isInteger(cursor.offset) && (cursor.offset as number) >= 0;
+  return cursor.kind === 'scan' && typeof cursor.key === 'object' && cursor.key !== null;
+}
+
+function isHandOver(value: unknown): value is Extract<WorkCursor, { kind: 'handover' }> {
+  const cursor = value as Partial<Record<'kind' | 'users' | 'after', unknown>> | null;
+  return (
+    typeof cursor === 'object' &&
+    cursor !== null &&
+    cursor.kind === 'handover' &&
+    Number.isInteger(cursor.users) &&
+    (cursor.users as number) > 0 &&
+    (cursor.after === null || isWalkCursor(cursor.after))
+  );
 }

@@ -16,6 +16,9 @@ import { tooManyUsersNotFound } from './tolerance';
 /** Fields the job adds to every line; a response that carries them has them replaced by ours. */
 const OUR_FIELDS = ['snapshot_id', 'run_id', 'snapshot_at', 'observed_at'] as const;
 
+/** The Work's abort stopped this user before anything of it was counted or written. */
+const ABANDONED = Symbol('abandoned');
+
 export interface UserExportDeps {
   readonly config: Pick<
     Config,
@@ -35,6 +38,11 @@ export interface UserExportDeps {
   readonly signal: AbortSignal;
   /** Stops the whole Work at once (first fatal error wins). */
   readonly failRun: (error: Error) => void;
+  /**
+   * Told once a user is accounted for: counted, and its lines (if any) handed to the writers. A
+   * user the abort stopped first is never told: nothing of it was written, so it may be redone.
+   */
+  readonly onUserDone?: (userId: string) => void;
   readonly now?: () => number;
 }
 
@@ -60,16 +68,16 @@ export class UserExport {
 
   private async process(userId: string): Promise<void> {
     try {
-      await this.exportUser(userId);
+      if ((await this.exportUser(userId)) !== ABANDONED) this.deps.onUserDone?.(userId);
     } finally {
       this.deps.admission.userFinished();
     }
   }
 
-  private async exportUser(userId: string): Promise<void> {
+  private async exportUser(userId: string): Promise<typeof ABANDONED | undefined> {
     const { deps } = this;
     const { signal, counts } = deps;
-    if (signal.aborted) return;
+    if (signal.aborted) return ABANDONED;
     try {
       // Each attempt holds a concurrency slot only while it calls: a user backing off before a
       // retry (say a 429's Retry-After: 1) leaves its slot to another user meanwhile.
@@ -110,7 +118,9 @@ export class UserExport {
       }
       counts.users_processed++;
     } catch (error) {
-      if (signal.aborted) return;
+      // Only the call and its backoff listen to the signal, so what fails after the abort is the
+      // call: nothing of this user was written. (A writer that failed fails the Work at close.)
+      if (signal.aborted) return ABANDONED;
       if (error instanceof ApiAuthError || error instanceof SnapshotWriteError) {
         deps.failRun(error);
         return;

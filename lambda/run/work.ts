@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
-import { DeadlineExceededError, RunAbandonedError } from '../core/errors';
+import { DeadlineExceededError, RunAbandonedError, ScanUsersError, WorkStalledError } from '../core/errors';
 import { AdaptiveConcurrency } from '../flow/adaptive-concurrency';
 import { createRateLimiter, unlimited } from '../flow/rate-limiter';
 import type { PendingFile } from '../snapshot/gzip-multipart-file';
@@ -16,23 +16,39 @@ import type { RunPlan } from './run-plan';
 import { type ScanSlice, scanUsers } from './scan-users';
 import { UserExport } from './user-export';
 
-export type WorkCursor =
+/** Where a segment's walk goes on: a Scan key (undefined: from the start) or a listed audit's offset. */
+export type WalkCursor =
   | { readonly kind: 'scan'; readonly key: Record<string, AttributeValue> | undefined }
   | { readonly kind: 'list'; readonly offset: number };
+
+/**
+ * Where the next Work of a segment starts. `handover`: first the `users` users the previous
+ * Work took and did not finish, listed in its step record (run-state.ts; a state payload could
+ * not hold a page of ids), then the walk from `after` (null: nothing after them).
+ */
+export type WorkCursor =
+  | WalkCursor
+  | { readonly kind: 'handover'; readonly users: number; readonly after: WalkCursor | null };
 
 export interface WorkInput {
   readonly plan: RunPlan;
   readonly keys: SnapshotKeys;
   readonly segment: number;
   readonly totalSegments: number;
-  readonly cursor: WorkCursor;
+  /** Where the walk starts; null: nothing is left of the segment but `handedOver`. */
+  readonly cursor: WalkCursor | null;
+  /**
+   * Users the previous Work of this segment took and did not finish: done first, and not
+   * counted as scanned again (the Work that read them counted them).
+   */
+  readonly handedOver?: readonly string[];
   /** Unique per Work attempt: part of its file keys, so a retried attempt never reuses one. */
   readonly writerId: string;
   /** Epoch ms after which no new page (or listed user) is started; unset: run to the end. */
   readonly stopAt?: number;
   /**
-   * Epoch ms at which this Work gives up with DeadlineExceededError, in-flight calls and all,
-   * rather than be killed mid-write: the page it was finishing took too long.
+   * Epoch ms at which this Work stops its in-flight calls, rather than be killed mid-write: it
+   * closes its files with what finished users wrote and hands the rest to the next Work.
    */
   readonly hardStopAt?: number;
   /** Aborts this Work from outside (another segment of an in-process run failed). */
@@ -49,6 +65,8 @@ export interface WorkResult {
   readonly files: PendingFile[];
   readonly counts: RunCounts;
   readonly failedUsers: FailedUser[];
+  /** Users taken and not finished (the hard stop came first), for the next Work of the segment. */
+  readonly pending: string[];
   /** Where the next Work of this segment continues; undefined when the segment is finished. */
   readonly next: WorkCursor | undefined;
 }
@@ -72,12 +90,16 @@ export interface Progress {
 const LIST_CHUNK = 500;
 
 /**
- * One Work step of one segment: walks users from `cursor` until the segment ends or `stopAt`
- * passes, calling, validating and writing each, and returns the files it wrote as pending
- * uploads with its counts and the cursor to continue from. EXPORT_CONCURRENCY and EXPORT_MAX_RPS
- * are limits of the whole run: this worker takes its share (1/totalSegments of each). At
- * `stopAt` it starts no new page but finishes the current one (the cursor is a page boundary,
- * the only resumable point of a DynamoDB Scan), so EXPORT_DEADLINE_MARGIN_MS must cover a page.
+ * One Work step of one segment: the users handed over to it first, then walks users from
+ * `cursor` until the segment ends or `stopAt` passes, calling, validating and writing each, and
+ * returns the files it wrote as pending uploads with its counts and where to continue.
+ * EXPORT_CONCURRENCY and EXPORT_MAX_RPS are limits of the whole run: this worker takes its share
+ * (1/totalSegments of each). At `stopAt` it starts no new page but finishes the current one (a
+ * page boundary is the only resumable point of a DynamoDB Scan). At `hardStopAt` it aborts the
+ * calls still running: their users wrote nothing yet, so they and the page's users not yet
+ * started go to the next Work (a hand-over), and every user is still exported exactly once. A
+ * Work that was handed users and finished none of them fails instead (WorkStalledError): one
+ * call outlasts an invocation, and handing over again would loop.
  * On a fatal error it aborts its own uploads and throws.
  */
 export async function runWork(input: WorkInput, ctx: ExportContext): Promise<WorkResult> {
@@ -86,8 +108,19 @@ export async function runWork(input: WorkInput, ctx: ExportContext): Promise<Wor
 
 class Work {
   private readonly abort = new AbortController();
+  /** The first fatal error. The abort alone may be the hard stop, which fails nothing. */
+  private fatal: Error | undefined;
+  private hardStopped = false;
   private readonly counts = emptyCounts();
   private readonly failedUsers: FailedUser[] = [];
+  /** Users taken (handed over, or of a page read) and not yet done: how often each was taken. */
+  private readonly unfinished = new Map<string, number>();
+  private readonly handedOver: ReadonlySet<string>;
+  private handedOverDone = 0;
+  /** Whether anything was taken (the hand-over, a page): a Work that took nothing made no progress. */
+  private tookAny = false;
+  /** Where the walk goes on after the users taken so far; null: the segment has no more. */
+  private resumeAt: WalkCursor | null;
   private readonly writers: Record<FileKind, NdjsonWriter>;
   private readonly users: UserExport;
   private readonly admission: Admission;
@@ -100,6 +133,8 @@ class Work {
     private readonly ctx: ExportContext,
   ) {
     const { config } = ctx;
+    this.resumeAt = input.cursor;
+    this.handedOver = new Set(input.handedOver);
     // Every in-flight call and backoff sleep listens to this one signal.
     setMaxListeners(0, this.abort.signal);
     const onOuterAbort = () => this.failRun(input.signal?.reason as Error);
@@ -141,21 +176,30 @@ class Work {
       logger: ctx.logger,
       signal: this.abort.signal,
       failRun: (error) => this.failRun(error),
+      onUserDone: (userId) => this.userDone(userId),
     });
   }
 
   async run(): Promise<WorkResult> {
     const stopTimer = this.startProgressTimer();
     try {
-      const next = await this.walk();
+      await this.walk();
+      // After the hard stop this is quick: aborted calls end at once, started writes finish.
       await this.admission.drained();
-      this.throwIfAborted();
+      if (this.fatal) throw this.fatal;
+      if (this.hardStopped) this.checkProgress();
       const files = (await Promise.all(FILE_KINDS.map((kind) => this.writers[kind].close()))).flat();
+      const pending = [...this.unfinished].flatMap(([userId, times]) => Array<string>(times).fill(userId));
+      const next: WorkCursor | undefined =
+        pending.length > 0
+          ? { kind: 'handover', users: pending.length, after: this.resumeAt }
+          : (this.resumeAt ?? undefined);
       const aimd = this.aimd;
       this.ctx.logger.info('work step finished', {
         segment: this.input.segment,
         done: next === undefined,
         counts: this.counts,
+        handedOver: pending.length,
         ...(aimd
           ? {
               adaptiveConcurrency: {
@@ -167,7 +211,7 @@ class Work {
             }
           : {}),
       });
-      return { files, counts: { ...this.counts }, failedUsers: [...this.failedUsers], next };
+      return { files, counts: { ...this.counts }, failedUsers: [...this.failedUsers], pending, next };
     } catch (error) {
       this.failRun(error as Error);
       await this.admission.drained();
@@ -181,7 +225,7 @@ class Work {
       await this.input
         .onFailure?.({ counts: { ...this.counts }, failedUsers: [...this.failedUsers] })
         .catch(() => undefined);
-      throw (this.abort.signal.reason as Error | undefined) ?? error;
+      throw this.fatal ?? error;
     } finally {
       stopTimer();
     }
@@ -191,33 +235,37 @@ class Work {
     return this.input.stopAt !== undefined && Date.now() >= this.input.stopAt;
   }
 
-  private async walk(): Promise<WorkCursor | undefined> {
+  private async walk(): Promise<void> {
+    await this.checkRunNotOver();
+    const handedOver = this.input.handedOver ?? [];
+    if (handedOver.length > 0) {
+      this.tookAny = true;
+      if (!(await this.take(handedOver)) || this.shouldStop()) return;
+    }
     const { cursor } = this.input;
+    if (cursor === null) return;
     if (cursor.kind === 'list') return this.walkList(cursor.offset);
     return this.walkScan(cursor.key);
   }
 
-  private async walkList(offset: number): Promise<WorkCursor | undefined> {
+  private async walkList(offset: number): Promise<void> {
     const users = this.input.plan.users;
     if (users.kind !== 'list') throw new Error('a list cursor needs a listed audit');
-    let at = offset;
-    while (at < users.userIds.length) {
-      if (this.abort.signal.aborted) return { kind: 'list', offset: at };
-      if (at > offset && this.shouldStop()) return { kind: 'list', offset: at };
-      await this.checkRunNotOver();
+    for (let at = offset; at < users.userIds.length; ) {
+      if (this.abort.signal.aborted) return;
       const end = Math.min(users.userIds.length, at + LIST_CHUNK);
-      for (; at < end; at++) {
-        if (this.abort.signal.aborted) return { kind: 'list', offset: at };
-        this.counts.users_scanned++;
-        if (this.input.plan.dryRun) continue;
-        if (!this.admission.hasRoom()) await this.admission.roomForOneMore();
-        this.users.start(users.userIds[at] as string);
-      }
+      const chunk = users.userIds.slice(at, end);
+      at = end;
+      this.tookAny = true;
+      this.counts.users_scanned += chunk.length;
+      this.resumeAt = end < users.userIds.length ? { kind: 'list', offset: end } : null;
+      if (!(await this.take(chunk))) return;
+      if (this.resumeAt === null || this.shouldStop()) return;
+      await this.checkRunNotOver();
     }
-    return undefined;
   }
 
-  private async walkScan(start: Record<string, AttributeValue> | undefined): Promise<WorkCursor | undefined> {
+  private async walkScan(start: Record<string, AttributeValue> | undefined): Promise<void> {
     const { config } = this.ctx;
     const slice: ScanSlice = {
       segment: this.input.segment,
@@ -230,25 +278,64 @@ class Work {
       pageSize: config.scanPageSize,
       signal: this.abort.signal,
     });
-    let cursor = start;
-    await this.checkRunNotOver();
-    for await (const page of pages) {
-      this.counts.users_scanned += page.userIds.length;
-      this.counts.users_unusable += page.unusable;
-      if (!this.input.plan.dryRun) {
-        for (const userId of page.userIds) {
-          if (this.abort.signal.aborted) return { kind: 'scan', key: cursor };
-          if (!this.admission.hasRoom()) await this.admission.roomForOneMore();
-          this.users.start(userId);
-        }
+    try {
+      for await (const page of pages) {
+        this.tookAny = true;
+        this.counts.users_scanned += page.userIds.length;
+        this.counts.users_unusable += page.unusable;
+        this.resumeAt = page.nextCursor === undefined ? null : { kind: 'scan', key: page.nextCursor };
+        if (!(await this.take(page.userIds))) return;
+        // Checked after a page, so every Work makes progress however little time it was given.
+        if (this.resumeAt === null || this.shouldStop()) return;
+        await this.checkRunNotOver();
       }
-      cursor = page.nextCursor;
-      if (cursor === undefined) return undefined;
-      // Checked after a page, so every Work makes progress however little time it was given.
-      if (this.shouldStop()) return { kind: 'scan', key: cursor };
-      await this.checkRunNotOver();
+    } catch (error) {
+      // The hard stop aborted the read of a page: not taken, so the next Work reads it again.
+      if (this.hardStopped && this.fatal === undefined && error instanceof ScanUsersError) return;
+      throw error;
     }
-    return undefined;
+  }
+
+  /**
+   * Takes users into this Work (each unfinished until its outcome is written) and starts them as
+   * admission allows. False when the abort came first: the rest stay unfinished, never started.
+   */
+  private async take(userIds: readonly string[]): Promise<boolean> {
+    if (this.input.plan.dryRun) return true;
+    for (const userId of userIds) this.unfinished.set(userId, (this.unfinished.get(userId) ?? 0) + 1);
+    for (const userId of userIds) {
+      if (!this.admission.hasRoom()) await this.admission.roomForOneMore();
+      if (this.abort.signal.aborted) return false;
+      this.users.start(userId);
+    }
+    return true;
+  }
+
+  private userDone(userId: string): void {
+    const times = (this.unfinished.get(userId) ?? 0) - 1;
+    if (times > 0) this.unfinished.set(userId, times);
+    else this.unfinished.delete(userId);
+    if (this.handedOver.has(userId)) this.handedOverDone++;
+  }
+
+  /**
+   * After a hard stop: a Work that made no progress at all fails, since the next one would start
+   * where it did and stop the same way.
+   */
+  private checkProgress(): void {
+    const { config } = this.ctx;
+    const ran = `${(this.input.hardStopAt ?? Date.now()) - this.startedAt} ms`;
+    if (this.handedOver.size > 0 && this.handedOverDone === 0) {
+      const stuck = [...this.handedOver].slice(0, 3).join(', ');
+      throw new WorkStalledError(
+        `none of the ${this.handedOver.size} users handed over to this Work (${stuck}${this.handedOver.size > 3 ? ', ...' : ''}) finished in its whole invocation (${ran} to its hard stop): one user's call with its retries takes longer than a Work has, and handing it over again would loop; nothing was committed. A call may take EXPORT_MAX_ATTEMPTS=${config.maxAttempts} attempts of up to EXPORT_REQUEST_TOTAL_TIMEOUT_MS=${config.requestTotalTimeoutMs} ms, with up to EXPORT_RETRY_MAX_DELAY_MS=${config.retryMaxDelayMs} ms (or the API's longer Retry-After) before each retry: lower those, or give each Work more time (raise the function timeout, or lower EXPORT_DEADLINE_MARGIN_MS=${config.deadlineMarginMs})`,
+      );
+    }
+    if (!this.tookAny) {
+      throw new WorkStalledError(
+        `not one page of users arrived from ${config.usersTableName} in this Work's whole invocation (${ran} to its hard stop), so it could not make progress; nothing was committed. Reading a page is retried up to EXPORT_DYNAMODB_MAX_ATTEMPTS=${config.dynamodbMaxAttempts} times while DynamoDB throttles: raise the table's read capacity, lower EXPORT_SCAN_PAGE_SIZE=${config.scanPageSize}, or give each Work more time (raise the function timeout, or lower EXPORT_DEADLINE_MARGIN_MS=${config.deadlineMarginMs})`,
+      );
+    }
   }
 
   private async checkRunNotOver(): Promise<void> {
@@ -261,11 +348,19 @@ class Work {
 
   /** First fatal error wins; every in-flight call and sleep sees the abort at once. */
   private failRun(error: Error): void {
+    this.fatal ??= error;
     if (!this.abort.signal.aborted) this.abort.abort(error);
   }
 
-  private throwIfAborted(): void {
-    if (this.abort.signal.aborted) throw this.abort.signal.reason;
+  /** The hard stop: calls and backoff sleeps end now; their users are handed over, not failed. */
+  private stopCalls(): void {
+    if (this.abort.signal.aborted) return;
+    this.hardStopped = true;
+    this.abort.abort(
+      new DeadlineExceededError(
+        `this Work's hard stop (EXPORT_DEADLINE_MARGIN_MS=${this.ctx.config.deadlineMarginMs}): its unfinished users go to the next Work`,
+      ),
+    );
   }
 
   private progress(): Progress {
@@ -295,15 +390,7 @@ class Work {
     const deadline =
       hardStopAt === undefined
         ? undefined
-        : setTimeout(
-            () =>
-              this.failRun(
-                new DeadlineExceededError(
-                  `stopped before the invocation deadline (EXPORT_DEADLINE_MARGIN_MS=${this.ctx.config.deadlineMarginMs}) with ${this.counts.users_processed} users of this step done; nothing was committed. Raise EXPORT_DEADLINE_MARGIN_MS so a scan page fits in it, or lower EXPORT_SCAN_PAGE_SIZE`,
-                ),
-              ),
-            Math.max(0, hardStopAt - Date.now()),
-          );
+        : setTimeout(() => this.stopCalls(), Math.max(0, hardStopAt - Date.now()));
     deadline?.unref();
     return () => {
       clearInterval(timer);

@@ -27,6 +27,7 @@ import {
 } from '../../local/state-machine-runner';
 import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
+import { startThrottlingProxy } from '../helpers/throttling-proxy';
 
 const BASE_TIME = 1_764_115_200;
 const BIG_TABLE = 'sfn-users-big';
@@ -79,6 +80,8 @@ interface Observed {
   readonly uploads: Map<string, OpenUpload>;
   /** Work invocations per segment. */
   readonly worksBySegment: Map<number, number>;
+  /** Users each Work that ran short of time handed to the next (read from its step record). */
+  readonly handOvers: { readonly segment: number; readonly pending: readonly string[] }[];
 }
 
 /** A LocalStepFunctions on a fresh prefix, the job configured for a compressed deadline. */
@@ -106,6 +109,7 @@ function setUp(
   });
   const uploads = new Map<string, OpenUpload>();
   const worksBySegment = new Map<number, number>();
+  const handOvers: Observed['handOvers'][number][] = [];
   const sfn = new LocalStepFunctions(definitions, handler, {
     workBudgetMs: 5_000,
     ...options,
@@ -113,6 +117,11 @@ function setUp(
       if (call.state === 'Work') {
         const { segment } = (call.payload as { slice: Slice }).slice;
         worksBySegment.set(segment, (worksBySegment.get(segment) ?? 0) + 1);
+        const out = (call.result as { slice?: { cursor: string | null; tail: string } } | undefined)?.slice;
+        if (out?.cursor && (JSON.parse(out.cursor) as { kind: string }).kind === 'handover') {
+          const step = await getJson<{ pending: string[] }>(stack.s3Client, stack.bucket, out.tail);
+          handOvers.push({ segment, pending: step?.pending ?? [] });
+        }
       }
       for (const key of await listKeys(stack.s3Client, stack.bucket, `${prefix}/runs/`)) {
         if (!key.includes('/uploads/') || uploads.has(key)) continue;
@@ -121,7 +130,7 @@ function setUp(
       }
     },
   });
-  return { prefix, sfn, uploads, worksBySegment };
+  return { prefix, sfn, uploads, worksBySegment, handOvers };
 }
 
 /** Multipart uploads the S3 server still holds open under `prefix`. */
@@ -275,5 +284,138 @@ describe('one scheduled slot, run twice', () => {
     expect((rerun.output as { snapshotId: string }).snapshotId).toBe('scheduled-20261127T020000Z');
     await expectExactlyTheTruth(run.prefix, smallIds);
     expect(await openUploadsUnder(run.prefix)).toEqual([]);
+  }, 300_000);
+});
+
+describe('time running out in a Work, through the state machine definition', () => {
+  // 4 s Works that take no new page 1.5 s before their deadline and stop their calls 375 ms
+  // before it. 4 calls in flight per segment at 20 ms: a segment's 750 users need 3.75 s of
+  // calls, so every segment takes more than one Work whatever the machine's speed.
+  const SHORT_WORKS = { EXPORT_CONCURRENCY: '16', EXPORT_DEADLINE_MARGIN_MS: '1500' };
+  const SHORT = { workBudgetMs: 4_000 };
+  // 0.5% of the users answer 2.5 s late, once: one started in the last 2.5 s before a Work's
+  // hard stop is still in flight there.
+  const slowUsers = (ids: readonly string[]) => ids.filter((_, i) => i % 200 === 0);
+  const slowFaults = (ids: readonly string[]) =>
+    Object.fromEntries(ids.map((id) => [id, [{ kind: 'delay' as const, ms: 2_500 }]]));
+  beforeEach(() => stack.api.configure({ latencyMs: 20 }));
+
+  const report = (
+    what: string,
+    run: Observed,
+    execution: LocalExecution,
+    seconds: number,
+    slow: string[],
+  ) => {
+    const handedOver = run.handOvers.flatMap((h) => h.pending);
+    console.log(
+      `${what}: ${execution.status} in ${seconds.toFixed(1)} s, Work invocations ${execution.calls.Work} ` +
+        `(per segment ${JSON.stringify(Object.fromEntries(run.worksBySegment))}), hand-overs ${run.handOvers.length} ` +
+        `of ${handedOver.length} users, ${slow.filter((id) => handedOver.includes(id)).length} of the ${slow.length} slow users among them`,
+    );
+  };
+
+  it("hands users still in flight at a Work's hard stop to the next Work: the run commits every session exactly once", async () => {
+    const slow = slowUsers(smallIds);
+    stack.api.configure({ faults: slowFaults(slow) });
+    const run = setUp(SMALL_TABLE, SHORT_WORKS, SHORT);
+    const started = Date.now();
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    report('slow users, scheduled run', run, execution, (Date.now() - started) / 1000, slow);
+    expect({ status: execution.status, error: execution.error }).toEqual({
+      status: 'SUCCEEDED',
+      error: undefined,
+    });
+    await expectExactlyTheTruth(run.prefix, smallIds);
+    // Scanned once (by the Work that read the page), processed once, none failed.
+    expect(execution.output).toMatchObject({
+      status: 'committed',
+      counts: { users_scanned: SMALL_USERS, users_processed: SMALL_USERS, users_failed: 0 },
+    });
+    for (const works of run.worksBySegment.values()) expect(works).toBeGreaterThan(1);
+    // Slow users were cut off in flight and called again by the next Work.
+    const handedOver = run.handOvers.flatMap((h) => h.pending);
+    expect(handedOver.filter((id) => slow.includes(id)).length).toBeGreaterThan(0);
+    expect(await openUploadsUnder(run.prefix)).toEqual([]);
+  }, 300_000);
+
+  it('hands unfinished users of a listed audit over the same way: every listed user exactly once', async () => {
+    const listed = smallIds.slice(0, 1_000);
+    const slow = slowUsers(listed);
+    stack.api.configure({ faults: slowFaults(slow) });
+    // One segment of 4 calls in flight at 20 ms: 1,000 users need 5 s of calls, more than a Work.
+    const run = setUp(SMALL_TABLE, { ...SHORT_WORKS, EXPORT_CONCURRENCY: '4' }, SHORT);
+    const started = Date.now();
+
+    const execution = await run.sfn.startExecution('audit-slow-users', {
+      reason: 'slow users at a deadline',
+      userIds: listed,
+    });
+
+    report('slow users, listed audit', run, execution, (Date.now() - started) / 1000, slow);
+    expect({ status: execution.status, error: execution.error }).toEqual({
+      status: 'SUCCEEDED',
+      error: undefined,
+    });
+    await expectExactlyTheTruth(run.prefix, listed);
+    expect(execution.output).toMatchObject({
+      status: 'committed',
+      counts: { users_scanned: listed.length, users_processed: listed.length, users_failed: 0 },
+    });
+    expect(run.worksBySegment.get(0)).toBeGreaterThan(1);
+    expect(run.handOvers.length).toBeGreaterThan(0);
+    expect(run.handOvers.flatMap((h) => h.pending).filter((id) => slow.includes(id)).length).toBeGreaterThan(
+      0,
+    );
+    expect(await openUploadsUnder(run.prefix)).toEqual([]);
+  }, 300_000);
+
+  it("fails the run when a user's call cannot finish within a whole invocation, naming the setting: nothing committed, no open uploads", async () => {
+    const stuck = smallIds[1_234] ?? userIdFor(1_234);
+    // Every answer for this user comes 10 s late: never within a 4 s Work.
+    stack.api.configure({
+      faults: { [stuck]: Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 10_000 })) },
+    });
+    const run = setUp(SMALL_TABLE, SHORT_WORKS, SHORT);
+    const started = Date.now();
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    report('a user that never answers in time', run, execution, (Date.now() - started) / 1000, [stuck]);
+    await expectFailedAndInvisible(run, execution, 'WorkStalledError');
+    const [manifest] = await manifests(run.prefix);
+    expect(manifest?.error).toMatchObject({ type: 'WorkStalledError', step: 'Work' });
+    const message = (manifest?.error as { message?: string } | null)?.message ?? '';
+    expect(message).toContain(stuck);
+    expect(message).toContain('EXPORT_REQUEST_TOTAL_TIMEOUT_MS');
+    expect(message).toContain('EXPORT_DEADLINE_MARGIN_MS');
+    // It was handed over (a Work short of time fails nothing) before a Work stalled on it.
+    expect(run.handOvers.some((h) => h.pending.includes(stuck))).toBe(true);
+  }, 300_000);
+
+  it('fails the run when not one page of users arrives in a whole invocation, naming the setting', async () => {
+    // DynamoDB throttles every Scan for longer than the run: no Work ever gets a page.
+    const proxy = await startThrottlingProxy(stack.dynamodb.endpoint, 600_000);
+    try {
+      const run = setUp(SMALL_TABLE, { ...SHORT_WORKS, AWS_ENDPOINT_URL_DYNAMODB: proxy.url }, SHORT);
+
+      const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+      expect(execution).toMatchObject({ status: 'FAILED', error: { Error: 'WorkStalledError' } });
+      expect(execution.calls.Commit).toBeUndefined();
+      expect(proxy.stats.throttled).toBeGreaterThan(0);
+      expect(proxy.stats.passed).toBe(0);
+      const [manifest, ...others] = await manifests(run.prefix);
+      expect(others).toEqual([]);
+      expect(manifest).toMatchObject({ status: 'failed', error: { type: 'WorkStalledError', step: 'Work' } });
+      const message = (manifest?.error as { message?: string } | null)?.message ?? '';
+      expect(message).toContain('not one page of users arrived');
+      expect(message).toContain('EXPORT_DYNAMODB_MAX_ATTEMPTS');
+      expect(await openUploadsUnder(run.prefix)).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
   }, 300_000);
 });

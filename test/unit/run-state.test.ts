@@ -1,0 +1,126 @@
+import { InvalidPhaseInputError } from '../../lambda/core/errors';
+import type { RunPlan } from '../../lambda/run/run-plan';
+import {
+  decodeCursor,
+  encodeCursor,
+  loadHandedOver,
+  saveStep,
+  type WorkStep,
+} from '../../lambda/run/run-state';
+import type { WorkCursor } from '../../lambda/run/work';
+import { emptyCounts } from '../../lambda/snapshot/manifest';
+import { MemoryS3 } from '../helpers/memory-s3';
+
+const scanPlan = { users: { kind: 'scan' } } as unknown as RunPlan;
+const listPlan = { users: { kind: 'list', userIds: ['user_a', 'user_b'] } } as unknown as RunPlan;
+const scanKey = { user_id: { S: 'user_2Qx7bN1cW0kVd9Lr4sT8yZaHfEj' } };
+
+/** A page of user ids as long as a real one (`user_` + 27 characters, EXPORT_SCAN_PAGE_SIZE's default). */
+const pageOfIds = Array.from({ length: 1_000 }, (_, i) => `user_${String(i).padStart(27, '0')}`);
+
+function step(overrides: Partial<WorkStep> = {}): WorkStep {
+  return {
+    prev: null,
+    segment: 0,
+    step: 0,
+    attempt: 'a1',
+    files: [],
+    counts: emptyCounts(),
+    failedUsers: [],
+    pending: [],
+    next: null,
+    ...overrides,
+  };
+}
+
+describe('encodeCursor and decodeCursor', () => {
+  it.each<[string, WorkCursor]>([
+    ['a scan key', { kind: 'scan', key: scanKey }],
+    ['a list offset', { kind: 'list', offset: 500 }],
+    ['a hand-over, then a scan key', { kind: 'handover', users: 17, after: { kind: 'scan', key: scanKey } }],
+    [
+      'a hand-over, then a list offset',
+      { kind: 'handover', users: 3, after: { kind: 'list', offset: 1000 } },
+    ],
+    ['a hand-over at the end of the segment', { kind: 'handover', users: 1, after: null }],
+  ])('gives back %s as it was encoded', (_, cursor) => {
+    const text = encodeCursor(cursor);
+
+    expect(decodeCursor(text, scanPlan)).toEqual(cursor);
+  });
+
+  it('reads no cursor as the start of the walk: a Scan, or offset 0 of a listed audit', () => {
+    expect(encodeCursor(undefined)).toBeNull();
+    expect(decodeCursor(null, scanPlan)).toEqual({ kind: 'scan', key: undefined });
+    expect(decodeCursor(null, listPlan)).toEqual({ kind: 'list', offset: 0 });
+  });
+
+  it('keeps a hand-over of a whole page of users as small as any cursor: the ids stay in S3', () => {
+    const text = encodeCursor({
+      kind: 'handover',
+      users: pageOfIds.length,
+      after: { kind: 'scan', key: scanKey },
+    });
+
+    expect(text).not.toContain(pageOfIds[0]);
+    expect(text?.length).toBeLessThan(120);
+  });
+
+  it.each([
+    ['not JSON', '{"kind":'],
+    ['an unknown kind', '{"kind":"resume","offset":1}'],
+    ['a scan without a key', '{"kind":"scan"}'],
+    ['a negative offset', '{"kind":"list","offset":-1}'],
+    ['a hand-over of no users', '{"kind":"handover","users":0,"after":null}'],
+    ['a hand-over of a fractional count', '{"kind":"handover","users":1.5,"after":null}'],
+    ['a hand-over without what comes after', '{"kind":"handover","users":2}'],
+    [
+      'a hand-over followed by another',
+      '{"kind":"handover","users":2,"after":{"kind":"handover","users":1,"after":null}}',
+    ],
+  ])('refuses %s, quoting the cursor', (_, text) => {
+    const decode = () => decodeCursor(text, scanPlan);
+
+    expect(decode).toThrow(InvalidPhaseInputError);
+    expect(decode).toThrow(`slice.cursor is not a cursor this job wrote: ${text}`);
+  });
+});
+
+describe('loadHandedOver', () => {
+  it("reads the handed-over users from the previous step's record, in its order", async () => {
+    const s3 = new MemoryS3();
+    await saveStep(s3.client, 'b', 'steps/0.json', step({ pending: pageOfIds }));
+
+    const users = await loadHandedOver(s3.client, 'b', 'steps/0.json', {
+      kind: 'handover',
+      users: pageOfIds.length,
+      after: null,
+    });
+
+    expect(users).toEqual(pageOfIds);
+  });
+
+  it('refuses a record that lists another number of users than the cursor says', async () => {
+    const s3 = new MemoryS3();
+    await saveStep(s3.client, 'b', 'steps/0.json', step({ pending: ['user_a', 'user_b'] }));
+
+    const load = loadHandedOver(s3.client, 'b', 'steps/0.json', { kind: 'handover', users: 3, after: null });
+
+    await expect(load).rejects.toThrow(InvalidPhaseInputError);
+    await expect(load).rejects.toThrow(
+      'slice.cursor hands over 3 users, but the Work step s3://b/steps/0.json lists 2 pending',
+    );
+  });
+
+  it('refuses a hand-over whose step record is missing, or that names no step at all', async () => {
+    const s3 = new MemoryS3();
+    const cursor = { kind: 'handover', users: 1, after: null } as const;
+
+    await expect(loadHandedOver(s3.client, 'b', 'steps/gone.json', cursor)).rejects.toThrow(
+      'missing Work step s3://b/steps/gone.json',
+    );
+    await expect(loadHandedOver(s3.client, 'b', null, cursor)).rejects.toThrow(
+      'slice.cursor hands users over, but slice.tail is null',
+    );
+  });
+});
