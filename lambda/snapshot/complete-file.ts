@@ -27,7 +27,7 @@ export function compositeCrc32(parts: readonly UploadedPart[]): string | undefin
 }
 
 /** A composite checksum matches with its part count, or without it (some stores leave it off). */
-function sameChecksum(expected: string, actual: string): boolean {
+function sameChecksum(expected: string, actual: string | undefined): boolean {
   return actual === expected || actual === expected.slice(0, expected.lastIndexOf('-'));
 }
 
@@ -45,10 +45,12 @@ function differencesOf(
   if ('bytes' in answer && answer.bytes !== expected.bytes)
     differences.push({ field: 'bytes', expected: expected.bytes, actual: answer.bytes ?? null });
   const { checksum } = expected;
-  if (checksum !== undefined && (answer.checksum !== undefined || checksumRequired)) {
-    if (answer.checksum === undefined || !sameChecksum(checksum, answer.checksum))
-      differences.push({ field: 'checksum', expected: checksum, actual: answer.checksum ?? null });
-  }
+  if (
+    checksum !== undefined &&
+    (answer.checksum !== undefined || checksumRequired) &&
+    !sameChecksum(checksum, answer.checksum)
+  )
+    differences.push({ field: 'checksum', expected: checksum, actual: answer.checksum ?? null });
   return differences;
 }
 

@@ -248,6 +248,28 @@ describe('commitRun verifies every file before the commit point', () => {
       },
       (error: unknown) => error as SnapshotVerificationError,
     );
+  /** The in-memory S3 with its answers changed: a store that reports other fields than S3 does. */
+  const reshaping =
+    (change: (command: string, answer: Record<string, unknown>) => Record<string, unknown>) =>
+    (files: PendingFile[]) =>
+      commitRun(
+        {
+          ...ctx(),
+          s3: {
+            send: async (command: object) =>
+              change(
+                command.constructor.name,
+                (await s3.client.send(command as never)) as unknown as Record<string, unknown>,
+              ),
+          } as unknown as S3Client,
+        },
+        files,
+        manifestOf(ME, 'committed'),
+      );
+  const withoutField =
+    (field: string) =>
+    (_: string, { [field]: _dropped, ...rest }: Record<string, unknown>) =>
+      rest;
   /** Three parts, so a store can leave one out. */
   const threeParts = (n: number, uploadId: string) =>
     s3.open(dataKey(ME, n), uploadId, [`{"part":1}\n`, `{"part":2}\n`, `{"part":3}\n`]);
@@ -277,7 +299,15 @@ describe('commitRun verifies every file before the commit point', () => {
         { PartNumber: 1, ETag: '"a"', ChecksumCRC32: '67XDxA==' },
       ]),
     ).toBe('d9ydLw==-2');
+    // No checksum to compare: parts without one (WHEN_REQUIRED), even one of them, or no parts.
     expect(compositeCrc32([{ PartNumber: 1, ETag: '"a"' }])).toBeUndefined();
+    expect(
+      compositeCrc32([
+        { PartNumber: 1, ETag: '"a"', ChecksumCRC32: '67XDxA==' },
+        { PartNumber: 2, ETag: '"b"' },
+      ]),
+    ).toBeUndefined();
+    expect(compositeCrc32([])).toBeUndefined();
   });
 
   it.each([
@@ -357,6 +387,48 @@ describe('commitRun verifies every file before the commit point', () => {
     expect(error.message).toContain('HeadObject says none');
   });
 
+  it('reports every difference it found, in one message', async () => {
+    const file = threeParts(0, 'both');
+    s3.onCompleted = (key) => {
+      s3.objects.set(key, 'x');
+      s3.checksums.set(key, 'AAAAAA==');
+    };
+
+    const error = await failureOf([file]);
+
+    expect(error.message).toBe(
+      `s3://b/${file.key} is not what this run wrote (${file.bytes} bytes written, HeadObject says 1; ` +
+        `CRC32 of the parts written ${compositeCrc32(file.parts)}, HeadObject says AAAAAA==); nothing was committed`,
+    );
+  });
+
+  it('fails when HeadObject reports no size', async () => {
+    const file = threeParts(0, 'no-size');
+
+    const error = (await reshaping(withoutField('ContentLength'))([file]).catch(
+      (e: unknown) => e,
+    )) as SnapshotVerificationError;
+
+    expect(error.mismatch.differences).toEqual([{ field: 'bytes', expected: file.bytes, actual: null }]);
+    expect(error.message).toContain(`${file.bytes} bytes written, HeadObject says nothing`);
+  });
+
+  it('checks the size alone with a store that reports no checksums, though the parts carried them', async () => {
+    const noChecksums = reshaping(withoutField('ChecksumCRC32'));
+
+    await expect(noChecksums([threeParts(0, 'whole')])).resolves.toMatchObject({
+      manifestKey: keys.manifestKey(),
+    });
+
+    s3 = new MemoryS3();
+    const short = threeParts(0, 'short');
+    s3.completeAs = (_key, body) => body.slice(1);
+    const error = (await noChecksums([short]).catch((e: unknown) => e)) as SnapshotVerificationError;
+    expect(error.mismatch.differences).toEqual([
+      { field: 'bytes', expected: short.bytes, actual: short.bytes - 1 },
+    ]);
+  });
+
   it('accepts a composite checksum reported without its part count', async () => {
     const file = threeParts(0, 'bare');
     s3.onCompleted = (key) => s3.checksums.set(key, (s3.checksums.get(key) ?? '').replace(/-\d+$/, ''));
@@ -406,11 +478,14 @@ describe('commitRun verifies every file before the commit point', () => {
     const plain = (uploadId: string) =>
       s3.open(dataKey(ME, 0), uploadId, ['{"a":1}\n', '{"b":2}\n'], { checksums: false });
 
-    it('commits a file of the right size, asking HeadObject for no checksum and ignoring any it reports', async () => {
+    it('commits a file of the right size, asking HeadObject for no checksum and ignoring any the store reports', async () => {
       const file = plain('plain');
-      s3.onCompleted = (key) => s3.checksums.set(key, 'AAAAAA==');
+      const ownChecksum = (command: string, answer: Record<string, unknown>) =>
+        command === 'CompleteMultipartUploadCommand' || command === 'HeadObjectCommand'
+          ? { ...answer, ChecksumCRC32: 'AAAAAA==' }
+          : answer;
 
-      await commit([file]);
+      await reshaping(ownChecksum)([file]);
 
       expect(s3.inputs.find((c) => c.command === 'HeadObjectCommand')?.input).toEqual({
         Bucket: 'b',
@@ -441,6 +516,31 @@ describe('commitRun verifies every file before the commit point', () => {
     expect(error).toBeInstanceOf(SnapshotWriteError);
     expect(error).not.toBeInstanceOf(SnapshotVerificationError);
     expect(error.message).toBe(`Verifying s3://b/${file.key} failed: AccessDenied`);
+    expect(error.cause).toMatchObject({ message: 'AccessDenied' });
+  });
+
+  it('says verifying failed when the object is gone right after its Complete succeeded', async () => {
+    const file = threeParts(0, 'vanished');
+    s3.onCompleted = (key) => s3.objects.delete(key);
+
+    const error = (await commit([file]).catch((e: unknown) => e)) as Error;
+
+    expect(error).toBeInstanceOf(SnapshotWriteError);
+    expect(error.message).toBe(`Verifying s3://b/${file.key} failed: NotFound`);
+  });
+
+  it('fails with the file named and the cause kept, without a HeadObject, when Complete itself fails', async () => {
+    const file = threeParts(0, 'complete-fails');
+    s3.fail = (command) =>
+      command instanceof CompleteMultipartUploadCommand ? new Error('InternalError') : undefined;
+
+    const error = (await commit([file]).catch((e: unknown) => e)) as Error;
+
+    expect(error).toBeInstanceOf(SnapshotWriteError);
+    expect(error).not.toBeInstanceOf(SnapshotVerificationError);
+    expect(error.message).toBe(`Completing s3://b/${file.key} failed: InternalError`);
+    expect(error.cause).toMatchObject({ message: 'InternalError' });
+    expect(s3.sent).not.toContain('HeadObjectCommand');
   });
 
   it('starts no file after a mismatch and returns only once the Completes in flight have ended', async () => {
