@@ -1,4 +1,11 @@
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 /** The S3 operations a fault can target, told apart by method, path and query like S3 does. */
@@ -22,6 +29,10 @@ export interface S3Call {
   readonly partNumber?: number;
   /** Request body bytes as they crossed the wire (set once the body has arrived). */
   bytes: number;
+  /** The fault applied to this call, if any. */
+  fault?: FaultRule['action'];
+  /** Why the fault could not be applied (the store refused the replacement): a test set-up error. */
+  faultError?: string;
 }
 
 export interface FaultRule {
@@ -35,8 +46,14 @@ export interface FaultRule {
   /**
    * `error`: answer 500 InternalError (the SDK retries it) without forwarding. `deny`: answer 403
    * AccessDenied (not retried). `hold`: never answer (a process killed mid-call).
+   *
+   * A store that completes short (CompleteMultipartUpload only): `drop-last-part` forwards the
+   * request with its last part left out of the list, so the store assembles less than was
+   * written (an empty object from a one-part upload) and answers for what it assembled.
+   * `truncate` and `empty` forward it as sent, then replace the completed object with its first
+   * half, or with nothing, before relaying the store's answer for the whole object.
    */
-  readonly action: 'error' | 'deny' | 'hold';
+  readonly action: 'error' | 'deny' | 'hold' | 'drop-last-part' | 'truncate' | 'empty';
 }
 
 export interface S3FaultProxy {
@@ -76,7 +93,8 @@ const S3_DENIED = `<?xml version="1.0" encoding="UTF-8"?>
 /**
  * A small HTTP proxy in front of the local S3 server that fails or holds chosen S3 calls: how the
  * commit protocol's tests inject "Complete fails for file k", "DeleteObjects fails", "the manifest
- * PUT fails", and "the process dies while its 4th Complete is in flight". Everything else passes
+ * PUT fails", "the process dies while its 4th Complete is in flight", and "the store completes
+ * file k short" (a 200 for an object that holds less than was written). Everything else passes
  * through byte for byte, so the job runs its real SDK code against a real S3 emulator. It also
  * records every call with its body size: the emulator forgets part boundaries once an upload
  * completes, so part sizes are read here, as S3 would have received them.
@@ -103,6 +121,11 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       if (entry.seen <= (rule.after ?? 0)) continue;
       if (rule.times !== undefined && entry.applied >= rule.times) continue;
       entry.applied++;
+      call.fault = rule.action;
+      if (rule.action === 'drop-last-part' || rule.action === 'truncate' || rule.action === 'empty') {
+        completeShort(call, req, res, rule.action);
+        return;
+      }
       req.resume();
       if (rule.action === 'hold') {
         held.push({ call, socket: req.socket });
@@ -134,6 +157,79 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
     });
     req.pipe(upstreamReq);
   });
+
+  /** One request to the store, body in hand, answer read whole. */
+  function toUpstream(
+    method: string,
+    path: string,
+    headers: IncomingHttpHeaders,
+    body: Buffer,
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const upstreamReq = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          method,
+          path,
+          headers: { ...headers, host: target.host, 'content-length': String(body.length) },
+        },
+        (upstreamRes) => {
+          const chunks: Buffer[] = [];
+          upstreamRes.on('data', (chunk: Buffer) => chunks.push(chunk));
+          upstreamRes.on('end', () =>
+            resolve({
+              status: upstreamRes.statusCode ?? 502,
+              headers: upstreamRes.headers,
+              body: Buffer.concat(chunks),
+            }),
+          );
+          upstreamRes.on('error', reject);
+        },
+      );
+      upstreamReq.on('error', reject);
+      upstreamReq.end(body);
+    });
+  }
+
+  function completeShort(
+    call: S3Call,
+    req: IncomingMessage,
+    res: ServerResponse,
+    action: 'drop-last-part' | 'truncate' | 'empty',
+  ): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', async () => {
+      try {
+        let body = Buffer.concat(chunks);
+        if (action === 'drop-last-part') {
+          const xml = body.toString('utf8');
+          const start = xml.lastIndexOf('<Part>');
+          const end = xml.indexOf('</Part>', start) + '</Part>'.length;
+          body = Buffer.from(start < 0 ? xml : xml.slice(0, start) + xml.slice(end));
+        }
+        const url = req.url ?? '/';
+        const answer = await toUpstream(req.method ?? 'POST', url, req.headers, body);
+        if (answer.status === 200 && action !== 'drop-last-part') {
+          // Plain requests: the local S3 server does not check signatures. The new object
+          // carries no checksum, like any object written without one.
+          const objectPath = new URL(url, 'http://proxy').pathname;
+          const whole = await toUpstream('GET', objectPath, {}, Buffer.alloc(0));
+          const kept = action === 'empty' ? Buffer.alloc(0) : whole.body.subarray(0, whole.body.length >> 1);
+          // A content type, or the local S3 server fails on an empty body.
+          const put = await toUpstream('PUT', objectPath, { 'content-type': 'application/x-ndjson' }, kept);
+          if (put.status !== 200) throw new Error(`replacing ${objectPath}: HTTP ${put.status}`);
+        }
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body);
+      } catch (error) {
+        call.faultError = (error as Error).message;
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      }
+    });
+  }
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));

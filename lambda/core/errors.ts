@@ -164,6 +164,38 @@ export class SnapshotWriteError extends ExportError {
   override name = 'SnapshotWriteError';
 }
 
+/** One way a completed data file differs from what the run wrote. */
+export interface FileDifference {
+  readonly field: 'bytes' | 'checksum';
+  readonly expected: number | string;
+  /** What S3 answered; null when the answer left it out. */
+  readonly actual: number | string | null;
+}
+
+export interface FileMismatch {
+  readonly bucket: string;
+  readonly key: string;
+  /** The S3 call whose answer showed the difference. */
+  readonly source: 'CompleteMultipartUpload' | 'HeadObject';
+  readonly differences: readonly FileDifference[];
+}
+
+/**
+ * A data file, once completed, is not what the run wrote: S3 holds another size, or reports
+ * another checksum, than the parts this run uploaded. Found before the commit point, so the run
+ * commits nothing and Abort removes what it wrote.
+ */
+export class SnapshotVerificationError extends SnapshotWriteError {
+  override name = 'SnapshotVerificationError';
+
+  constructor(
+    message: string,
+    readonly mismatch: FileMismatch,
+  ) {
+    super(message);
+  }
+}
+
 /** Reading the users table failed. */
 export class ScanUsersError extends ExportError {
   override name = 'ScanUsersError';

@@ -1,7 +1,8 @@
-import { CompleteMultipartUploadCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { SnapshotWriteError } from '../core/errors';
 import type { JobLogger } from '../core/observability';
+import { completeFile } from './complete-file';
 import type { PendingFile } from './gzip-multipart-file';
 import type { Manifest } from './manifest';
 import {
@@ -56,11 +57,12 @@ export interface CommitResult {
 }
 
 /**
- * Completes `files`, aborts every other upload of this run (a retried Work step's), writes the
- * committed manifest (the commit point), then removes what older runs of the slot left. Throws
- * SnapshotWriteError when the commit point was not reached: nothing of this run is visible then,
- * and the caller's abort path cleans up. Safe to call again after a crash or a timeout: a run
- * whose manifest already says committed goes straight to the clean-up.
+ * Completes `files` and verifies each against what was written, aborts every other upload of
+ * this run (a retried Work step's), writes the committed manifest (the commit point), then
+ * removes what older runs of the slot left. Throws SnapshotWriteError (SnapshotVerificationError
+ * for a file that is not what was written) when the commit point was not reached: nothing of
+ * this run is visible then, and the caller's abort path cleans up. Safe to call again after a
+ * crash or a timeout: a run whose manifest already says committed goes straight to the clean-up.
  */
 export async function commitRun(
   ctx: CommitContext,
@@ -96,45 +98,33 @@ async function putCommitPoint(ctx: CommitContext, manifestKey: string, manifest:
   }
 }
 
-/** Makes each file a visible object. A file already completed by an earlier attempt of this commit counts. */
+/**
+ * Makes each file a visible object and verifies it (complete-file.ts). A file already completed
+ * by an earlier attempt of this commit counts once it is verified. On the first failure no
+ * further file is started, and the ones in flight are waited for before this throws: a Complete
+ * still running after Commit failed could land after Abort removed this run's files (and a
+ * frozen Lambda resumes its sockets on its next invocation).
+ */
 export async function completeFiles(
   s3: S3Client,
   bucket: string,
   files: readonly PendingFile[],
 ): Promise<void> {
   const limit = pLimit(S3_PARALLELISM);
+  let failure: { error: unknown } | undefined;
   await Promise.all(
     files.map((file) =>
       limit(async () => {
+        if (failure) return;
         try {
-          await s3.send(
-            new CompleteMultipartUploadCommand({
-              Bucket: bucket,
-              Key: file.key,
-              UploadId: file.uploadId,
-              MultipartUpload: { Parts: [...file.parts] },
-            }),
-          );
+          await completeFile(s3, bucket, file);
         } catch (error) {
-          if ((error as { name?: string }).name === 'NoSuchUpload' && (await exists(s3, bucket, file.key)))
-            return;
-          throw new SnapshotWriteError(
-            `Completing s3://${bucket}/${file.key} failed: ${(error as Error).message}`,
-            { cause: error },
-          );
+          failure ??= { error };
         }
       }),
     ),
   );
-}
-
-async function exists(s3: S3Client, bucket: string, key: string): Promise<boolean> {
-  try {
-    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    return true;
-  } catch {
-    return false;
-  }
+  if (failure) throw failure.error;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -9,18 +10,45 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import type { PendingFile } from '../../lambda/snapshot/gzip-multipart-file';
 
 const s3Error = (name: string) => Object.assign(new Error(name), { name });
 
+const crc32Bytes = (data: Buffer) => {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(crc32(data) >>> 0);
+  return out;
+};
+
+interface MemoryUpload {
+  readonly key: string;
+  /** Part bodies by part number, with the CRC32 S3 computed for each when the upload asked for one. */
+  readonly parts: Map<number, { body: string; crc32: string | undefined }>;
+}
+
 /**
  * Just enough S3, in memory, for unit tests of single branches of the commit protocol (a lost
- * PUT answer, a Complete answered NoSuchUpload, a failing DeleteObjects): the integration tests
- * run the same code against the real emulator; these make one answer go wrong at a time.
+ * PUT answer, a Complete answered NoSuchUpload, a failing DeleteObjects, a store that completes
+ * short): the integration tests run the same code against the real emulator; these make one
+ * answer go wrong at a time.
  */
 export class MemoryS3 {
   readonly objects = new Map<string, string>();
+  /** The CRC32 S3 reports for an object (composite for a completed multipart upload). */
+  readonly checksums = new Map<string, string>();
   /** Open multipart uploads by upload id. */
-  readonly uploads = new Map<string, string>();
+  readonly uploads = new Map<string, MemoryUpload>();
+  /**
+   * What the store keeps of a completed object, given the bytes of the parts listed: the whole
+   * by default; a test makes it complete short. The checksum stays the one of the listed parts.
+   */
+  completeAs: (key: string, body: string) => string = (_key, body) => body;
+  /** The part numbers the store assembles of those listed at Complete: all of them by default. */
+  completeParts: (listed: readonly number[]) => readonly number[] = (listed) => listed;
+  /** Runs once an object is completed, before Complete answers (another writer replacing it). */
+  onCompleted: (key: string) => void = () => undefined;
+  /** Every command sent, with its input. */
+  readonly inputs: { command: string; input: Record<string, unknown> }[] = [];
   /** Return an error for a command to fail it; undefined lets it through. */
   fail: (command: unknown) => Error | undefined = () => undefined;
   /** Runs after a command succeeded and may replace its answer with an error (a lost answer). */
@@ -30,12 +58,43 @@ export class MemoryS3 {
 
   readonly client = { send: (command: unknown) => this.send(command) } as unknown as S3Client;
 
-  open(key: string, uploadId: string): void {
-    this.uploads.set(uploadId, key);
+  /**
+   * An open upload of `key` holding one part per body, as a writer leaves it: returns the file
+   * the writer would hand to Commit. With `checksums` (the SDK's default) each part carries its
+   * CRC32, as S3 checks and stores it; without (WHEN_REQUIRED) no part does.
+   */
+  open(
+    key: string,
+    uploadId: string,
+    bodies: readonly string[] = [`lines of ${key}\n`],
+    { checksums = true }: { checksums?: boolean } = {},
+  ): PendingFile {
+    const parts = new Map(
+      bodies.map((body, i) => [
+        i + 1,
+        { body, crc32: checksums ? crc32Bytes(Buffer.from(body)).toString('base64') : undefined },
+      ]),
+    );
+    this.uploads.set(uploadId, { key, parts });
+    return {
+      key,
+      uploadId,
+      parts: [...parts].map(([PartNumber, part]) => ({
+        PartNumber,
+        ETag: `"etag-${PartNumber}"`,
+        ...(part.crc32 ? { ChecksumCRC32: part.crc32 } : {}),
+      })),
+      records: bodies.length,
+      bytes: bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0),
+    };
   }
 
   private async send(command: unknown): Promise<unknown> {
     this.sent.push((command as object).constructor.name);
+    this.inputs.push({
+      command: (command as object).constructor.name,
+      input: (command as { input: Record<string, unknown> }).input,
+    });
     const failure = this.fail(command);
     if (failure) throw failure;
     const out = this.run(command);
@@ -47,6 +106,7 @@ export class MemoryS3 {
   private run(command: unknown): unknown {
     if (command instanceof PutObjectCommand) {
       this.objects.set(command.input.Key as string, String(command.input.Body));
+      this.checksums.delete(command.input.Key as string);
       return {};
     }
     if (command instanceof GetObjectCommand) {
@@ -55,8 +115,14 @@ export class MemoryS3 {
       return { Body: { transformToString: async () => body } };
     }
     if (command instanceof HeadObjectCommand) {
-      if (!this.objects.has(command.input.Key as string)) throw s3Error('NotFound');
-      return {};
+      const key = command.input.Key as string;
+      const body = this.objects.get(key);
+      if (body === undefined) throw s3Error('NotFound');
+      const checksum = this.checksums.get(key);
+      return {
+        ContentLength: Buffer.byteLength(body),
+        ...(command.input.ChecksumMode === 'ENABLED' && checksum ? { ChecksumCRC32: checksum } : {}),
+      };
     }
     if (command instanceof ListObjectsV2Command) {
       const prefix = command.input.Prefix ?? '';
@@ -69,15 +135,35 @@ export class MemoryS3 {
       };
     }
     if (command instanceof DeleteObjectsCommand) {
-      for (const { Key } of command.input.Delete?.Objects ?? []) this.objects.delete(Key as string);
+      for (const { Key } of command.input.Delete?.Objects ?? []) {
+        this.objects.delete(Key as string);
+        this.checksums.delete(Key as string);
+      }
       return { Errors: [] };
     }
     if (command instanceof CompleteMultipartUploadCommand) {
-      const key = this.uploads.get(command.input.UploadId as string);
-      if (key === undefined) throw s3Error('NoSuchUpload');
+      const upload = this.uploads.get(command.input.UploadId as string);
+      if (upload === undefined) throw s3Error('NoSuchUpload');
+      const listed = (command.input.MultipartUpload?.Parts ?? []).map((p) => p.PartNumber as number);
+      const assembled = this.completeParts(listed).map((number) => {
+        const part = upload.parts.get(number);
+        if (part === undefined) throw s3Error('InvalidPart');
+        return { number, ...part };
+      });
       this.uploads.delete(command.input.UploadId as string);
-      this.objects.set(key, `completed ${key}`);
-      return {};
+      this.objects.set(upload.key, this.completeAs(upload.key, assembled.map((p) => p.body).join('')));
+      this.checksums.delete(upload.key);
+      let out: Record<string, string> = {};
+      if (assembled.length > 0 && assembled.every((p) => p.crc32 !== undefined)) {
+        // As S3 computes it (here apart from the job's own code): the CRC32 of the assembled
+        // parts' binary CRC32s, in part order, and the number of parts.
+        const binary = Buffer.concat(assembled.map((p) => Buffer.from(p.crc32 as string, 'base64')));
+        const checksum = `${crc32Bytes(binary).toString('base64')}-${assembled.length}`;
+        this.checksums.set(upload.key, checksum);
+        out = { ChecksumCRC32: checksum, ChecksumType: 'COMPOSITE' };
+      }
+      this.onCompleted(upload.key);
+      return out;
     }
     if (command instanceof AbortMultipartUploadCommand) {
       if (!this.uploads.delete(command.input.UploadId as string)) throw s3Error('NoSuchUpload');
@@ -90,8 +176,8 @@ export class MemoryS3 {
         Bucket: 'b',
         IsTruncated: false,
         Uploads: [...this.uploads]
-          .filter(([, key]) => key.startsWith(prefix))
-          .map(([UploadId, Key]) => ({ Key, UploadId })),
+          .filter(([, upload]) => upload.key.startsWith(prefix))
+          .map(([UploadId, upload]) => ({ Key: upload.key, UploadId })),
       };
     }
     throw new Error(`MemoryS3 does not know ${(command as object).constructor.name}`);

@@ -1,16 +1,20 @@
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { SnapshotWriteError } from '../../lambda/core/errors';
+import { SnapshotVerificationError, SnapshotWriteError } from '../../lambda/core/errors';
 import { abortRun, cleanUpSlot, commitRun, takeOverSlot } from '../../lambda/snapshot/commit';
+import { compositeCrc32 } from '../../lambda/snapshot/complete-file';
 import type { PendingFile } from '../../lambda/snapshot/gzip-multipart-file';
 import { emptyCounts, type Manifest } from '../../lambda/snapshot/manifest';
+import { S3_PARALLELISM } from '../../lambda/snapshot/s3-objects';
 import { SnapshotKeys } from '../../lambda/snapshot/snapshot-keys';
 import { captureLogger } from '../helpers/capture-logger';
 import { MemoryS3 } from '../helpers/memory-s3';
@@ -152,11 +156,11 @@ describe('commitRun', () => {
   });
 
   it('completes the files, aborts the run uploads that are not among them, then writes the manifest', async () => {
-    s3.open(dataKey(ME, 0), 'final');
+    const file = s3.open(dataKey(ME, 0), 'final');
     s3.open(dataKey(ME, 1), 'retried-attempt');
     s3.open(dataKey(NEWER, 0), 'newer-run');
 
-    const result = await commitRun(ctx(), [pending(dataKey(ME, 0), 'final')], manifestOf(ME, 'committed'));
+    const result = await commitRun(ctx(), [file], manifestOf(ME, 'committed'));
 
     expect(result.manifestKey).toBe(keys.manifestKey());
     expect(s3.objects.has(dataKey(ME, 0))).toBe(true);
@@ -178,11 +182,15 @@ describe('commitRun', () => {
   });
 
   it('counts a file completed by an earlier attempt (NoSuchUpload, but the object exists)', async () => {
-    s3.objects.set(dataKey(ME, 0), 'completed before');
+    const file = s3.open(dataKey(ME, 0), 'completed-before');
+    // The earlier attempt completed the file, then its manifest PUT failed.
+    s3.fail = (command) => (command instanceof PutObjectCommand ? new Error('InternalError') : undefined);
+    await expect(commitRun(ctx(), [file], manifestOf(ME, 'committed'))).rejects.toThrow(SnapshotWriteError);
+    s3.fail = () => undefined;
 
-    await expect(
-      commitRun(ctx(), [pending(dataKey(ME, 0), 'completed-before')], manifestOf(ME, 'committed')),
-    ).resolves.toMatchObject({ manifestKey: keys.manifestKey() });
+    await expect(commitRun(ctx(), [file], manifestOf(ME, 'committed'))).resolves.toMatchObject({
+      manifestKey: keys.manifestKey(),
+    });
   });
 
   it('fails with the file named and the cause kept when an upload is gone and its object is not there', async () => {
@@ -225,6 +233,340 @@ describe('commitRun', () => {
     };
 
     await expect(commitRun(ctx(), [], manifestOf(ME, 'committed'))).rejects.toThrow(SnapshotWriteError);
+  });
+});
+
+describe('commitRun verifies every file before the commit point', () => {
+  let s3: MemoryS3;
+  let logger: ReturnType<typeof captureLogger>;
+  const ctx = () => ({ s3: s3.client, bucket: 'b', keys, logger });
+  const commit = (files: PendingFile[]) => commitRun(ctx(), files, manifestOf(ME, 'committed'));
+  const failureOf = (files: PendingFile[]) =>
+    commit(files).then(
+      () => {
+        throw new Error('committed');
+      },
+      (error: unknown) => error as SnapshotVerificationError,
+    );
+  /** The in-memory S3 with its answers changed: a store that reports other fields than S3 does. */
+  const reshaping =
+    (change: (command: string, answer: Record<string, unknown>) => Record<string, unknown>) =>
+    (files: PendingFile[]) =>
+      commitRun(
+        {
+          ...ctx(),
+          s3: {
+            send: async (command: object) =>
+              change(
+                command.constructor.name,
+                (await s3.client.send(command as never)) as unknown as Record<string, unknown>,
+              ),
+          } as unknown as S3Client,
+        },
+        files,
+        manifestOf(ME, 'committed'),
+      );
+  const withoutField =
+    (field: string) =>
+    (_: string, { [field]: _dropped, ...rest }: Record<string, unknown>) =>
+      rest;
+  /** Three parts, so a store can leave one out. */
+  const threeParts = (n: number, uploadId: string) =>
+    s3.open(dataKey(ME, n), uploadId, [`{"part":1}\n`, `{"part":2}\n`, `{"part":3}\n`]);
+
+  beforeEach(() => {
+    s3 = new MemoryS3();
+    logger = captureLogger();
+  });
+
+  it('checks the composite CRC32 in Complete answer and the size and checksum of one HeadObject per file', async () => {
+    const files = [threeParts(0, 'a'), threeParts(1, 'b')];
+
+    await commit(files);
+
+    const heads = s3.inputs.filter((c) => c.command === 'HeadObjectCommand');
+    expect(heads.map((h) => h.input)).toEqual(
+      files.map((f) => ({ Bucket: 'b', Key: f.key, ChecksumMode: 'ENABLED' })),
+    );
+    expect(s3.objects.has(keys.manifestKey())).toBe(true);
+  });
+
+  it('computes the composite checksum as S3 does (the value the local S3 server returned for these parts)', () => {
+    // Parts of 5 MiB of 0x01 and "hello", uploaded to fauxqs 2.4.1 with CRC32: it answered d9ydLw==-2.
+    expect(
+      compositeCrc32([
+        { PartNumber: 2, ETag: '"b"', ChecksumCRC32: 'NhCmhg==' },
+        { PartNumber: 1, ETag: '"a"', ChecksumCRC32: '67XDxA==' },
+      ]),
+    ).toBe('d9ydLw==-2');
+    // No checksum to compare: parts without one (WHEN_REQUIRED), even one of them, or no parts.
+    expect(compositeCrc32([{ PartNumber: 1, ETag: '"a"' }])).toBeUndefined();
+    expect(
+      compositeCrc32([
+        { PartNumber: 1, ETag: '"a"', ChecksumCRC32: '67XDxA==' },
+        { PartNumber: 2, ETag: '"b"' },
+      ]),
+    ).toBeUndefined();
+    expect(compositeCrc32([])).toBeUndefined();
+  });
+
+  it.each([
+    ['short', (body: string) => body.slice(0, 7), 7],
+    ['empty', () => '', 0],
+  ])(
+    'fails naming the key and both sizes when S3 completes a file %s, and commits nothing',
+    async (_, cut, kept) => {
+      const whole = threeParts(0, 'whole');
+      const victim = threeParts(1, 'victim');
+      s3.completeAs = (key, body) => (key === victim.key ? cut(body) : body);
+
+      const error = await failureOf([whole, victim]);
+
+      expect(error).toBeInstanceOf(SnapshotVerificationError);
+      expect(error).toBeInstanceOf(SnapshotWriteError);
+      expect(error.name).toBe('SnapshotVerificationError');
+      expect(error.mismatch).toEqual({
+        bucket: 'b',
+        key: victim.key,
+        source: 'HeadObject',
+        differences: [{ field: 'bytes', expected: victim.bytes, actual: kept }],
+      });
+      expect(error.message).toBe(
+        `s3://b/${victim.key} is not what this run wrote (${victim.bytes} bytes written, HeadObject says ${kept}); nothing was committed`,
+      );
+      expect(s3.objects.has(keys.manifestKey())).toBe(false);
+    },
+  );
+
+  it('fails at Complete, before any HeadObject, when the checksum S3 answers is not that of the parts written (a part left out)', async () => {
+    const file = threeParts(0, 'dropped');
+    s3.completeParts = (listed) => listed.slice(0, -1);
+
+    const error = await failureOf([file]);
+
+    const expected = compositeCrc32(file.parts) as string;
+    expect(expected).toMatch(/-3$/);
+    expect(error.mismatch).toEqual({
+      bucket: 'b',
+      key: file.key,
+      source: 'CompleteMultipartUpload',
+      differences: [{ field: 'checksum', expected, actual: s3.checksums.get(file.key) }],
+    });
+    expect(s3.checksums.get(file.key)).toMatch(/-2$/);
+    expect(error.message).toContain(`CRC32 of the parts written ${expected}, CompleteMultipartUpload says `);
+    expect(s3.sent).not.toContain('HeadObjectCommand');
+    expect(s3.objects.has(keys.manifestKey())).toBe(false);
+  });
+
+  it('fails when the object S3 holds after Complete has the right size but another checksum (replaced)', async () => {
+    const file = threeParts(0, 'replaced');
+    s3.onCompleted = (key) => {
+      s3.objects.set(key, 'x'.repeat(file.bytes));
+      s3.checksums.set(key, 'AAAAAA==');
+    };
+
+    const error = await failureOf([file]);
+
+    expect(error.mismatch).toEqual({
+      bucket: 'b',
+      key: file.key,
+      source: 'HeadObject',
+      differences: [{ field: 'checksum', expected: compositeCrc32(file.parts), actual: 'AAAAAA==' }],
+    });
+  });
+
+  it('fails when HeadObject reports no checksum for an object whose Complete answered one', async () => {
+    const file = threeParts(0, 'no-checksum');
+    s3.onCompleted = (key) => s3.checksums.delete(key);
+
+    const error = await failureOf([file]);
+
+    expect(error.mismatch.differences).toEqual([
+      { field: 'checksum', expected: compositeCrc32(file.parts), actual: null },
+    ]);
+    expect(error.message).toContain('HeadObject says none');
+  });
+
+  it('reports every difference it found, in one message', async () => {
+    const file = threeParts(0, 'both');
+    s3.onCompleted = (key) => {
+      s3.objects.set(key, 'x');
+      s3.checksums.set(key, 'AAAAAA==');
+    };
+
+    const error = await failureOf([file]);
+
+    expect(error.message).toBe(
+      `s3://b/${file.key} is not what this run wrote (${file.bytes} bytes written, HeadObject says 1; ` +
+        `CRC32 of the parts written ${compositeCrc32(file.parts)}, HeadObject says AAAAAA==); nothing was committed`,
+    );
+  });
+
+  it('fails when HeadObject reports no size', async () => {
+    const file = threeParts(0, 'no-size');
+
+    const error = (await reshaping(withoutField('ContentLength'))([file]).catch(
+      (e: unknown) => e,
+    )) as SnapshotVerificationError;
+
+    expect(error.mismatch.differences).toEqual([{ field: 'bytes', expected: file.bytes, actual: null }]);
+    expect(error.message).toContain(`${file.bytes} bytes written, HeadObject says nothing`);
+  });
+
+  it('checks the size alone with a store that reports no checksums, though the parts carried them', async () => {
+    const noChecksums = reshaping(withoutField('ChecksumCRC32'));
+
+    await expect(noChecksums([threeParts(0, 'whole')])).resolves.toMatchObject({
+      manifestKey: keys.manifestKey(),
+    });
+
+    s3 = new MemoryS3();
+    const short = threeParts(0, 'short');
+    s3.completeAs = (_key, body) => body.slice(1);
+    const error = (await noChecksums([short]).catch((e: unknown) => e)) as SnapshotVerificationError;
+    expect(error.mismatch.differences).toEqual([
+      { field: 'bytes', expected: short.bytes, actual: short.bytes - 1 },
+    ]);
+  });
+
+  it('accepts a composite checksum reported without its part count', async () => {
+    const file = threeParts(0, 'bare');
+    s3.onCompleted = (key) => s3.checksums.set(key, (s3.checksums.get(key) ?? '').replace(/-\d+$/, ''));
+
+    await expect(commit([file])).resolves.toMatchObject({ manifestKey: keys.manifestKey() });
+  });
+
+  describe('a file an earlier attempt of this commit completed (NoSuchUpload now)', () => {
+    /** The first attempt completes every file, then its manifest PUT fails. */
+    async function completedByAnEarlierAttempt(files: PendingFile[]) {
+      s3.fail = (command) => (command instanceof PutObjectCommand ? new Error('InternalError') : undefined);
+      await expect(commit(files)).rejects.toThrow(SnapshotWriteError);
+      s3.fail = () => undefined;
+      s3.sent.length = 0;
+    }
+
+    it('is verified by its HeadObject and committed when it holds what was written', async () => {
+      const file = threeParts(0, 'earlier');
+      await completedByAnEarlierAttempt([file]);
+
+      await expect(commit([file])).resolves.toMatchObject({ manifestKey: keys.manifestKey() });
+      expect(s3.sent.slice(0, 3)).toEqual([
+        'GetObjectCommand',
+        'CompleteMultipartUploadCommand',
+        'HeadObjectCommand',
+      ]);
+    });
+
+    it.each([
+      ['size', (key: string) => s3.objects.set(key, 'short'), 'bytes'],
+      ['checksum', (key: string) => s3.checksums.set(key, 'AAAAAA==-3'), 'checksum'],
+    ] as const)('fails when its %s is not what was written', async (_, change, field) => {
+      const file = threeParts(0, 'earlier');
+      await completedByAnEarlierAttempt([file]);
+      change(file.key);
+
+      const error = await failureOf([file]);
+
+      expect(error).toBeInstanceOf(SnapshotVerificationError);
+      expect(error.mismatch).toMatchObject({ key: file.key, source: 'HeadObject' });
+      expect(error.mismatch.differences.map((d) => d.field)).toEqual([field]);
+      expect(s3.objects.has(keys.manifestKey())).toBe(false);
+    });
+  });
+
+  describe('WHEN_REQUIRED (parts without checksums): the size alone', () => {
+    const plain = (uploadId: string) =>
+      s3.open(dataKey(ME, 0), uploadId, ['{"a":1}\n', '{"b":2}\n'], { checksums: false });
+
+    it('commits a file of the right size, asking HeadObject for no checksum and ignoring any the store reports', async () => {
+      const file = plain('plain');
+      const ownChecksum = (command: string, answer: Record<string, unknown>) =>
+        command === 'CompleteMultipartUploadCommand' || command === 'HeadObjectCommand'
+          ? { ...answer, ChecksumCRC32: 'AAAAAA==' }
+          : answer;
+
+      await reshaping(ownChecksum)([file]);
+
+      expect(s3.inputs.find((c) => c.command === 'HeadObjectCommand')?.input).toEqual({
+        Bucket: 'b',
+        Key: file.key,
+      });
+      expect(s3.objects.has(keys.manifestKey())).toBe(true);
+    });
+
+    it('fails on a file completed short', async () => {
+      const file = plain('plain');
+      s3.completeAs = (_key, body) => body.slice(1);
+
+      const error = await failureOf([file]);
+
+      expect(error.mismatch.differences).toEqual([
+        { field: 'bytes', expected: file.bytes, actual: file.bytes - 1 },
+      ]);
+      expect(s3.objects.has(keys.manifestKey())).toBe(false);
+    });
+  });
+
+  it('fails with SnapshotWriteError, not a mismatch, when HeadObject itself fails', async () => {
+    const file = threeParts(0, 'head-fails');
+    s3.fail = (command) => (command instanceof HeadObjectCommand ? new Error('AccessDenied') : undefined);
+
+    const error = (await commit([file]).catch((e: unknown) => e)) as Error;
+
+    expect(error).toBeInstanceOf(SnapshotWriteError);
+    expect(error).not.toBeInstanceOf(SnapshotVerificationError);
+    expect(error.message).toBe(`Verifying s3://b/${file.key} failed: AccessDenied`);
+    expect(error.cause).toMatchObject({ message: 'AccessDenied' });
+  });
+
+  it('says verifying failed when the object is gone right after its Complete succeeded', async () => {
+    const file = threeParts(0, 'vanished');
+    s3.onCompleted = (key) => s3.objects.delete(key);
+
+    const error = (await commit([file]).catch((e: unknown) => e)) as Error;
+
+    expect(error).toBeInstanceOf(SnapshotWriteError);
+    expect(error.message).toBe(`Verifying s3://b/${file.key} failed: NotFound`);
+  });
+
+  it('fails with the file named and the cause kept, without a HeadObject, when Complete itself fails', async () => {
+    const file = threeParts(0, 'complete-fails');
+    s3.fail = (command) =>
+      command instanceof CompleteMultipartUploadCommand ? new Error('InternalError') : undefined;
+
+    const error = (await commit([file]).catch((e: unknown) => e)) as Error;
+
+    expect(error).toBeInstanceOf(SnapshotWriteError);
+    expect(error).not.toBeInstanceOf(SnapshotVerificationError);
+    expect(error.message).toBe(`Completing s3://b/${file.key} failed: InternalError`);
+    expect(error.cause).toMatchObject({ message: 'InternalError' });
+    expect(s3.sent).not.toContain('HeadObjectCommand');
+  });
+
+  it('starts no file after a mismatch and returns only once the Completes in flight have ended', async () => {
+    const files = Array.from({ length: 20 }, (_, n) => s3.open(dataKey(ME, n), `u${n}`));
+    s3.completeAs = (key, body) => (key === files[0]?.key ? '' : body);
+    // Every Complete but the first takes a while, so seven are in flight when the first fails.
+    const send = s3.client.send.bind(s3.client);
+    const slow = {
+      send: async (command: unknown) => {
+        if (command instanceof CompleteMultipartUploadCommand && command.input.Key !== files[0]?.key)
+          await new Promise((resolve) => setTimeout(resolve, 30));
+        return send(command as never);
+      },
+    } as unknown as S3Client;
+
+    const error = await commitRun(
+      { s3: slow, bucket: 'b', keys, logger },
+      files,
+      manifestOf(ME, 'committed'),
+    ).catch((e: unknown) => e);
+
+    const completes = () => s3.sent.filter((c) => c === 'CompleteMultipartUploadCommand').length;
+    expect(error).toBeInstanceOf(SnapshotVerificationError);
+    expect(completes()).toBe(S3_PARALLELISM);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(completes()).toBe(S3_PARALLELISM);
   });
 });
 

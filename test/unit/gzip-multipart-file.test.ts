@@ -13,16 +13,30 @@ interface Sent {
   readonly input: Record<string, unknown>;
 }
 
-/** Answers like S3 would and records every command with its input. */
+/**
+ * Answers like S3 would and records every command with its input. The object it completes is
+ * the parts it received, and its composite CRC32 is computed from their bytes, as S3 does.
+ */
 function recordingS3(mode: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED'): { s3: S3Client; sent: Sent[] } {
   const sent: Sent[] = [];
+  const received = new Map<number, Buffer>();
   let etag = 0;
   const s3 = {
     config: { requestChecksumCalculation: async () => mode },
     send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
       sent.push({ command: command.constructor.name, input: command.input });
+      const { input } = command;
       if (command.constructor.name === 'CreateMultipartUploadCommand') return { UploadId: 'upload-1' };
-      if (command.constructor.name === 'UploadPartCommand') return { ETag: `"etag-${++etag}"` };
+      if (command.constructor.name === 'UploadPartCommand') {
+        received.set(input.PartNumber as number, input.Body as Buffer);
+        return { ETag: `"etag-${++etag}"` };
+      }
+      const bodies = [...received].sort(([a], [b]) => a - b).map(([, body]) => body);
+      const composite = `${crc32Base64(Buffer.concat(bodies.map((b) => Buffer.from(crc32Base64(b), 'base64'))))}-${bodies.length}`;
+      const checksum = mode === 'WHEN_SUPPORTED' ? { ChecksumCRC32: composite } : {};
+      if (command.constructor.name === 'CompleteMultipartUploadCommand') return checksum;
+      if (command.constructor.name === 'HeadObjectCommand')
+        return { ContentLength: bodies.reduce((sum, b) => sum + b.length, 0), ...checksum };
       return {};
     },
   } as unknown as S3Client;
@@ -84,6 +98,10 @@ describe('GzipMultipartFile checksums', () => {
         .sort((a, b) => Number(a.PartNumber) - Number(b.PartNumber)),
     );
     expect(pending.parts.every((p) => typeof p.ChecksumCRC32 === 'string')).toBe(true);
+    // Complete's composite CRC32 and the object's size, checked against what the writer recorded.
+    expect(sent.filter((c) => c.command === 'HeadObjectCommand').map((c) => c.input)).toEqual([
+      { Bucket: 'b', Key: 'k.ndjson.gz', ChecksumMode: 'ENABLED' },
+    ]);
   });
 
   it('leaves checksums out when the client says WHEN_REQUIRED (local S3 servers)', async () => {
