@@ -11,33 +11,20 @@ import type { SessionExportProps } from '../../infra/session-export-props';
 import { SessionExportStack } from '../../infra/session-export-stack';
 import { hiveType, manifestColumns, prestoType, sessionColumns } from '../../lambda/snapshot/athena-columns';
 import { readerViewColumns, readerViewSql } from '../../lambda/snapshot/reader-view';
+import {
+  ACCOUNT_ENV,
+  CDK_JSON_CONTEXT,
+  FEATURE_FLAGS,
+  SKIP_BUNDLING,
+  synthStack,
+} from '../helpers/synth-stack';
 
-const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
-/** The feature flags `cdk synth` runs with (cdk.json), so the tests synthesize the same template. */
-const CDK_JSON_CONTEXT = (
-  JSON.parse(readFileSync(path.join(__dirname, '../../cdk.json'), 'utf8')) as {
-    context: Record<string, unknown>;
-  }
-).context;
-const FEATURE_FLAGS = Object.fromEntries(
-  Object.entries(CDK_JSON_CONTEXT).filter(([key]) => key.startsWith('@aws-cdk/')),
-);
-const ACCOUNT_ENV = { account: '123456789012', region: 'eu-west-1' };
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey/api-key-AbC123';
 const SECRET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555';
 const BUCKET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef';
 const RESULTS_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555';
 
-/**
- * Synthesizes one stack with the policy checks `cdk synth` runs (cdk-nag AwsSolutions and the
- * Control Tower controls through cfn-guard); it throws on any unacknowledged finding.
- */
-function synth(props: SessionExportProps, context: Record<string, unknown> = {}): Template {
-  const app = new App({ context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS, ...context } });
-  const stack = new SessionExportStack(app, 'MoonKeySessionExport', { env: ACCOUNT_ENV, ...props });
-  addPolicyChecks(app);
-  return Template.fromStack(stack);
-}
+const synth = synthStack;
 
 type Statement = {
   Sid?: string;
