@@ -911,6 +911,24 @@ describe('settings validation', () => {
     );
   });
 
+  it('refuses more scan segments than concurrency, the whole run’s limit on calls in flight', () => {
+    const message = (props: SessionExportProps) => {
+      try {
+        build({ createDemoUsersTable: true, ...props })();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    };
+    expect(message({ concurrency: 2, jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' } })).toContain(
+      'jobEnvironment.EXPORT_SCAN_SEGMENTS=4 is above concurrency 2 (EXPORT_CONCURRENCY): concurrency limits the calls in flight of the whole run and every segment needs at least one',
+    );
+    expect(message({ jobEnvironment: { EXPORT_SCAN_SEGMENTS: '17' } })).toContain(
+      'jobEnvironment.EXPORT_SCAN_SEGMENTS=17 is above concurrency 16',
+    );
+    expect(message({ concurrency: 4, jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' } })).toBe('');
+  });
+
   it('rejects key ARNs that are not key ARNs, keys without their resource, and impossible transitions', () => {
     const attempt = build({
       createDemoUsersTable: true,
