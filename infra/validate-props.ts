@@ -146,24 +146,38 @@ export function validateSessionExportProps(props: SessionExportProps): void {
 /**
  * Plan may choose up to EXPORT_SCAN_SEGMENTS segments (for `auto`, at most min(40, concurrency)):
  * every one must fit in the Map at once, or the segments that wait leave part of the run's rate
- * share unused, and an inline Map runs at most 40.
+ * share unused, and an inline Map runs at most 40. Each segment takes a share of `concurrency`
+ * (the whole run's limit) of at least one call, so there may not be more segments than that.
  */
 function segmentProblems(props: SessionExportProps): Problem[] {
   const configured = props.jobEnvironment?.EXPORT_SCAN_SEGMENTS;
   const numeric = configured !== undefined && configured !== 'auto' ? Number(configured) : undefined;
-  if (numeric !== undefined && Number.isInteger(numeric) && numeric > 40) {
-    return [
-      `jobEnvironment.EXPORT_SCAN_SEGMENTS=${configured}: an inline Map runs at most 40 segments at once`,
-    ];
+  const concurrency = props.concurrency ?? 16;
+  const problems: Problem[] = [];
+  if (
+    numeric !== undefined &&
+    Number.isInteger(numeric) &&
+    Number.isInteger(concurrency) &&
+    numeric > concurrency
+  ) {
+    problems.push(
+      `jobEnvironment.EXPORT_SCAN_SEGMENTS=${configured} is above concurrency ${concurrency} (EXPORT_CONCURRENCY): concurrency limits the calls in flight of the whole run and every segment needs at least one; lower EXPORT_SCAN_SEGMENTS or raise concurrency`,
+    );
   }
-  const most = numeric ?? Math.min(40, props.concurrency ?? 16);
+  if (numeric !== undefined && Number.isInteger(numeric) && numeric > 40) {
+    problems.push(
+      `jobEnvironment.EXPORT_SCAN_SEGMENTS=${configured}: an inline Map runs at most 40 segments at once`,
+    );
+    return problems;
+  }
+  const most = numeric ?? Math.min(40, concurrency);
   const map = props.maxSegmentConcurrency;
   if (map !== undefined && Number.isInteger(map) && map < most) {
-    return [
+    problems.push(
       `maxSegmentConcurrency ${map} is below the ${most} segments Plan may choose (${numeric !== undefined ? 'EXPORT_SCAN_SEGMENTS' : 'EXPORT_SCAN_SEGMENTS=auto: at most min(40, concurrency)'}): raise it, or set jobEnvironment.EXPORT_SCAN_SEGMENTS`,
-    ];
+    );
   }
-  return [];
+  return problems;
 }
 
 /**

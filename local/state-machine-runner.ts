@@ -32,8 +32,17 @@ export interface LocalExecutionOptions {
   readonly workBudgetMs?: number;
   /** Remaining time of the other phases. @default 900000 */
   readonly phaseBudgetMs?: number;
-  /** Decides, per invocation, whether to inject a fault instead of the handler's own outcome. */
+  /**
+   * Decides, per invocation, whether to inject a fault instead of the handler's own outcome.
+   * ListExecutions calls are asked too (state ListRunningExecutions or ListMoreRunningExecutions,
+   * payload the call's parameters): a fault there fails the call, `at` makes no difference.
+   */
   readonly faults?: (call: PhaseCall) => InjectedFault | undefined;
+  /**
+   * The most executions one ListExecutions page holds, below the call's MaxResults: AWS may
+   * return fewer than asked for. @default MaxResults
+   */
+  readonly listPageSize?: number;
   /**
    * Told about every invocation as it finishes (progress printing, tests that look at S3 after
    * each step); the execution waits for a returned promise.
@@ -64,6 +73,16 @@ interface Registered {
   status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
   readonly done: Promise<LocalExecution>;
 }
+
+/** ListExecutions' NextToken here: where the next page starts in the list as it is then. */
+const pageToken = (offset: number) => Buffer.from(JSON.stringify({ offset }), 'utf8').toString('base64');
+const tokenOffset = (token: string): number => {
+  const offset = (JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as { offset?: unknown }).offset;
+  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0) {
+    throw lambdaStyleError('Sfn.InvalidTokenException', `Invalid Token: '${token}'`);
+  }
+  return offset;
+};
 
 /**
  * Step Functions in this process: runs the export and launcher definitions synthesized from the
@@ -148,6 +167,58 @@ export class LocalStepFunctions {
     return [...this.executions.keys()];
   }
 
+  /**
+   * Registers an execution that ListExecutions reports as RUNNING (started now, so newer than
+   * every one before it) but whose states run elsewhere: many running executions without running
+   * them all here. Returns the function that ends it.
+   */
+  runningElsewhere(name: string): () => void {
+    if (this.executions.has(name))
+      throw new ExecutionAlreadyExistsError(`Execution Already Exists: '${name}'`);
+    let end!: () => void;
+    const done = new Promise<LocalExecution>((resolve) => {
+      end = () => {
+        entry.status = 'SUCCEEDED';
+        resolve({ name, status: 'SUCCEEDED', calls: {}, states: [] });
+      };
+    });
+    const entry: Registered = { input: '{}', startDate: this.clock(), status: 'RUNNING', done };
+    this.executions.set(name, entry);
+    return end;
+  }
+
+  /**
+   * ListExecutions with StatusFilter RUNNING, as AWS answers it: newest first, at most
+   * MaxResults (default 100, at most 1000) per page, and a NextToken while the page is full, so
+   * a page may be the last one yet followed by an empty page. Each page is cut from the list as
+   * it is when asked, like any read of a list that changes between pages.
+   */
+  private listRunning(params: unknown, pageSize: number | undefined) {
+    const { MaxResults, NextToken, StatusFilter } = params as {
+      MaxResults?: number;
+      NextToken?: string;
+      StatusFilter?: string;
+    };
+    if (StatusFilter !== 'RUNNING')
+      throw new Error(`ListExecutions without StatusFilter RUNNING: ${StatusFilter}`);
+    const limit = Math.min(MaxResults || 100, 1000, pageSize ?? Number.POSITIVE_INFINITY);
+    const offset = NextToken === undefined ? 0 : tokenOffset(NextToken);
+    const running = [...this.executions.entries()]
+      .filter(([, e]) => e.status === 'RUNNING')
+      .sort(([, a], [, b]) => b.startDate - a.startDate);
+    const page = running.slice(offset, offset + limit);
+    return {
+      Executions: page.map(([n, e]) => ({
+        ExecutionArn: `${this.definitions.exportArn.replace(':stateMachine:', ':execution:')}:${n}`,
+        StateMachineArn: this.definitions.exportArn,
+        Name: n,
+        Status: 'RUNNING',
+        StartDate: new Date(e.startDate).toISOString(),
+      })),
+      ...(page.length === limit ? { NextToken: pageToken(offset + limit) } : {}),
+    };
+  }
+
   private async runLauncher(name: string, input: unknown): Promise<LocalExecution> {
     const calls: Record<string, number> = {};
     const handlers = {
@@ -218,6 +289,12 @@ export class LocalStepFunctions {
         inFlight.delete(invocation);
       }
     };
+    const listExecutions = (state: string) => async (params: unknown) => {
+      calls[state] = (calls[state] ?? 0) + 1;
+      const fault = options.faults?.({ state, count: calls[state], payload: params });
+      if (fault) throw lambdaStyleError(fault.error, 'injected into ListExecutions');
+      return this.listRunning(params, options.listPageSize);
+    };
     const work = options.workBudgetMs ?? 2_000;
     const phase = options.phaseBudgetMs ?? 900_000;
     const handlers = {
@@ -225,17 +302,8 @@ export class LocalStepFunctions {
       Work: lambda('Work', work),
       Commit: lambda('Commit', phase),
       Abort: lambda('Abort', phase),
-      ListRunningExecutions: () => ({
-        Executions: [...this.executions.entries()]
-          .filter(([, e]) => e.status === 'RUNNING')
-          .sort(([, a], [, b]) => b.startDate - a.startDate)
-          .map(([n, e]) => ({
-            ExecutionArn: `${this.definitions.exportArn.replace(':stateMachine:', ':execution:')}:${n}`,
-            Name: n,
-            Status: 'RUNNING',
-            StartDate: new Date(e.startDate).toISOString(),
-          })),
-      }),
+      ListRunningExecutions: listExecutions('ListRunningExecutions'),
+      ListMoreRunningExecutions: listExecutions('ListMoreRunningExecutions'),
     };
     return this.execute(this.definitions.export, name, input, handlers, calls);
   }

@@ -31,6 +31,7 @@ import { acknowledgeGuard } from '../policy-checks';
  */
 export const STATE_NAMES = {
   listRunning: 'ListRunningExecutions',
+  listMoreRunning: 'ListMoreRunningExecutions',
   waitForTurn: 'WaitForTurn',
   plan: 'Plan',
   segments: 'Segments',
@@ -96,7 +97,7 @@ export interface ExportStateMachineProps {
  * The export as a Standard state machine (the phases it invokes: lambda/run/phases.ts):
  *
  *   ListRunningExecutions ─▶ oldest running? ──no──▶ WaitForTurn ─┐
- *        ▲                        │ yes                            │
+ *        ▲  (every page)          │ yes                            │
  *        └────────────────────────┼────────────────────────────────┘
  *                                 ▼
  *   Plan ─▶ Segments (inline Map over $.segments; per segment: Work ⟲ until done) ─▶ Commit
@@ -167,35 +168,55 @@ export class ExportStateMachine extends Construct {
     };
 
     // ---- one run at a time ---------------------------------------------------------------------
-    // ListExecutions sorts newest first, so the last RUNNING entry is the oldest run. Every
-    // execution agrees on which one that is, so exactly one proceeds; the rest poll.
-    const listRunning = new CustomState(this, STATE_NAMES.listRunning, {
-      stateJson: {
-        Type: 'Task',
-        Resource: 'arn:aws:states:::aws-sdk:sfn:listExecutions',
-        Parameters: { 'StateMachineArn.$': '$$.StateMachine.Id', StatusFilter: 'RUNNING', MaxResults: 100 },
-        ResultSelector: { 'running.$': 'States.ArrayLength($.Executions)', 'executions.$': '$.Executions' },
-        ResultPath: '$.turn',
-        Retry: [
-          {
-            ErrorEquals: ['States.TaskFailed'],
-            IntervalSeconds: 2,
-            MaxAttempts: 5,
-            BackoffRate: 2,
-            JitterStrategy: 'FULL',
+    // ListExecutions sorts newest first, so the last RUNNING entry of the last page is the oldest
+    // run. Every execution agrees on which one that is, so exactly one proceeds; the rest poll.
+    // A page holds at most MaxResults (and may hold fewer, even none, before the last), so the
+    // gate follows NextToken to the end, keeping the last entry of the latest page that had one:
+    // reading one page only, the 100th newest of more than 100 running executions would take
+    // itself for the oldest. Pages of 100 keep the state's payload far below its 256 KB limit.
+    const listExecutions = (stateName: string, nextToken: boolean) =>
+      new CustomState(this, stateName, {
+        stateJson: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::aws-sdk:sfn:listExecutions',
+          Parameters: {
+            'StateMachineArn.$': '$$.StateMachine.Id',
+            StatusFilter: 'RUNNING',
+            MaxResults: 100,
+            ...(nextToken ? { 'NextToken.$': '$.turn.page.NextToken' } : {}),
           },
-        ],
-      },
-    });
+          // The first page starts the look afresh ($.turn is replaced, so no entry of an earlier
+          // poll is kept); the next ones replace the page and keep the oldest entry seen so far.
+          // NextToken is absent on the last page, so the page is kept whole, not selected from.
+          ...(nextToken
+            ? { ResultPath: '$.turn.page' }
+            : { ResultSelector: { 'page.$': '$' }, ResultPath: '$.turn' }),
+          Retry: [
+            {
+              ErrorEquals: ['States.TaskFailed'],
+              IntervalSeconds: 2,
+              MaxAttempts: 5,
+              BackoffRate: 2,
+              JitterStrategy: 'FULL',
+            },
+          ],
+        },
+      });
+    const listRunning = listExecutions(STATE_NAMES.listRunning, false);
+    const listMoreRunning = listExecutions(STATE_NAMES.listMoreRunning, true);
     const waitForTurn = new Wait(this, STATE_NAMES.waitForTurn, {
       time: WaitTime.duration(props.turnPollInterval ?? Duration.minutes(1)),
     });
-    const oldestRunning = new Pass(this, 'OldestRunning', {
+    const countRunningOnPage = new Pass(this, 'CountRunningOnPage', {
+      parameters: { 'count.$': 'States.ArrayLength($.turn.page.Executions)' },
+      resultPath: '$.turn.onPage',
+    });
+    const keepOldestOnPage = new Pass(this, 'KeepOldestOnPage', {
       parameters: {
-        'oldest.$': 'States.ArrayGetItem($.turn.executions, States.MathAdd($.turn.running, -1))',
+        'execution.$': 'States.ArrayGetItem($.turn.page.Executions, States.MathAdd($.turn.onPage.count, -1))',
         'self.$': '$$.Execution.Name',
       },
-      resultPath: '$.turn',
+      resultPath: '$.turn.oldest',
     });
 
     // ---- plan, work, commit --------------------------------------------------------------------
@@ -295,18 +316,30 @@ export class ExportStateMachine extends Construct {
       resultPath: '$.error',
     });
 
-    const definition = listRunning.next(
-      new Choice(this, 'AnyRunningVisible')
-        // ListExecutions is eventually consistent: not even this execution listed yet.
-        .when(Condition.numberEquals('$.turn.running', 0), waitForTurn)
-        .otherwise(oldestRunning),
+    const morePages = new Choice(this, 'MoreRunningPages')
+      .when(Condition.isPresent('$.turn.page.NextToken'), listMoreRunning)
+      .otherwise(
+        new Choice(this, 'AnyRunningVisible')
+          // ListExecutions is eventually consistent: not even this execution listed yet.
+          .when(Condition.isNotPresent('$.turn.oldest'), waitForTurn)
+          .otherwise(
+            new Choice(this, 'IsOldestRunning')
+              .when(
+                Condition.stringEqualsJsonPath('$.turn.oldest.execution.Name', '$.turn.oldest.self'),
+                plan,
+              )
+              .otherwise(waitForTurn),
+          ),
+      );
+    const definition = listRunning.next(countRunningOnPage);
+    listMoreRunning.next(countRunningOnPage);
+    countRunningOnPage.next(
+      new Choice(this, 'RunningOnPage')
+        .when(Condition.numberGreaterThan('$.turn.onPage.count', 0), keepOldestOnPage)
+        .otherwise(morePages),
     );
+    keepOldestOnPage.next(morePages);
     waitForTurn.next(listRunning);
-    oldestRunning.next(
-      new Choice(this, 'IsOldestRunning')
-        .when(Condition.stringEqualsJsonPath('$.turn.oldest.Name', '$.turn.self'), plan)
-        .otherwise(waitForTurn),
-    );
     plan.next(segments).next(commit);
 
     this.logGroup = new LogGroup(this, 'Logs', {

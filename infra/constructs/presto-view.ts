@@ -9,6 +9,8 @@ const VIEW_PREFIX = '/* Presto View: ';
 const VIEW_SUFFIX = ' */';
 /** What Trino (HiveMetadata.PRESTO_VIEW_EXPANDED_TEXT_MARKER) and Athena store as a view's expanded text. */
 export const PRESTO_VIEW_EXPANDED_TEXT = '/* Presto View */';
+/** The SerDe a view's storage descriptor names: Hive's default (LazySimpleSerDe). */
+export const VIEW_SERDE = 'org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe';
 
 /**
  * The JSON inside a Presto view: Trino's ConnectorViewDefinition. `runAsInvoker` and `path` are
@@ -87,7 +89,11 @@ export class PrestoView extends Construct {
         partitionKeys: [],
         storageDescriptor: {
           columns: props.columns.map((c) => ({ name: c.name, type: hiveType(c.type) })),
-          serdeInfo: {},
+          // Never read (a view has no files), but it must be there: Athena fails a storage
+          // descriptor without SerDe info with HIVE_METASTORE_ERROR, and an empty `{}` is what a
+          // provisioner may drop before the Glue call. Hive's default SerDe names a real class, so
+          // Glue readers that load or print the library see nothing odd.
+          serdeInfo: { serializationLibrary: VIEW_SERDE },
         },
       },
     });

@@ -142,6 +142,13 @@ export const envSchema = envShape.superRefine((env, ctx) => {
         'must be at least EXPORT_REQUEST_TIMEOUT_MS (it bounds the whole attempt, the other one idle time)',
     });
   }
+  if (env.EXPORT_SCAN_SEGMENTS !== 'auto' && env.EXPORT_SCAN_SEGMENTS > env.EXPORT_CONCURRENCY) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['EXPORT_SCAN_SEGMENTS'],
+      message: `must be at most EXPORT_CONCURRENCY (${env.EXPORT_CONCURRENCY}): EXPORT_CONCURRENCY limits the calls in flight of the whole run and every segment needs at least one (got ${env.EXPORT_SCAN_SEGMENTS} segments)`,
+    });
+  }
   if (env.EXPORT_RETRY_MAX_DELAY_MS < env.EXPORT_RETRY_BASE_DELAY_MS) {
     ctx.addIssue({
       code: 'custom',

@@ -14,6 +14,7 @@ import { Admission } from './admission';
 import type { ExportContext } from './job-context';
 import type { RunPlan } from './run-plan';
 import { type ScanSlice, scanUsers } from './scan-users';
+import { concurrencyShare, rateShare } from './segment-share';
 import { UserExport } from './user-export';
 
 /** Where a segment's walk goes on: a Scan key (undefined: from the start) or a listed audit's offset. */
@@ -94,7 +95,7 @@ const LIST_CHUNK = 500;
  * `cursor` until the segment ends or `stopAt` passes, calling, validating and writing each, and
  * returns the files it wrote as pending uploads with its counts and where to continue.
  * EXPORT_CONCURRENCY and EXPORT_MAX_RPS are limits of the whole run: this worker takes its share
- * (1/totalSegments of each). At `stopAt` it starts no new page but finishes the current one (a
+ * (its segment's share of each, segment-share.ts). At `stopAt` it starts no new page but finishes the current one (a
  * page boundary is the only resumable point of a DynamoDB Scan). At `hardStopAt` it aborts the
  * calls still running: their users wrote nothing yet, so they and the page's users not yet
  * started go to the next Work (a hand-over), and every user is still exported exactly once. A
@@ -140,10 +141,12 @@ class Work {
     const onOuterAbort = () => this.failRun(input.signal?.reason as Error);
     if (input.signal?.aborted) onOuterAbort();
     else input.signal?.addEventListener('abort', onOuterAbort, { once: true });
-    const share = Math.max(1, input.totalSegments);
-    const concurrency = Math.max(1, Math.floor(config.concurrency / share));
+    const concurrency = concurrencyShare(config.concurrency, input.segment, input.totalSegments);
     this.limit = pLimit(concurrency);
-    const limiter = config.maxRps === undefined ? unlimited : createRateLimiter(config.maxRps / share);
+    const limiter =
+      config.maxRps === undefined
+        ? unlimited
+        : createRateLimiter(rateShare(config.maxRps, input.totalSegments));
     this.aimd = config.adaptiveConcurrency ? new AdaptiveConcurrency({ max: concurrency }) : undefined;
     this.admission = new Admission(concurrency * 2 + 32, () => this.limit.concurrency);
     const { keys } = input;

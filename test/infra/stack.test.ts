@@ -12,33 +12,20 @@ import { SessionExportStack } from '../../infra/session-export-stack';
 import { OUTPUTS } from '../../infra/stack-outputs';
 import { hiveType, manifestColumns, prestoType, sessionColumns } from '../../lambda/snapshot/athena-columns';
 import { readerViewColumns, readerViewSql } from '../../lambda/snapshot/reader-view';
+import {
+  ACCOUNT_ENV,
+  CDK_JSON_CONTEXT,
+  FEATURE_FLAGS,
+  SKIP_BUNDLING,
+  synthStack,
+} from '../helpers/synth-stack';
 
-const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
-/** The feature flags `cdk synth` runs with (cdk.json), so the tests synthesize the same template. */
-const CDK_JSON_CONTEXT = (
-  JSON.parse(readFileSync(path.join(__dirname, '../../cdk.json'), 'utf8')) as {
-    context: Record<string, unknown>;
-  }
-).context;
-const FEATURE_FLAGS = Object.fromEntries(
-  Object.entries(CDK_JSON_CONTEXT).filter(([key]) => key.startsWith('@aws-cdk/')),
-);
-const ACCOUNT_ENV = { account: '123456789012', region: 'eu-west-1' };
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey/api-key-AbC123';
 const SECRET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555';
 const BUCKET_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef';
 const RESULTS_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555';
 
-/**
- * Synthesizes one stack with the policy checks `cdk synth` runs (cdk-nag AwsSolutions and the
- * Control Tower controls through cfn-guard); it throws on any unacknowledged finding.
- */
-function synth(props: SessionExportProps, context: Record<string, unknown> = {}): Template {
-  const app = new App({ context: { ...SKIP_BUNDLING, ...FEATURE_FLAGS, ...context } });
-  const stack = new SessionExportStack(app, 'MoonKeySessionExport', { env: ACCOUNT_ENV, ...props });
-  addPolicyChecks(app);
-  return Template.fromStack(stack);
-}
+const synth = synthStack;
 
 type Statement = {
   Sid?: string;
@@ -940,6 +927,24 @@ describe('settings validation', () => {
     expect(message({ jobEnvironment: { EXPORT_SCAN_SEGMENTS: '41' } })).toContain(
       'EXPORT_SCAN_SEGMENTS=41: an inline Map runs at most 40 segments at once',
     );
+  });
+
+  it('refuses more scan segments than concurrency, the whole run’s limit on calls in flight', () => {
+    const message = (props: SessionExportProps) => {
+      try {
+        build({ createDemoUsersTable: true, ...props })();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    };
+    expect(message({ concurrency: 2, jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' } })).toContain(
+      'jobEnvironment.EXPORT_SCAN_SEGMENTS=4 is above concurrency 2 (EXPORT_CONCURRENCY): concurrency limits the calls in flight of the whole run and every segment needs at least one',
+    );
+    expect(message({ jobEnvironment: { EXPORT_SCAN_SEGMENTS: '17' } })).toContain(
+      'jobEnvironment.EXPORT_SCAN_SEGMENTS=17 is above concurrency 16',
+    );
+    expect(message({ concurrency: 4, jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' } })).toBe('');
   });
 
   it('rejects key ARNs that are not key ARNs, keys without their resource, and impossible transitions', () => {

@@ -93,13 +93,43 @@ describe('the export state machine', () => {
   it('waits for its turn, then plans, works every segment in an inline Map as wide as the most segments Plan may choose (16), and commits', () => {
     const states = definitions.export?.States as Json;
     expect(definitions.export?.StartAt).toBe('ListRunningExecutions');
+    const listRetry = [
+      {
+        ErrorEquals: ['States.TaskFailed'],
+        IntervalSeconds: 2,
+        MaxAttempts: 5,
+        BackoffRate: 2,
+        JitterStrategy: 'FULL',
+      },
+    ];
     expect(states.ListRunningExecutions).toMatchObject({
       Resource: 'arn:aws:states:::aws-sdk:sfn:listExecutions',
-      Parameters: { 'StateMachineArn.$': '$$.StateMachine.Id', StatusFilter: 'RUNNING' },
+      Parameters: { 'StateMachineArn.$': '$$.StateMachine.Id', StatusFilter: 'RUNNING', MaxResults: 100 },
+      ResultSelector: { 'page.$': '$' },
+      ResultPath: '$.turn',
+      Retry: listRetry,
+    });
+    // Every page, not only the first: the oldest running execution is the last entry of the last.
+    expect(states.ListMoreRunningExecutions).toMatchObject({
+      Resource: 'arn:aws:states:::aws-sdk:sfn:listExecutions',
+      Parameters: {
+        'StateMachineArn.$': '$$.StateMachine.Id',
+        StatusFilter: 'RUNNING',
+        MaxResults: 100,
+        'NextToken.$': '$.turn.page.NextToken',
+      },
+      ResultPath: '$.turn.page',
+      Retry: listRetry,
+      Next: 'CountRunningOnPage',
+    });
+    expect(states.MoreRunningPages.Choices[0]).toEqual({
+      Variable: '$.turn.page.NextToken',
+      IsPresent: true,
+      Next: 'ListMoreRunningExecutions',
     });
     expect(states.IsOldestRunning.Choices[0]).toEqual({
-      Variable: '$.turn.oldest.Name',
-      StringEqualsPath: '$.turn.self',
+      Variable: '$.turn.oldest.execution.Name',
+      StringEqualsPath: '$.turn.oldest.self',
       Next: 'Plan',
     });
     expect(states.Plan).toMatchObject({

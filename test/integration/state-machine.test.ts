@@ -419,3 +419,47 @@ describe('time running out in a Work, through the state machine definition', () 
     }
   }, 300_000);
 });
+
+describe('EXPORT_CONCURRENCY across the segments of a run through the state machine definition', () => {
+  it('keeps the calls in flight at the API to EXPORT_CONCURRENCY with 4 segments, the remainder shared out', async () => {
+    // 6 calls over 4 segments: 2, 2, 1, 1. At 5 ms a call a segment's 750 users take seconds, so
+    // the API sees all six at once; a share rounded up (2 each) would show 8, rounded down 4.
+    // Longer Works and pages of 50 than the other runs here: a one-call segment's page in hand
+    // must fit the deadline margin even when the machine is loaded, and this is not about deadlines.
+    stack.api.configure({ latencyMs: 5 });
+    const run = setUp(
+      SMALL_TABLE,
+      {
+        EXPORT_CONCURRENCY: '6',
+        EXPORT_ADAPTIVE_CONCURRENCY: 'false',
+        EXPORT_SCAN_PAGE_SIZE: '50',
+        EXPORT_DEADLINE_MARGIN_MS: '10000',
+      },
+      { workBudgetMs: 30_000 },
+    );
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    expect({ status: execution.status, error: execution.error }).toEqual({
+      status: 'SUCCEEDED',
+      error: undefined,
+    });
+    expect([...run.worksBySegment.keys()].sort()).toEqual([0, 1, 2, 3]);
+    expect(stack.api.stats.requests).toBe(SMALL_USERS);
+    expect(stack.api.stats.maxInFlight).toBe(6);
+    await expectExactlyTheTruth(run.prefix, smallIds);
+  }, 300_000);
+
+  it('refuses more segments than EXPORT_CONCURRENCY before any call: 4 segments at concurrency 2', async () => {
+    const run = setUp(SMALL_TABLE, { EXPORT_CONCURRENCY: '2' });
+
+    const execution = await run.sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
+
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error?.Error).toBe('ConfigError');
+    expect(execution.error?.Cause).toContain('EXPORT_SCAN_SEGMENTS must be at most EXPORT_CONCURRENCY (2)');
+    expect(execution.calls.Work).toBeUndefined();
+    expect(stack.api.stats.requests).toBe(0);
+    expect(await readVisibleSessions(stack.s3Client, stack.bucket, run.prefix)).toEqual([]);
+  }, 300_000);
+});

@@ -127,6 +127,23 @@ describe('parseConfig', () => {
     ).toMatchObject({ retryBaseDelayMs: 500, retryMaxDelayMs: 500 });
   });
 
+  it('refuses more scan segments than EXPORT_CONCURRENCY, naming both, and accepts them equal or auto', () => {
+    expect(errorOf({ ...minimal, EXPORT_SCAN_SEGMENTS: '4', EXPORT_CONCURRENCY: '2' }).issues).toEqual([
+      'EXPORT_SCAN_SEGMENTS must be at most EXPORT_CONCURRENCY (2): EXPORT_CONCURRENCY limits the calls in flight of the whole run and every segment needs at least one (got 4 segments)',
+    ]);
+    // The default concurrency (16) holds too.
+    expect(errorOf({ ...minimal, EXPORT_SCAN_SEGMENTS: '17' }).issues[0]).toMatch(
+      /^EXPORT_SCAN_SEGMENTS must be at most EXPORT_CONCURRENCY \(16\)/,
+    );
+    expect(parseConfig({ ...minimal, EXPORT_SCAN_SEGMENTS: '2', EXPORT_CONCURRENCY: '2' })).toMatchObject({
+      scanSegments: 2,
+      concurrency: 2,
+    });
+    expect(parseConfig({ ...minimal, EXPORT_SCAN_SEGMENTS: 'auto', EXPORT_CONCURRENCY: '1' })).toMatchObject({
+      scanSegments: 'auto',
+    });
+  });
+
   it('refuses an API URL that is not http(s)', () => {
     expect(errorOf({ ...minimal, MOONKEY_API_URL: 'ftp://moonkey' }).issues[0]).toBe(
       'MOONKEY_API_URL must be an http(s) URL',

@@ -106,7 +106,7 @@ describe('the export definition through the local runner', () => {
     const execution = await sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
 
     expect(execution.status).toBe('SUCCEEDED');
-    expect(execution.calls).toEqual({ Plan: 1, Work: 12, Commit: 1 });
+    expect(execution.calls).toEqual({ ListRunningExecutions: 1, Plan: 1, Work: 12, Commit: 1 });
     const plan = job.events.find((e) => e.phase === 'plan');
     expect(plan).toEqual({
       phase: 'plan',
@@ -276,5 +276,133 @@ describe('the scheduled-run launcher through the local runner', () => {
     expect(late.states).toContain('AlreadyStarted');
     expect(sfn.executionNames()).toEqual(['scheduled-20261128T020000Z']);
     expect(job.events.filter((e) => e.phase === 'plan')).toHaveLength(1);
+  });
+});
+
+describe('the turn gate through the local runner, with ListExecutions answered in pages', () => {
+  /** The fake job, with the Plan of `held` kept waiting until `release` is called. */
+  function heldJob(held: string) {
+    const job = fakeJob({ segments: 1, steps: 1 });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let planning!: () => void;
+    const planStarted = new Promise<void>((resolve) => {
+      planning = resolve;
+    });
+    const handler = async (event: unknown, context: Context) => {
+      const e = event as Record<string, unknown>;
+      if (e.phase === 'plan' && (e.execution as { name: string }).name === held) {
+        planning();
+        await released;
+      }
+      return job.handler(event, context);
+    };
+    return { handler, events: job.events, release, planStarted };
+  }
+
+  const plannedBy = (events: Record<string, unknown>[], name: string) =>
+    events.some((e) => e.phase === 'plan' && (e.execution as { name: string }).name === name);
+
+  /** Counts one execution's ListExecutions calls by state, as its fault injector is asked. */
+  function listCounter() {
+    const counts: Record<string, number> = {};
+    const faults = (call: PhaseCall): InjectedFault | undefined => {
+      if (call.state.startsWith('List')) counts[call.state] = (counts[call.state] ?? 0) + 1;
+      return undefined;
+    };
+    return { counts, faults };
+  }
+
+  async function until(condition: () => boolean) {
+    while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  it('keeps the second oldest of 101 running executions waiting: the oldest is on the second page', async () => {
+    const job = heldJob('old-run');
+    const sfn = new LocalStepFunctions(definitions, job.handler);
+    const old = sfn.startExecution('old-run', SCHEDULED);
+    await job.planStarted;
+    const seen = listCounter();
+
+    // The second oldest, then 99 newer ones: the first page (100, newest first) ends with it.
+    const second = sfn.startExecution('second-run', { reason: 'queued' }, { faults: seen.faults });
+    const newer = Array.from({ length: 99 }, (_, i) => sfn.runningElsewhere(`newer-${i}`));
+    // Three looks at the list, or a Plan it should not have started (then the test fails at once).
+    await until(() => plannedBy(job.events, 'second-run') || (seen.counts.ListRunningExecutions ?? 0) >= 3);
+
+    expect(plannedBy(job.events, 'second-run')).toBe(false);
+    expect(seen.counts.ListMoreRunningExecutions).toBeGreaterThanOrEqual(2);
+    job.release();
+    const [oldRun, secondRun] = await Promise.all([old, second]);
+    for (const end of newer) end();
+
+    expect([oldRun.status, secondRun.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    const phases = job.events.map(
+      (e) =>
+        `${e.phase}:${(e.execution as { name?: string } | undefined)?.name ?? (e.run as RunRef).snapshotId}`,
+    );
+    expect(phases.indexOf('plan:second-run')).toBeGreaterThan(phases.indexOf('commit:old-run'));
+    expect(secondRun.states.filter((s) => s === 'WaitForTurn').length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('follows pages shorter than MaxResults and an empty last page, waiting and then proceeding', async () => {
+    const job = heldJob('old-run');
+    // Pages of 3: with 6 running the third page is empty (the second was full, so it had a token).
+    const sfn = new LocalStepFunctions(definitions, job.handler, { listPageSize: 3 });
+    const old = sfn.startExecution('old-run', SCHEDULED);
+    await job.planStarted;
+    const seen = listCounter();
+
+    const second = sfn.startExecution('second-run', { reason: 'queued' }, { faults: seen.faults });
+    const newer = Array.from({ length: 4 }, (_, i) => sfn.runningElsewhere(`newer-${i}`));
+    // Three looks at the list, or a Plan it should not have started (then the test fails at once).
+    await until(() => plannedBy(job.events, 'second-run') || (seen.counts.ListRunningExecutions ?? 0) >= 3);
+
+    expect(plannedBy(job.events, 'second-run')).toBe(false);
+    expect(seen.counts.ListMoreRunningExecutions).toBeGreaterThanOrEqual(4);
+    // Once the old run ends, 6 are running again (a fifth newer one): second-run is the last entry
+    // of a full second page, followed by an empty third.
+    newer.push(sfn.runningElsewhere('newer-4'));
+    job.release();
+    const [oldRun, secondRun] = await Promise.all([old, second]);
+    for (const end of newer) end();
+
+    expect([oldRun.status, secondRun.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect(secondRun.calls.Commit).toBe(1);
+  });
+
+  it('retries a failed ListExecutions, first page or later, and fails the run when it keeps failing', async () => {
+    const job = fakeJob({ segments: 1, steps: 1 });
+    // Pages of 1: the one running execution fills the first page, so a second page is read.
+    const flaky = new LocalStepFunctions(definitions, job.handler, {
+      listPageSize: 1,
+      faults: (call) =>
+        (call.state === 'ListRunningExecutions' && call.count <= 2) ||
+        (call.state === 'ListMoreRunningExecutions' && call.count === 1)
+          ? { error: 'Sfn.SfnException', at: 'before' }
+          : undefined,
+    });
+
+    const recovered = await flaky.startExecution('flaky-list', SCHEDULED);
+
+    expect(recovered.status).toBe('SUCCEEDED');
+    expect(recovered.calls).toMatchObject({
+      ListRunningExecutions: 3,
+      ListMoreRunningExecutions: 2,
+      Plan: 1,
+    });
+
+    const broken = new LocalStepFunctions(definitions, job.handler, {
+      faults: (call) =>
+        call.state === 'ListRunningExecutions' ? { error: 'Sfn.SfnException', at: 'before' } : undefined,
+    });
+
+    const failed = await broken.startExecution('broken-list', SCHEDULED);
+
+    expect(failed).toMatchObject({ status: 'FAILED', error: { Error: 'Sfn.SfnException' } });
+    // The first call and five retries.
+    expect(failed.calls).toEqual({ ListRunningExecutions: 6 });
   });
 });
