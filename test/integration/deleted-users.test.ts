@@ -17,6 +17,7 @@ import {
   type StateMachineDefinitions,
 } from '../../local/state-machine-definitions';
 import { type LocalExecution, LocalStepFunctions } from '../../local/state-machine-runner';
+import { captureStdout, jsonLines } from '../helpers/capture-stdout';
 import { readObjects, readRecords, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
 
@@ -133,30 +134,13 @@ async function expectNothingCommitted(run: Run, execution: LocalExecution, error
   return written[0] as WrittenManifest;
 }
 
-/** Every line the process printed while `fn` ran (Powertools logs and EMF), parsed. */
+/** Every line the process printed while `fn` ran (Powertools logs and EMF), parsed; rethrows. */
 async function printedWhile<T>(
   fn: () => Promise<T>,
 ): Promise<{ result: T; lines: Record<string, unknown>[] }> {
-  const chunks: string[] = [];
-  const keep = (chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  };
-  const spies = [
-    jest.spyOn(process.stdout, 'write').mockImplementation(keep),
-    jest.spyOn(process.stderr, 'write').mockImplementation(keep),
-  ];
-  try {
-    const result = await fn();
-    const lines = chunks
-      .join('')
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-    return { result, lines };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
+  const { result, error, output } = await captureStdout(fn);
+  if (error !== undefined) throw error;
+  return { result: result as T, lines: jsonLines(output) };
 }
 
 describe('users deleted since the table was read', () => {

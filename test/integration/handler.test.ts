@@ -10,6 +10,7 @@ import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
+import { captureStdout } from '../helpers/capture-stdout';
 import { drivePhases } from '../helpers/drive-phases';
 import { fakeContext } from '../helpers/lambda-context';
 import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
@@ -20,29 +21,6 @@ const BASE_TIME = 1_764_115_200;
 let stack: LocalStack;
 let restoreEnv: () => void = () => {};
 let seeded: string[] = [];
-
-/** Everything the process printed while `fn` ran (Powertools Logger and EMF). */
-async function captureStdout<T>(
-  fn: () => Promise<T>,
-): Promise<{ result: T | undefined; error: unknown; output: string }> {
-  const chunks: string[] = [];
-  const keep = (chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  };
-  // Powertools writes WARN/ERROR to stderr; in Lambda both streams land in the same log group.
-  const spies = [
-    jest.spyOn(process.stdout, 'write').mockImplementation(keep),
-    jest.spyOn(process.stderr, 'write').mockImplementation(keep),
-  ];
-  try {
-    return { result: await fn(), error: undefined, output: chunks.join('') };
-  } catch (error) {
-    return { result: undefined, error, output: chunks.join('') };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
-}
 
 beforeAll(async () => {
   stack = await startLocalStack({ api: { apiKey: API_KEY, baseTime: BASE_TIME } });
