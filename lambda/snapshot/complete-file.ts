@@ -68,6 +68,9 @@ function mismatchError(mismatch: FileMismatch): SnapshotVerificationError {
   );
 }
 
+const completingFailed = (bucket: string, key: string, cause: Error) =>
+  new SnapshotWriteError(`Completing s3://${bucket}/${key} failed: ${cause.message}`, { cause });
+
 const isNamed = (error: unknown, name: string) => (error as { name?: string }).name === name;
 
 /**
@@ -92,13 +95,7 @@ export async function completeFile(s3: S3Client, bucket: string, file: PendingFi
       }),
     );
   } catch (error) {
-    if (!isNamed(error, 'NoSuchUpload'))
-      throw new SnapshotWriteError(
-        `Completing s3://${bucket}/${file.key} failed: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
-      );
+    if (!isNamed(error, 'NoSuchUpload')) throw completingFailed(bucket, file.key, error as Error);
     gone = error as Error;
   }
   if (completed) {
@@ -117,10 +114,8 @@ export async function completeFile(s3: S3Client, bucket: string, file: PendingFi
       }),
     );
   } catch (error) {
-    if (gone && isNamed(error, 'NotFound'))
-      throw new SnapshotWriteError(`Completing s3://${bucket}/${file.key} failed: ${gone.message}`, {
-        cause: gone,
-      });
+    // NoSuchUpload and no object: the upload was aborted, not completed by an earlier attempt.
+    if (gone && isNamed(error, 'NotFound')) throw completingFailed(bucket, file.key, gone);
     throw new SnapshotWriteError(`Verifying s3://${bucket}/${file.key} failed: ${(error as Error).message}`, {
       cause: error,
     });
