@@ -94,9 +94,9 @@ const LIST_CHUNK = 500;
  * One Work step of one segment: the users handed over to it first, then walks users from
  * `cursor` until the segment ends or `stopAt` passes, calling, validating and writing each, and
  * returns the files it wrote as pending uploads with its counts and where to continue.
- * EXPORT_CONCURRENCY and EXPORT_MAX_RPS are limits of the whole run: this worker takes its share
- * (its segment's share of each, segment-share.ts). At `stopAt` it starts no new page but finishes the current one (a
- * page boundary is the only resumable point of a DynamoDB Scan). At `hardStopAt` it aborts the
+ * EXPORT_CONCURRENCY and EXPORT_MAX_RPS are limits of the whole run: this worker takes its
+ * segment's share of each (segment-share.ts). At `stopAt` it starts no new page but finishes the
+ * current one (a page boundary is the only resumable point of a DynamoDB Scan). At `hardStopAt` it aborts the
  * calls still running: their users wrote nothing yet, so they and the page's users not yet
  * started go to the next Work (a hand-over), and every user is still exported exactly once. A
  * Work that was handed users and finished none of them fails instead (WorkStalledError): one
