@@ -872,6 +872,15 @@ describe('policy checks at synth (cdk-nag and cfn-guard Control Tower controls)'
 describe('settings validation', () => {
   const build = (props: SessionExportProps) => () =>
     new SessionExportStack(new App({ context: SKIP_BUNDLING }), 'S', props);
+  /** What synthesizing a demo-table stack with `props` refuses with ('' when it synthesizes). */
+  const message = (props: SessionExportProps) => {
+    try {
+      build({ createDemoUsersTable: true, ...props })();
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return '';
+  };
 
   it('rejects every conflict at once, in one message', () => {
     expect(
@@ -909,14 +918,6 @@ describe('settings validation', () => {
   });
 
   it('refuses a Map narrower than the segments Plan may choose, and more than 40 segments', () => {
-    const message = (props: SessionExportProps) => {
-      try {
-        build({ createDemoUsersTable: true, ...props })();
-      } catch (error) {
-        return (error as Error).message;
-      }
-      return '';
-    };
     expect(message({ maxSegmentConcurrency: 8 })).toContain(
       'maxSegmentConcurrency 8 is below the 16 segments Plan may choose (EXPORT_SCAN_SEGMENTS=auto',
     );
@@ -930,14 +931,6 @@ describe('settings validation', () => {
   });
 
   it('refuses more scan segments than concurrency, the whole run’s limit on calls in flight', () => {
-    const message = (props: SessionExportProps) => {
-      try {
-        build({ createDemoUsersTable: true, ...props })();
-      } catch (error) {
-        return (error as Error).message;
-      }
-      return '';
-    };
     expect(message({ concurrency: 2, jobEnvironment: { EXPORT_SCAN_SEGMENTS: '4' } })).toContain(
       'jobEnvironment.EXPORT_SCAN_SEGMENTS=4 is above concurrency 2 (EXPORT_CONCURRENCY): concurrency limits the calls in flight of the whole run and every segment needs at least one',
     );
