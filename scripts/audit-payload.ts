@@ -5,6 +5,22 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/**
+ * Runs the `main` of a command that talks to the deployed stack (`npm run audit`, `npm run smoke`)
+ * and exits with its code: 64 for a usage error (printed as is), 1 for any other failure.
+ */
+export function runStackCommand(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(
+        error instanceof UsageError ? error.message : `${name} failed: ${(error as Error).message}`,
+      );
+      process.exit(error instanceof UsageError ? 64 : 1);
+    },
+  );
+}
+
 /** The flags that describe an audit, shared by `npm run export` and `npm run audit`. */
 export const AUDIT_OPTIONS = {
   reason: { type: 'string' },

@@ -23,7 +23,13 @@ import {
 } from '@aws-sdk/client-sfn';
 import { OUTPUTS, STACK_NAME } from '../infra/stack-outputs';
 import { auditExecutionName, scheduledExecutionName } from '../local/execution-name';
-import { AUDIT_OPTIONS, type AuditPayload, auditPayloadFromArgs, UsageError } from './audit-payload';
+import {
+  AUDIT_OPTIONS,
+  type AuditPayload,
+  auditPayloadFromArgs,
+  runStackCommand,
+  UsageError,
+} from './audit-payload';
 
 const USAGE =
   'usage: npm run audit -- --reason TEXT [--user ID]... [--dry-run] [--stack NAME] [--state-machine-arn ARN] [--outputs-file PATH]';
@@ -255,14 +261,4 @@ async function main(): Promise<number> {
   return startRun(args, args.payload, `audit: "${args.payload.reason}"`);
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(
-        error instanceof UsageError ? error.message : `audit failed: ${(error as Error).message}`,
-      );
-      process.exit(error instanceof UsageError ? 64 : 1);
-    },
-  );
-}
+if (require.main === module) runStackCommand('audit', main);

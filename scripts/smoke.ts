@@ -14,7 +14,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { STACK_NAME } from '../infra/stack-outputs';
-import { auditPayloadFromArgs, UsageError } from './audit-payload';
+import { auditPayloadFromArgs, runStackCommand, UsageError } from './audit-payload';
 import { runSmoke, type SmokeClients, type SmokeOptions } from './smoke-run';
 import type { UserChoice } from './smoke-steps';
 
@@ -111,14 +111,4 @@ async function main(): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(
-        error instanceof UsageError ? error.message : `smoke failed: ${(error as Error).message}`,
-      );
-      process.exit(error instanceof UsageError ? 64 : 1);
-    },
-  );
-}
+if (require.main === module) runStackCommand('smoke', main);
