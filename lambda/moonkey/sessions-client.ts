@@ -79,7 +79,8 @@ export function isUserNotFoundBody(text: string): boolean {
   } catch {
     return false;
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  // An array or a number has no such fields; null has none to read at all.
+  if (typeof body !== 'object' || body === null) return false;
   const { status_code: status, error_type: type } = body as Record<string, unknown>;
   return status === 404 && type === 'user_not_found';
 }

@@ -49,6 +49,18 @@ describe('encodeCursor and decodeCursor', () => {
     expect(decodeCursor(text, scanPlan)).toEqual(cursor);
   });
 
+  it('reads offset 0 of a listed audit as a cursor like any other', () => {
+    expect(decodeCursor('{"kind":"list","offset":0}', listPlan)).toEqual({ kind: 'list', offset: 0 });
+  });
+
+  it('quotes at most 200 characters of a cursor it refuses', () => {
+    const text = `{"kind":"resume","junk":"${'x'.repeat(500)}"}`;
+
+    expect(() => decodeCursor(text, scanPlan)).toThrow(
+      new InvalidPhaseInputError(`slice.cursor is not a cursor this job wrote: ${text.slice(0, 200)}`),
+    );
+  });
+
   it('reads no cursor as the start of the walk: a Scan, or offset 0 of a listed audit', () => {
     expect(encodeCursor(undefined)).toBeNull();
     expect(decodeCursor(null, scanPlan)).toEqual({ kind: 'scan', key: undefined });
@@ -69,7 +81,11 @@ describe('encodeCursor and decodeCursor', () => {
   it.each([
     ['not JSON', '{"kind":'],
     ['an unknown kind', '{"kind":"resume","offset":1}'],
+    ['JSON null', 'null'],
+    ['a cursor without its kind', '{"key":{"user_id":{"S":"u"}}}'],
     ['a scan without a key', '{"kind":"scan"}'],
+    ['a scan whose key is null', '{"kind":"scan","key":null}'],
+    ['a hand-over without its kind', '{"users":2,"after":null}'],
     ['a negative offset', '{"kind":"list","offset":-1}'],
     ['a hand-over of no users', '{"kind":"handover","users":0,"after":null}'],
     ['a hand-over of a fractional count', '{"kind":"handover","users":1.5,"after":null}'],
@@ -109,6 +125,30 @@ describe('loadHandedOver', () => {
     await expect(load).rejects.toThrow(InvalidPhaseInputError);
     await expect(load).rejects.toThrow(
       'slice.cursor hands over 3 users, but the Work step s3://b/steps/0.json lists 2 pending',
+    );
+  });
+
+  it.each([
+    ['an empty id', ['user_a', '']],
+    ['an id that is not a string', ['user_a', 7]],
+  ])('refuses a record whose pending users include %s', async (_, pending) => {
+    const s3 = new MemoryS3();
+    await saveStep(s3.client, 'b', 'steps/0.json', step({ pending: pending as string[] }));
+
+    const load = loadHandedOver(s3.client, 'b', 'steps/0.json', { kind: 'handover', users: 2, after: null });
+
+    await expect(load).rejects.toThrow(InvalidPhaseInputError);
+  });
+
+  it('reads a record written before hand-overs existed (no pending list) as handing over nobody', async () => {
+    const s3 = new MemoryS3();
+    const { pending: _, ...older } = step();
+    await saveStep(s3.client, 'b', 'steps/0.json', older as WorkStep);
+
+    const load = loadHandedOver(s3.client, 'b', 'steps/0.json', { kind: 'handover', users: 1, after: null });
+
+    await expect(load).rejects.toThrow(
+      'slice.cursor hands over 1 users, but the Work step s3://b/steps/0.json lists 0 pending',
     );
   });
 

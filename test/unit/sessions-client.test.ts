@@ -289,7 +289,18 @@ describe('createSessionsClient: a 404', () => {
     expect(await outcomeOf()).toBe(USER_NOT_FOUND);
   });
 
+  /** The API error padded with spaces to exactly `chars` characters: still the same JSON. */
+  const padded = (chars: number) => `${USER_GONE.slice(0, -1)}${' '.repeat(chars - USER_GONE.length)}}`;
+
+  it('reads the API error up to 4096 characters long', async () => {
+    answer = () => ({ status: 404, body: padded(4096) });
+
+    expect(await outcomeOf()).toBe(USER_NOT_FOUND);
+  });
+
   it.each([
+    ['JSON null', 'null'],
+    ['a JSON number', '404'],
     [
       'an HTML page, as a wrong base path gives',
       '<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>',
@@ -313,6 +324,7 @@ describe('createSessionsClient: a 404', () => {
       'the object padded past 4096 characters',
       JSON.stringify({ status_code: 404, error_type: 'user_not_found', message: 'x'.repeat(4096) }),
     ],
+    ['the object padded to 4097 characters', padded(4097)],
   ])('stays a failed user, not retried, for %s', async (_, body) => {
     answer = () => ({ status: 404, body });
 

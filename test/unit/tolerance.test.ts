@@ -9,6 +9,7 @@ import {
   exceedsNotFound,
   NOT_FOUND_USERS_ALWAYS_ALLOWED,
   toleranceError,
+  tooManyUsersNotFound,
 } from '../../lambda/run/tolerance';
 
 const counts = {
@@ -135,6 +136,12 @@ describe('toleranceError for users not found', () => {
     expect(toleranceError({ ...counts, users_not_found: 2 }, tolerances)).toBeUndefined();
     expect(toleranceError({ ...counts, users_not_found: 3 }, tolerances)?.message).toMatch(
       /^3 of 100 users answered 404 user_not_found, more than EXPORT_NOT_FOUND_USERS_TOLERANCE=2 allows;/,
+    );
+  });
+
+  it('counts only the not-found users when a Work stops on a count tolerance (it knows no run total)', () => {
+    expect(tooManyUsersNotFound(3, undefined, { kind: 'count', value: 2 }).message).toMatch(
+      /^3 users answered 404 user_not_found, more than EXPORT_NOT_FOUND_USERS_TOLERANCE=2 allows;/,
     );
   });
 
