@@ -110,7 +110,7 @@ export interface SessionExportProps extends StackProps {
    * in the account cannot starve a run (and the run cannot starve them). Lambda refuses a
    * reservation that leaves the account fewer than 100 unreserved executions, so accounts with a
    * small concurrency quota (new accounts start at 10) must turn this off: runs stay serialized
-   * by the state machine either way. See README "Overlapping runs and concurrency".
+   * by the state machine either way. See docs/operating.md "Overlapping runs and concurrency".
    * @default true
    */
   readonly reserveConcurrency?: boolean;

@@ -5,7 +5,7 @@
  * One scheduled run through the state machine's own definition (the local runner) with the real
  * phase handlers on the local stack, every Work invocation given a compressed Lambda deadline.
  * Prints users/s, Work invocations (per segment) and whether the committed snapshot equals the
- * fake API's truth exactly once. Numbers are for reading, not asserting (README "Scale").
+ * fake API's truth exactly once. Numbers are for reading, not asserting (docs/performance.md "Scale").
  */
 import { parseArgs } from 'node:util';
 import { closeRuntime, handler } from '../lambda/handlers/handler';

@@ -7,7 +7,7 @@ import { acknowledgeGuard } from '../policy-checks';
  * Where runs that did not happen (or did not finish) wait for a person: events Scheduler could not
  * deliver (the message is the original event), and asynchronous invocations that failed or expired
  * in Lambda's queue (the message is Lambda's invocation record, the event under `requestPayload`).
- * `npm run replay` takes either and reruns the same snapshot slot (README: "Failure queue").
+ * `npm run replay` takes either and reruns the same snapshot slot (docs/operating.md: "Failure queue").
  */
 export class FailureQueue extends Construct {
   readonly queue: Queue;

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { TrinoSQL } from 'dt-sql-parser/dist/parser/trino';
 import { NAMED_QUERIES } from '../../infra/constructs/named-queries';
@@ -23,15 +23,27 @@ interface ShippedQuery {
   readonly sql: string;
 }
 
-const README = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+const ROOT = path.join(__dirname, '../..');
+/** The README and every page of docs/: wherever a query is shown to a reader, it is checked. */
+const DOC_FILES = [
+  'README.md',
+  ...readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
-/** Every ```sql block of the README, with the dialect its first line declares. */
-function readmeSqlBlocks(): { dialect: string; sql: string }[] {
-  return [...README.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => {
-    const sql = m[1] ?? '';
-    const dialect = /^-- (Trino|DuckDB)\b/.exec(sql)?.[1] ?? 'undeclared';
-    return { dialect, sql };
-  });
+/**
+ * Every ```sql block of the docs, with the file it is in, its place there (1-based) and the
+ * dialect its first line declares.
+ */
+function docSqlBlocks(): { file: string; place: number; dialect: string; sql: string }[] {
+  return DOC_FILES.flatMap((file) =>
+    [...readFileSync(path.join(ROOT, file), 'utf8').matchAll(/```sql\n([\s\S]*?)```/g)].map((m, i) => {
+      const sql = m[1] ?? '';
+      const dialect = /^-- (Trino|DuckDB)\b/.exec(sql)?.[1] ?? 'undeclared';
+      return { file, place: i + 1, dialect, sql };
+    }),
+  );
 }
 
 const TRINO_QUERIES: readonly ShippedQuery[] = [
@@ -40,9 +52,9 @@ const TRINO_QUERIES: readonly ShippedQuery[] = [
     name: 'the reader view',
     sql: readerViewSql({ sessionsRaw: '"db"."sessions_raw"', manifests: '"db"."manifests"' }),
   },
-  ...readmeSqlBlocks()
+  ...docSqlBlocks()
     .filter((b) => b.dialect === 'Trino')
-    .map((b, i) => ({ name: `README Trino block ${i + 1}`, sql: b.sql })),
+    .map((b) => ({ name: `${b.file} sql block ${b.place}`, sql: b.sql })),
 ];
 
 /** The type of a column path such as `s.factors` or `files.sessions` in either table, if any. */
@@ -135,13 +147,14 @@ describe('shipped Athena SQL (Trino, Athena engine v3)', () => {
   /** The parser takes one statement; a trailing `;` and leading comment lines are not the query. */
   const statement = (sql: string) => sql.trim().replace(/;$/, '');
 
-  it('covers the six named queries, the reader view and the README blocks', () => {
+  it('covers the six named queries, the reader view, the README blocks and those of docs/', () => {
     expect(NAMED_QUERIES).toHaveLength(6);
-    expect(TRINO_QUERIES.filter((q) => q.name.startsWith('README')).length).toBeGreaterThanOrEqual(4);
+    expect(TRINO_QUERIES.filter((q) => q.name.startsWith('README.md ')).length).toBeGreaterThanOrEqual(4);
+    expect(TRINO_QUERIES.filter((q) => q.name.startsWith('docs/')).length).toBeGreaterThanOrEqual(1);
   });
 
-  it('declares the dialect on the first line of every README sql block', () => {
-    expect(readmeSqlBlocks().filter((b) => b.dialect === 'undeclared')).toEqual([]);
+  it('declares the dialect on the first line of every sql block of the README and docs/', () => {
+    expect(docSqlBlocks().filter((b) => b.dialect === 'undeclared')).toEqual([]);
   });
 
   it.each(TRINO_QUERIES)('$name parses with the Trino grammar', ({ sql }) => {
