@@ -7,7 +7,7 @@ import { memoryContext, runPlan } from '../helpers/memory-context';
 
 const counts = (overrides: Partial<RunCounts>): RunCounts => ({ ...emptyCounts(), ...overrides });
 const failedUser = (id: string) =>
-  ({ user_id: id, error_type: 'ApiRequestError', message: 'HTTP 500' }) as FailedUser;
+  ({ user_id: id, error_type: 'ApiRequestError', error: 'HTTP 500' }) satisfies FailedUser;
 
 async function planned(env: Record<string, string> = {}) {
   const ctx = memoryContext({ EXPORT_SCAN_SEGMENTS: '2', ...env });

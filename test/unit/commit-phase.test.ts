@@ -10,8 +10,8 @@ const failed = (n: number, from = 0): FailedUser[] =>
   Array.from({ length: n }, (_, i) => ({
     user_id: `user_${from + i}`,
     error_type: 'ApiRequestError',
-    message: 'HTTP 500',
-  })) as FailedUser[];
+    error: 'HTTP 500',
+  }));
 
 /** A planned run and one chain of saved steps per segment: what Commit finds through the tails. */
 async function plannedRun(
