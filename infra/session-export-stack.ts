@@ -21,7 +21,7 @@ const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
 const FUNCTION_TIMEOUT = Duration.minutes(15);
 
 /**
- * The most segments Plan can choose (lambda/run/phases.ts, chooseSegments): the configured
+ * The most segments Plan can choose (lambda/run/plan-phase.ts, chooseSegments): the configured
  * EXPORT_SCAN_SEGMENTS, or for `auto` at most one per concurrent call, and never more than the
  * 40 an inline Map runs at once. The Map runs that many at once by default, so no segment waits
  * for another to finish (each gets a 1/total share of the run's rate, and would otherwise idle it).

@@ -94,7 +94,7 @@ export interface ExportStateMachineProps {
 }
 
 /**
- * The export as a Standard state machine (the phases it invokes: lambda/run/phases.ts):
+ * The export as a Standard state machine (the phases it invokes: lambda/run/plan-phase.ts, work-phase.ts, commit-phase.ts, abort-phase.ts):
  *
  *   ListRunningExecutions ─▶ oldest running? ──no──▶ WaitForTurn ─┐
  *        ▲  (every page)          │ yes                            │

@@ -95,7 +95,7 @@ export const envShape = z.object({
   EXPORT_MAX_ATTEMPTS: int(1, 20).default(5),
   EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
   EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
-  // `auto`: from the table's size (DescribeTable's item count, run/phases.ts), 1 to 40 segments.
+  // `auto`: from the table's size (DescribeTable's item count, run/plan-phase.ts), 1 to 40 segments.
   EXPORT_SCAN_SEGMENTS: z.union([z.literal('auto'), int(1, 1000)]).default('auto'),
   // The SDK's default (3 attempts in standard mode) gives up after ~2 s of throttling; 10 adaptive
   // attempts wait out ~45 s on average (jittered 0.5 s doubling, capped at 20 s) in a 15-minute job.

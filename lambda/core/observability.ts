@@ -60,3 +60,52 @@ export function createMetricsSink(config: Pick<Config, 'metricsEnabled' | 'metri
     committed.addMetric(SNAPSHOT_COMMITTED_METRIC, MetricUnit.Count, m.committed ? 1 : 0);
   };
 }
+
+/** What the end of a run reports: the parts of its manifest (snapshot/manifest.ts) that it reads. */
+export interface RunEnd {
+  readonly snapshot_id: string;
+  readonly run_id: string;
+  readonly trigger: RunMetrics['trigger'];
+  readonly status: string;
+  readonly error: unknown;
+  readonly duration_ms: number;
+  readonly counts: {
+    readonly users_processed: number;
+    readonly users_failed: number;
+    readonly users_not_found: number;
+    readonly sessions_exported: number;
+    readonly items_rejected: number;
+    readonly retries: number;
+  };
+  readonly files: { readonly sessions: readonly unknown[] };
+}
+
+/** One metrics record and one log line per run, when it ends either way. */
+export function reportRunEnd(
+  logger: JobLogger,
+  metrics: MetricsSink,
+  end: RunEnd,
+  manifestKey: string | undefined,
+): void {
+  metrics({
+    usersProcessed: end.counts.users_processed,
+    usersFailed: end.counts.users_failed,
+    usersNotFound: end.counts.users_not_found,
+    sessionsExported: end.counts.sessions_exported,
+    itemsRejected: end.counts.items_rejected,
+    retries: end.counts.retries,
+    durationSeconds: end.duration_ms / 1000,
+    committed: end.status === 'committed',
+    trigger: end.trigger,
+  });
+  const log = end.status === 'failed' ? logger.error : logger.info;
+  log.call(logger, `snapshot ${end.status}`, {
+    snapshotId: end.snapshot_id,
+    runId: end.run_id,
+    manifestKey,
+    error: end.error,
+    counts: end.counts,
+    files: end.files.sessions.length,
+    durationMs: end.duration_ms,
+  });
+}

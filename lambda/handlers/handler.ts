@@ -2,17 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../core/config';
 import { InvalidEventError, InvalidPhaseInputError } from '../core/errors';
-import {
-  abortPhase,
-  commitPhase,
-  type PlanOutput,
-  planPhase,
-  type RunOutcome,
-  type WorkOutput,
-  workPhase,
-} from '../run/phases';
+import { abortPhase } from '../run/abort-phase';
+import { commitPhase } from '../run/commit-phase';
+import type { PlanOutput, RunOutcome, WorkOutput } from '../run/phase-payloads';
+import { planPhase } from '../run/plan-phase';
 import { type RunOptions, runExport } from '../run/run-export';
 import { planFromEvent, type RunPlan } from '../run/run-plan';
+import { workPhase } from '../run/work-phase';
 import { emptyCounts, type Manifest } from '../snapshot/manifest';
 import { createExportRuntime, type ExportRuntime } from './export-context';
 import { describeCaughtError, type PhaseInput, phaseInputSchema } from './phase-input';
@@ -140,7 +136,7 @@ async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaCon
       // calls still running are stopped and their users handed to the next Work: the last
       // quarter is left for closing files (their last parts) and writing the step state.
       return workPhase(rt, input.run, input.slice, {
-        attempt: context.awsRequestId,
+        invocationId: context.awsRequestId,
         stopAt: deadline - margin,
         hardStopAt: deadline - margin / 4,
         checkRunOver: true,

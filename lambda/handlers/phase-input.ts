@@ -1,26 +1,11 @@
 import { z } from 'zod';
+import { runRefSchema, sliceSchema } from '../run/phase-payloads';
 
 /**
  * What the state machine sends each phase (infra/constructs/export-state-machine.ts builds these
  * payloads). Parsed at the boundary: a hand-edited execution input or a drifted definition is
  * refused with every problem named, before anything is read or written.
  */
-const runRef = z.strictObject({
-  snapshotId: z.string().min(1),
-  runId: z.string().min(1),
-  dt: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
-  planKey: z.string().min(1),
-  dryRun: z.boolean(),
-});
-
-const slice = z.strictObject({
-  segment: z.number().int().nonnegative(),
-  totalSegments: z.number().int().positive(),
-  cursor: z.string().nullable(),
-  step: z.number().int().nonnegative(),
-  tail: z.string().nullable(),
-});
-
 export const phaseInputSchema = z.discriminatedUnion('phase', [
   z.strictObject({
     phase: z.literal('plan'),
@@ -28,11 +13,15 @@ export const phaseInputSchema = z.discriminatedUnion('phase', [
     trigger: z.unknown(),
     execution: z.strictObject({ name: z.string().min(1), startTime: z.iso.datetime({ offset: true }) }),
   }),
-  z.strictObject({ phase: z.literal('work'), run: runRef, slice }),
-  z.strictObject({ phase: z.literal('commit'), run: runRef, tails: z.array(z.string().nullable()).min(1) }),
+  z.strictObject({ phase: z.literal('work'), run: runRefSchema, slice: sliceSchema }),
+  z.strictObject({
+    phase: z.literal('commit'),
+    run: runRefSchema,
+    tails: z.array(z.string().nullable()).min(1),
+  }),
   z.strictObject({
     phase: z.literal('abort'),
-    run: runRef.optional(),
+    run: runRefSchema.optional(),
     failedStep: z.string().min(1),
     /** A Catch's error output: `Cause` holds Lambda's JSON error record, or plain text. */
     error: z.looseObject({ Error: z.string(), Cause: z.string().optional() }),

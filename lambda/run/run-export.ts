@@ -1,18 +1,14 @@
 import { DeadlineExceededError } from '../core/errors';
+import { abortPhase } from './abort-phase';
+import { commitPhase } from './commit-phase';
 import type { ExportContext } from './job-context';
-import {
-  abortPhase,
-  commitPhase,
-  planPhase,
-  type RunOutcome,
-  type RunRef,
-  type SliceState,
-  workPhase,
-} from './phases';
+import type { RunOutcome, RunRef, SliceState } from './phase-payloads';
+import { planPhase } from './plan-phase';
 import type { RunPlan } from './run-plan';
 import type { Progress } from './work';
+import { workPhase } from './work-phase';
 
-export type { RunOutcome } from './phases';
+export type { RunOutcome } from './phase-payloads';
 export type { Progress } from './work';
 
 export interface RunOptions {
@@ -53,7 +49,7 @@ export async function runExport(
           for (;;) {
             const stopAt = stopAtFor(ctx, options);
             const out = await workPhase(ctx, current, slice, {
-              attempt: `local${slice.step}`,
+              invocationId: `local${slice.step}`,
               stopAt,
               // The process dies at the deadline: no slack for finishing a page past the margin.
               hardStopAt:

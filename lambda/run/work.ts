@@ -8,34 +8,24 @@ import type { PendingFile } from '../snapshot/gzip-multipart-file';
 import { emptyCounts, type FailedUser, type RunCounts } from '../snapshot/manifest';
 import { NdjsonWriter } from '../snapshot/ndjson-writer';
 import { abortUploads } from '../snapshot/s3-objects';
-import { FILE_KINDS, type FileKind, type SnapshotKeys } from '../snapshot/snapshot-keys';
-import { recordUpload } from '../snapshot/upload-registry';
+import { FILE_KINDS, type FileKind } from '../snapshot/snapshot-keys';
 import { Admission } from './admission';
 import type { ExportContext } from './job-context';
-import type { RunPlan } from './run-plan';
+import type { RunStore } from './run-store';
 import { type ScanSlice, scanUsers } from './scan-users';
 import { concurrencyShare, rateShare } from './segment-share';
 import { UserExport } from './user-export';
-
-/** Where a segment's walk goes on: a Scan key (undefined: from the start) or a listed audit's offset. */
-export type WalkCursor =
-  | { readonly kind: 'scan'; readonly key: Record<string, AttributeValue> | undefined }
-  | { readonly kind: 'list'; readonly offset: number };
-
-/**
- * Where the next Work of a segment starts. `handover`: first the `users` users the previous
- * Work took and did not finish, listed in its step record (run-state.ts; a state payload could
- * not hold a page of ids), then the walk from `after` (null: nothing after them).
- */
-export type WorkCursor =
-  | WalkCursor
-  | { readonly kind: 'handover'; readonly users: number; readonly after: WalkCursor | null };
+import type { WalkCursor, WorkCursor } from './work-cursor';
 
 export interface WorkInput {
-  readonly plan: RunPlan;
-  readonly keys: SnapshotKeys;
+  /** The run: its plan, its key layout, where its uploads and failed steps are recorded. */
+  readonly store: RunStore;
   readonly segment: number;
   readonly totalSegments: number;
+  /** This Work's place in its segment's chain (0 first). */
+  readonly step: number;
+  /** Unique per Work invocation: part of its file keys, so a retried invocation never reuses one. */
+  readonly invocation: string;
   /** Where the walk starts; null: nothing is left of the segment but `handedOver`. */
   readonly cursor: WalkCursor | null;
   /**
@@ -43,8 +33,6 @@ export interface WorkInput {
    * counted as scanned again (the Work that read them counted them).
    */
   readonly handedOver?: readonly string[];
-  /** Unique per Work attempt: part of its file keys, so a retried attempt never reuses one. */
-  readonly writerId: string;
   /** Epoch ms after which no new page (or listed user) is started; unset: run to the end. */
   readonly stopAt?: number;
   /**
@@ -54,11 +42,9 @@ export interface WorkInput {
   readonly hardStopAt?: number;
   /** Aborts this Work from outside (another segment of an in-process run failed). */
   readonly signal?: AbortSignal;
-  /** Asked before each page: true once the run was given up (its failed manifest exists). */
-  readonly isRunOver?: () => Promise<boolean>;
+  /** Ask the store before each page whether the run was given up (its failed manifest exists). */
+  readonly checkRunOver: boolean;
   readonly onProgress?: (progress: Progress) => void;
-  /** Told what this Work had done when it failed, so the failed manifest can say it. */
-  readonly onFailure?: (partial: Pick<WorkResult, 'counts' | 'failedUsers'>) => Promise<void>;
 }
 
 export interface WorkResult {
@@ -149,16 +135,17 @@ class Work {
         : createRateLimiter(rateShare(config.maxRps, input.totalSegments));
     this.aimd = config.adaptiveConcurrency ? new AdaptiveConcurrency({ max: concurrency }) : undefined;
     this.admission = new Admission(concurrency * 2 + 32, () => this.limit.concurrency);
-    const { keys } = input;
+    const { store } = input;
+    const writerId = `s${String(input.segment).padStart(3, '0')}-${String(input.step).padStart(5, '0')}-${input.invocation}`;
     const writer = (kind: FileKind) =>
       new NdjsonWriter({
-        s3: ctx.s3,
-        bucket: config.bucket,
-        keyForFile: (index) => keys.fileKey(kind, input.writerId, index),
+        s3: store.s3,
+        bucket: store.bucket,
+        keyForFile: (index) => store.keys.fileKey(kind, writerId, index),
         targetFileBytes: config.targetFileBytes,
         partBytes: config.uploadPartBytes,
         gzipLevel: config.gzipLevel,
-        onUploadCreated: (upload) => recordUpload(ctx.s3, config.bucket, keys, upload),
+        onUploadCreated: (upload) => store.recordUpload(upload),
       });
     this.writers = {
       sessions: writer('sessions'),
@@ -167,7 +154,7 @@ class Work {
     };
     this.users = new UserExport({
       config,
-      run: input.plan,
+      run: input.store.plan,
       fetchSessions: ctx.fetchSessions,
       limit: this.limit,
       limiter,
@@ -220,13 +207,18 @@ class Work {
       await this.admission.drained();
       // Closed and open files alike: this Work's uploads will never be committed.
       const closed = (await Promise.all(FILE_KINDS.map((kind) => this.writers[kind].abort()))).flat();
-      const notAborted = await abortUploads(this.ctx.s3, this.ctx.config.bucket, closed);
+      const { store } = this.input;
+      const notAborted = await abortUploads(store.s3, store.bucket, closed);
       if (notAborted.length > 0)
         this.ctx.logger.warn('some uploads of this Work could not be aborted; Abort and later runs retry', {
           count: notAborted.length,
         });
-      await this.input
-        .onFailure?.({ counts: { ...this.counts }, failedUsers: [...this.failedUsers] })
+      // So the failed manifest can say what this Work had done.
+      await store
+        .saveFailedWork(this.input.segment, this.input.step, this.input.invocation, {
+          counts: { ...this.counts },
+          failedUsers: [...this.failedUsers],
+        })
         .catch(() => undefined);
       throw this.fatal ?? error;
     } finally {
@@ -252,7 +244,7 @@ class Work {
   }
 
   private async walkList(offset: number): Promise<void> {
-    const users = this.input.plan.users;
+    const users = this.input.store.plan.users;
     if (users.kind !== 'list') throw new Error('a list cursor needs a listed audit');
     for (let at = offset; at < users.userIds.length; ) {
       if (this.abort.signal.aborted) return;
@@ -304,7 +296,7 @@ class Work {
    * admission allows. False when the abort came first: the rest stay unfinished, never started.
    */
   private async take(userIds: readonly string[]): Promise<boolean> {
-    if (this.input.plan.dryRun) return true;
+    if (this.input.store.plan.dryRun) return true;
     for (const userId of userIds) this.unfinished.set(userId, (this.unfinished.get(userId) ?? 0) + 1);
     for (const userId of userIds) {
       if (!this.admission.hasRoom()) await this.admission.roomForOneMore();
@@ -342,9 +334,9 @@ class Work {
   }
 
   private async checkRunNotOver(): Promise<void> {
-    if (this.input.isRunOver && (await this.input.isRunOver())) {
+    if (this.input.checkRunOver && (await this.input.store.isGivenUp())) {
       throw new RunAbandonedError(
-        `run ${this.input.plan.runId} of ${this.input.plan.snapshotId} was already given up (its failed manifest exists); this Work stopped`,
+        `run ${this.input.store.plan.runId} of ${this.input.store.plan.snapshotId} was already given up (its failed manifest exists); this Work stopped`,
       );
     }
   }

@@ -1,3 +1,6 @@
+import type { PendingFile } from './gzip-multipart-file';
+import type { FileKind, SnapshotKeys } from './snapshot-keys';
+
 /**
  * `committed`: this run's commit point; readers show the committed run with the greatest run id.
  * `superseded`: was committed, then a newer run of the slot committed and its files were removed.
@@ -93,4 +96,65 @@ export interface Manifest {
   readonly failed_users: readonly FailedUser[];
   readonly failed_users_truncated: boolean;
   readonly settings: Record<string, unknown>;
+}
+
+/** What a run is, as its manifest names it (the run's plan, seen from the snapshot layer). */
+export interface ManifestRun {
+  readonly snapshotId: string;
+  readonly runId: string;
+  readonly trigger: Manifest['trigger'];
+  readonly reason: string | undefined;
+  readonly snapshotAt: number;
+  readonly startedAt: string;
+}
+
+export interface ManifestParts {
+  readonly status: SnapshotStatus;
+  readonly counts: RunCounts;
+  /** Every failed user the run knows of; the manifest lists the first MANIFEST_FAILED_USERS_LIMIT. */
+  readonly failedUsers: readonly FailedUser[];
+  /** Files the run wrote; each goes under its kind by its key. */
+  readonly files: readonly PendingFile[];
+  readonly error?: Manifest['error'];
+  /** The effective settings, as the plan recorded them, and the segments it chose. */
+  readonly settings: Record<string, unknown>;
+}
+
+/** The manifest of a run that ends now. */
+export function buildManifest(
+  run: ManifestRun,
+  location: { readonly bucket: string; readonly keys: SnapshotKeys },
+  parts: ManifestParts,
+  finishedAt = Date.now(),
+): Manifest {
+  const { keys } = location;
+  const describe = (kind: FileKind) =>
+    parts.files
+      .filter((f) => f.key.startsWith(keys.runFilePrefix(kind)))
+      .map((f) => ({ key: f.key, bytes: f.bytes, records: f.records }));
+  const failedUsers = parts.failedUsers.slice(0, MANIFEST_FAILED_USERS_LIMIT);
+  return {
+    manifest_version: 2,
+    snapshot_id: run.snapshotId,
+    run_id: run.runId,
+    trigger: run.trigger,
+    reason: run.reason ?? null,
+    status: parts.status,
+    error: parts.error ?? null,
+    dt: keys.dt,
+    snapshot_at: run.snapshotAt,
+    started_at: run.startedAt,
+    finished_at: new Date(finishedAt).toISOString(),
+    duration_ms: finishedAt - Date.parse(run.startedAt),
+    table_location: `s3://${location.bucket}/${keys.tableLocation()}`,
+    counts: parts.counts,
+    files: {
+      sessions: describe('sessions'),
+      rejects: describe('rejects'),
+      failed_users: describe('failed-users'),
+    },
+    failed_users: failedUsers,
+    failed_users_truncated: parts.counts.users_failed > failedUsers.length,
+    settings: parts.settings,
+  };
 }

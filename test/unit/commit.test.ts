@@ -95,7 +95,7 @@ describe('takeOverSlot', () => {
   });
 });
 
-/** A manifest of `runId` for the slot of `keys`, as phases.ts builds it (only the fields commit.ts reads matter). */
+/** A manifest of `runId` for the slot of `keys`, as buildManifest (snapshot/manifest.ts) builds it (only the fields commit.ts reads matter). */
 function manifestOf(runId: string, status: Manifest['status']): Manifest {
   return {
     manifest_version: 2,

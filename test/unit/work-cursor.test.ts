@@ -1,15 +1,6 @@
 import { InvalidPhaseInputError } from '../../lambda/core/errors';
 import type { RunPlan } from '../../lambda/run/run-plan';
-import {
-  decodeCursor,
-  encodeCursor,
-  loadHandedOver,
-  saveStep,
-  type WorkStep,
-} from '../../lambda/run/run-state';
-import type { WorkCursor } from '../../lambda/run/work';
-import { emptyCounts } from '../../lambda/snapshot/manifest';
-import { MemoryS3 } from '../helpers/memory-s3';
+import { decodeCursor, encodeCursor, type WorkCursor } from '../../lambda/run/work-cursor';
 
 const scanPlan = { users: { kind: 'scan' } } as unknown as RunPlan;
 const listPlan = { users: { kind: 'list', userIds: ['user_a', 'user_b'] } } as unknown as RunPlan;
@@ -17,21 +8,6 @@ const scanKey = { user_id: { S: 'user_2Qx7bN1cW0kVd9Lr4sT8yZaHfEj' } };
 
 /** A page of user ids as long as a real one (`user_` + 27 characters, EXPORT_SCAN_PAGE_SIZE's default). */
 const pageOfIds = Array.from({ length: 1_000 }, (_, i) => `user_${String(i).padStart(27, '0')}`);
-
-function step(overrides: Partial<WorkStep> = {}): WorkStep {
-  return {
-    prev: null,
-    segment: 0,
-    step: 0,
-    attempt: 'a1',
-    files: [],
-    counts: emptyCounts(),
-    failedUsers: [],
-    pending: [],
-    next: null,
-    ...overrides,
-  };
-}
 
 describe('encodeCursor and decodeCursor', () => {
   it.each<[string, WorkCursor]>([
@@ -99,68 +75,5 @@ describe('encodeCursor and decodeCursor', () => {
 
     expect(decode).toThrow(InvalidPhaseInputError);
     expect(decode).toThrow(`slice.cursor is not a cursor this job wrote: ${text}`);
-  });
-});
-
-describe('loadHandedOver', () => {
-  it("reads the handed-over users from the previous step's record, in its order", async () => {
-    const s3 = new MemoryS3();
-    await saveStep(s3.client, 'b', 'steps/0.json', step({ pending: pageOfIds }));
-
-    const users = await loadHandedOver(s3.client, 'b', 'steps/0.json', {
-      kind: 'handover',
-      users: pageOfIds.length,
-      after: null,
-    });
-
-    expect(users).toEqual(pageOfIds);
-  });
-
-  it('refuses a record that lists another number of users than the cursor says', async () => {
-    const s3 = new MemoryS3();
-    await saveStep(s3.client, 'b', 'steps/0.json', step({ pending: ['user_a', 'user_b'] }));
-
-    const load = loadHandedOver(s3.client, 'b', 'steps/0.json', { kind: 'handover', users: 3, after: null });
-
-    await expect(load).rejects.toThrow(InvalidPhaseInputError);
-    await expect(load).rejects.toThrow(
-      'slice.cursor hands over 3 users, but the Work step s3://b/steps/0.json lists 2 pending',
-    );
-  });
-
-  it.each([
-    ['an empty id', ['user_a', '']],
-    ['an id that is not a string', ['user_a', 7]],
-  ])('refuses a record whose pending users include %s', async (_, pending) => {
-    const s3 = new MemoryS3();
-    await saveStep(s3.client, 'b', 'steps/0.json', step({ pending: pending as string[] }));
-
-    const load = loadHandedOver(s3.client, 'b', 'steps/0.json', { kind: 'handover', users: 2, after: null });
-
-    await expect(load).rejects.toThrow(InvalidPhaseInputError);
-  });
-
-  it('reads a record written before hand-overs existed (no pending list) as handing over nobody', async () => {
-    const s3 = new MemoryS3();
-    const { pending: _, ...older } = step();
-    await saveStep(s3.client, 'b', 'steps/0.json', older as WorkStep);
-
-    const load = loadHandedOver(s3.client, 'b', 'steps/0.json', { kind: 'handover', users: 1, after: null });
-
-    await expect(load).rejects.toThrow(
-      'slice.cursor hands over 1 users, but the Work step s3://b/steps/0.json lists 0 pending',
-    );
-  });
-
-  it('refuses a hand-over whose step record is missing, or that names no step at all', async () => {
-    const s3 = new MemoryS3();
-    const cursor = { kind: 'handover', users: 1, after: null } as const;
-
-    await expect(loadHandedOver(s3.client, 'b', 'steps/gone.json', cursor)).rejects.toThrow(
-      'missing Work step s3://b/steps/gone.json',
-    );
-    await expect(loadHandedOver(s3.client, 'b', null, cursor)).rejects.toThrow(
-      'slice.cursor hands users over, but slice.tail is null',
-    );
   });
 });
