@@ -50,7 +50,7 @@ export function memoryContext(
       },
     } as unknown as DynamoDBClient,
     dynamodbSent,
-    fetchSessions: parts.fetchSessions ?? (async () => ({ data: [] })),
+    fetchSessions: parts.fetchSessions ?? (async () => ({ sessions: [] })),
     logger: captureLogger(),
     metrics: (m) => published.push(m),
     published,

@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -9,6 +10,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { PendingFile } from '../../lambda/snapshot/gzip-multipart-file';
 
@@ -56,7 +58,17 @@ export class MemoryS3 {
   listsUploads = true;
   readonly sent: string[] = [];
 
-  readonly client = { send: (command: unknown) => this.send(command) } as unknown as S3Client;
+  /** Milliseconds each UploadPart takes to answer (a slow S3). */
+  partLatencyMs = 0;
+  /** Upload ids in the order their first UploadPart arrived. */
+  readonly partsSentFor: string[] = [];
+  private uploadCount = 0;
+
+  readonly client = {
+    send: (command: unknown) => this.send(command),
+    // What GzipMultipartFile asks: the SDK's default, so parts carry their CRC32 as in production.
+    config: { requestChecksumCalculation: async () => 'WHEN_SUPPORTED' },
+  } as unknown as S3Client;
 
   /**
    * An open upload of `key` holding one part per body, as a writer leaves it: returns the file
@@ -97,6 +109,8 @@ export class MemoryS3 {
     });
     const failure = this.fail(command);
     if (failure) throw failure;
+    if (command instanceof UploadPartCommand && this.partLatencyMs > 0)
+      await new Promise((resolve) => setTimeout(resolve, this.partLatencyMs));
     const out = this.run(command);
     const lost = this.loseAnswer(command);
     if (lost) throw lost;
@@ -164,6 +178,24 @@ export class MemoryS3 {
       }
       this.onCompleted(upload.key);
       return out;
+    }
+    if (command instanceof CreateMultipartUploadCommand) {
+      const UploadId = `memory-upload-${++this.uploadCount}`;
+      this.uploads.set(UploadId, { key: command.input.Key as string, parts: new Map() });
+      return { UploadId };
+    }
+    if (command instanceof UploadPartCommand) {
+      const upload = this.uploads.get(command.input.UploadId as string);
+      if (upload === undefined) throw s3Error('NoSuchUpload');
+      if (upload.parts.size === 0) this.partsSentFor.push(command.input.UploadId as string);
+      // Bytes kept as latin1 text: one character per byte, so gzip parts survive unchanged.
+      const body = Buffer.from(command.input.Body as Uint8Array);
+      const crc = crc32Bytes(body).toString('base64');
+      upload.parts.set(command.input.PartNumber as number, {
+        body: body.toString('latin1'),
+        crc32: command.input.ChecksumCRC32 === undefined ? undefined : crc,
+      });
+      return { ETag: `"etag-${command.input.PartNumber}"`, ChecksumCRC32: crc };
     }
     if (command instanceof AbortMultipartUploadCommand) {
       if (!this.uploads.delete(command.input.UploadId as string)) throw s3Error('NoSuchUpload');

@@ -179,6 +179,16 @@ describe('the export state machine', () => {
     expect(states.Commit).toMatchObject({ OutputPath: '$.Payload', End: true });
   });
 
+  it("retries the turn gate's ListExecutions pages, so one throttled call does not fail the run", () => {
+    const states = definitions.export?.States as Json;
+    for (const name of ['ListRunningExecutions', 'ListMoreRunningExecutions']) {
+      expect(states[name].Resource).toBe('arn:aws:states:::aws-sdk:sfn:listExecutions');
+      expect(states[name].Retry).toEqual([
+        expect.objectContaining({ ErrorEquals: ['States.TaskFailed'], MaxAttempts: 5, BackoffRate: 2 }),
+      ]);
+    }
+  });
+
   it('retries every phase on Lambda service errors, throttling and timeouts only', () => {
     const states = definitions.export?.States as Json;
     const tasks = { ...states, ...states.Segments.ItemProcessor.States };
