@@ -62,6 +62,22 @@ describe('abortPhase', () => {
     expect(outcome.manifest.counts.users_processed).toBe(105);
   });
 
+  it('still writes the failed manifest when a tail names a step S3 lost, or the records cannot be listed', async () => {
+    const { ctx, run, store } = await planned();
+    await store.saveFailedWork(1, 0, 'inv-b', { counts: counts({ users_processed: 5 }), failedUsers: [] });
+
+    const lost = await abortPhase(ctx, { run, error: boom, tails: ['moonkey/gone.json'] });
+    expect(lost.manifest.counts.users_processed).toBe(5);
+    expect(lost.manifest.settings).toMatchObject({ segments: 2, concurrency: 16 });
+
+    ctx.memory.fail = (command) =>
+      (command as object).constructor.name === 'ListObjectsV2Command' ? new Error('SlowDown') : undefined;
+    const unlisted = await abortPhase(ctx, { run, error: boom });
+    expect(unlisted.manifest.status).toBe('failed');
+    expect(unlisted.manifest.counts.users_processed).toBe(0);
+    expect(await store.manifest()).toEqual(unlisted.manifest);
+  });
+
   it("keeps the error's type, message and failed step, and reports the run as failed", async () => {
     const { ctx, run } = await planned();
 

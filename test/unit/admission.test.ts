@@ -27,6 +27,21 @@ describe('Admission', () => {
     expect(admission.hasRoom()).toBe(true);
   });
 
+  it('wakes a user waiting for a slot when an attempt finishes', async () => {
+    const admission = new Admission(1_000, () => 1);
+    for (let i = 0; i < 1 + Admission.FEED_AHEAD; i++) admission.attemptQueued();
+    let admitted = false;
+    const waiting = admission.roomForOneMore().then(() => {
+      admitted = true;
+    });
+    await Promise.resolve();
+    expect(admitted).toBe(false);
+
+    admission.attemptFinished();
+    await waiting;
+    expect(admitted).toBe(true);
+  });
+
   it('lets one waiter in per freed place, in order', async () => {
     const admission = new Admission(1, () => 10);
     admission.userStarted();

@@ -149,6 +149,22 @@ describe('commitPhase: the committed manifest', () => {
     expect(manifest.failed_users_truncated).toBe(truncated);
   });
 
+  it('says so when a newer run of the slot committed first, and readers show that one', async () => {
+    const ctx = memoryContext({ EXPORT_SCAN_SEGMENTS: '1' });
+    // Segments without steps: the newer run's clean-up removes the older run's state.
+    const older = await plannedRun(ctx, [[]]);
+    const newer = await plannedRun(ctx, [[]]);
+    await commitPhase(ctx, newer.run, newer.tails);
+    expect(ctx.logger.text()).not.toContain('a newer run of this snapshot committed first');
+
+    await commitPhase(ctx, older.run, older.tails);
+
+    const warned = ctx.logger.lines
+      .map((l) => JSON.parse(l))
+      .find((l) => l.message === 'a newer run of this snapshot committed first; readers show that one');
+    expect(warned?.extra[0]).toEqual({ visibleRunId: newer.run.runId });
+  });
+
   it('finishes a dry run without a manifest and leaves no state behind', async () => {
     const ctx = memoryContext({ EXPORT_SCAN_SEGMENTS: '1' });
     const { run, tails } = await plannedRun(
@@ -164,5 +180,7 @@ describe('commitPhase: the committed manifest', () => {
     expect(outcome.manifestKey).toBeUndefined();
     expect([...ctx.memory.objects.keys()]).toEqual([]);
     expect(ctx.published).toEqual([]);
+    expect(ctx.logger.text()).toContain('dry run finished: nothing was called or written');
+    expect(ctx.logger.text()).toContain('"users_scanned":9');
   });
 });

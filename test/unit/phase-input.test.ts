@@ -16,7 +16,7 @@ describe('describeCaughtError', () => {
       trace: ['at ...'],
     });
 
-    expect(describeCaughtError({ Error: 'SnapshotWriteError', Cause: cause })).toEqual({
+    expect(describeCaughtError({ Error: 'States.TaskFailed', Cause: cause })).toEqual({
       type: 'SnapshotWriteError',
       message: 'Complete of moonkey/x.gz failed',
     });
@@ -29,6 +29,12 @@ describe('describeCaughtError', () => {
       type: 'Lambda.Unknown',
       message: 'killed',
     });
+    expect(
+      describeCaughtError({
+        Error: 'Lambda.Unknown',
+        Cause: JSON.stringify({ errorType: 7, errorMessage: 'x' }),
+      }),
+    ).toEqual({ type: 'Lambda.Unknown', message: 'x' });
   });
 
   it('takes a plain-text Cause (a Step Functions error) as the message, at most 2000 characters', () => {

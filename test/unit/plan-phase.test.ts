@@ -51,6 +51,25 @@ describe('planPhase: segments for EXPORT_SCAN_SEGMENTS=auto', () => {
     expect(ctx.logger.text()).toContain('not authorized to DescribeTable');
   });
 
+  it('sizes the users table the config names, and reads a table without an item count as empty', async () => {
+    const asked: unknown[] = [];
+    const ctx = memoryContext(
+      { USERS_TABLE_NAME: 'prod-users' },
+      {
+        dynamodb: async (command) => {
+          asked.push(command.input);
+          return {};
+        },
+      },
+    );
+
+    const out = await planPhase(ctx, runPlan());
+
+    expect(asked).toEqual([{ TableName: 'prod-users' }]);
+    expect(out.segments).toHaveLength(1);
+    expect(ctx.logger.text()).not.toContain('could not size the table');
+  });
+
   it('asks DynamoDB nothing for a configured number of segments or a listed audit', async () => {
     const configured = memoryContext({ EXPORT_SCAN_SEGMENTS: '3' }, { dynamodb: tableOf(10_000_000) });
     const listed = memoryContext({}, { dynamodb: tableOf(10_000_000) });
@@ -65,6 +84,31 @@ describe('planPhase: segments for EXPORT_SCAN_SEGMENTS=auto', () => {
 });
 
 describe('planPhase: the run it fixes', () => {
+  it('logs the start of the run: ids, trigger, who is exported, segments and settings', async () => {
+    const scheduled = memoryContext({ EXPORT_SCAN_SEGMENTS: '2' });
+    const listed = memoryContext();
+    const plan = runPlan();
+
+    await planPhase(scheduled, plan);
+    await planPhase(
+      listed,
+      runPlan({ trigger: 'audit', users: { kind: 'list', userIds: ['u1', 'u2', 'u3'] } }),
+    );
+
+    const started = (ctx: typeof scheduled) =>
+      ctx.logger.lines.map((l) => JSON.parse(l)).find((l) => l.message === 'snapshot started')?.extra[0];
+    expect(started(scheduled)).toMatchObject({
+      snapshotId: plan.snapshotId,
+      runId: plan.runId,
+      trigger: 'scheduled',
+      users: 'scan',
+      segments: 2,
+      dryRun: false,
+      settings: expect.objectContaining({ concurrency: 16 }),
+    });
+    expect(started(listed)).toMatchObject({ trigger: 'audit', users: 3, segments: 1 });
+  });
+
   it('stores the plan where its RunRef points, with the settings and segments it chose', async () => {
     const ctx = memoryContext({ EXPORT_SCAN_SEGMENTS: '2' });
     const plan = runPlan();

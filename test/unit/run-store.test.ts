@@ -89,18 +89,21 @@ describe('RunStore plans', () => {
   it('reads a plan from S3 once per warm container, and keeps the 32 most recent', async () => {
     const s3 = new MemoryS3();
     const first = await RunStore.create(s3.client, 'b', 'moonkey', storedPlan());
+    const second = await RunStore.create(s3.client, 'b', 'moonkey', storedPlan());
     const reads = () => s3.sent.filter((c) => c === 'GetObjectCommand').length;
-    for (let i = 0; i < 31; i++) await RunStore.create(s3.client, 'b', 'moonkey', storedPlan());
+    for (let i = 0; i < 30; i++) await RunStore.create(s3.client, 'b', 'moonkey', storedPlan());
     const before = reads();
 
     await RunStore.open(s3.client, 'b', 'moonkey', first.keys.planKey());
     expect(reads()).toBe(before);
 
-    // One more plan pushes out the least recently used, not every plan.
+    // One more plan pushes out the least recently used (the second created), not every plan.
     const newest = await RunStore.create(s3.client, 'b', 'moonkey', storedPlan());
     await RunStore.open(s3.client, 'b', 'moonkey', newest.keys.planKey());
     await RunStore.open(s3.client, 'b', 'moonkey', first.keys.planKey());
     expect(reads()).toBe(before);
+    await RunStore.open(s3.client, 'b', 'moonkey', second.keys.planKey());
+    expect(reads()).toBe(before + 1);
   });
 });
 
