@@ -291,27 +291,31 @@ export class ExportStateMachine extends Construct {
     const abort = invoke(STATE_NAMES.abort, TaskInput.fromJsonPathAt('$'), { resultPath: '$.abort' });
     abort.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.abortError' });
     abort.next(failed);
-    const abortPayload = (failedStep: 'Plan' | 'Work' | 'Commit', withRun: boolean) =>
+    const abortPayload = (failedStep: 'Plan' | 'Work' | 'Commit') =>
       new Pass(this, `Record${failedStep}Failure`, {
         parameters: {
           phase: 'abort',
           failedStep,
           // A failed Plan has no run: Abort then only logs (the trigger is in the execution input).
-          ...(withRun ? { 'run.$': '$.run' } : {}),
+          ...(failedStep === 'Plan' ? {} : { 'run.$': '$.run' }),
+          // A failed Commit comes after every segment finished: Abort reads their last steps, so
+          // the failed manifest counts what they did. A failed Map has no tails (its iterations'
+          // results are lost); Abort then counts what the failed Works recorded themselves.
+          ...(failedStep === 'Commit' ? { 'tails.$': '$.tails' } : {}),
           'error.$': '$.error',
         },
       });
-    plan.addCatch(abortPayload('Plan', false).next(abort), { errors: ['States.ALL'], resultPath: '$.error' });
+    plan.addCatch(abortPayload('Plan').next(abort), { errors: ['States.ALL'], resultPath: '$.error' });
     // A failed iteration stops the Map, but Work invocations already running go on until they
     // return: wait them out (they end before the function timeout), so Abort sees every upload.
     const waitForStragglers = new Wait(this, STATE_NAMES.waitForStragglers, {
       time: WaitTime.duration(props.functionTimeout),
     });
-    segments.addCatch(abortPayload('Work', true).next(waitForStragglers).next(abort), {
+    segments.addCatch(abortPayload('Work').next(waitForStragglers).next(abort), {
       errors: ['States.ALL'],
       resultPath: '$.error',
     });
-    commit.addCatch(abortPayload('Commit', true).next(abort), {
+    commit.addCatch(abortPayload('Commit').next(abort), {
       errors: ['States.ALL'],
       resultPath: '$.error',
     });

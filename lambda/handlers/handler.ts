@@ -11,7 +11,6 @@ import {
   type WorkOutput,
   workPhase,
 } from '../run/phases';
-import { type RunOptions, runExport } from '../run/run-export';
 import { planFromEvent, type RunPlan } from '../run/run-plan';
 import { emptyCounts, type Manifest } from '../snapshot/manifest';
 import { createExportRuntime, type ExportRuntime } from './export-context';
@@ -29,28 +28,52 @@ export interface RunSummary {
 
 export type PhaseResult = PlanOutput | WorkOutput | RunSummary;
 
-let runtime: Promise<ExportRuntime> | undefined;
+/** Where a handler gets its runtime (config and clients) for an invocation. */
+export type RuntimeSource = () => Promise<ExportRuntime>;
+
+/** A runtime built on first use and then shared, with the means to release it. */
+export interface CachedRuntime {
+  readonly get: RuntimeSource;
+  /** Releases the clients (sockets); the next `get` builds a new runtime. */
+  close(): Promise<void>;
+}
 
 /**
- * Cold start: config and clients once per container. A failed init (say, Secrets Manager was
- * briefly unreachable) is not cached, so the next invocation tries again.
+ * Builds the runtime with `create` on first use and hands the same one to every later call. A
+ * failed build (say, Secrets Manager was briefly unreachable) is not kept, so the next call
+ * tries again.
  */
-export function getRuntime(configDefaults: Record<string, string> = {}): Promise<ExportRuntime> {
-  runtime ??= Promise.resolve()
-    .then(() => createExportRuntime(loadConfig(configDefaults)))
-    .catch((error: unknown) => {
+export function cachedRuntime(create: () => Promise<ExportRuntime>): CachedRuntime {
+  let runtime: Promise<ExportRuntime> | undefined;
+  return {
+    get() {
+      runtime ??= Promise.resolve()
+        .then(create)
+        .catch((error: unknown) => {
+          runtime = undefined;
+          throw error;
+        });
+      return runtime;
+    },
+    async close() {
+      const current = runtime;
       runtime = undefined;
-      throw error;
-    });
-  return runtime;
+      await (await current?.catch(() => undefined))?.close();
+    },
+  };
 }
 
-/** Releases the cached clients (sockets) so a CLI or test process can exit. */
-export async function closeRuntime(): Promise<void> {
-  const current = runtime;
-  runtime = undefined;
-  await (await current?.catch(() => undefined))?.close();
-}
+/**
+ * The container's runtime: config parsed from the function's environment and clients built at
+ * the first invocation (the cold start), then reused by every invocation the container serves.
+ */
+const containerRuntime = cachedRuntime(() => createExportRuntime(loadConfig()));
+
+/** The container's runtime, built on first use from process.env. */
+export const getRuntime: RuntimeSource = () => containerRuntime.get();
+
+/** Releases the container's clients (sockets) so a CLI or test process can exit. */
+export const closeRuntime = (): Promise<void> => containerRuntime.close();
 
 /** Parses a trigger (scheduled event or audit request) into a plan, logging what was wrong. */
 function planOrReport(
@@ -70,19 +93,6 @@ function planOrReport(
   }
 }
 
-/**
- * A whole run in this process (`npm run export`, tests): the same phases as the state machine,
- * driven in-process (run/run-export.ts).
- */
-export async function invoke(
-  event: unknown,
-  invocationId: string,
-  options: RunOptions & { configDefaults?: Record<string, string> } = {},
-): Promise<RunOutcome> {
-  const rt = await getRuntime(options.configDefaults);
-  return runExport(planOrReport(rt, event, new Date(), invocationId), rt, options);
-}
-
 const summary = (outcome: RunOutcome): RunSummary => ({
   snapshotId: outcome.manifest.snapshot_id,
   runId: outcome.manifest.run_id,
@@ -91,9 +101,6 @@ const summary = (outcome: RunOutcome): RunSummary => ({
   counts: outcome.manifest.counts,
   files: outcome.manifest.files.sessions.length,
 });
-
-/** Where a handler gets its runtime (config and clients) for an invocation. */
-export type RuntimeSource = () => Promise<ExportRuntime>;
 
 type LambdaContext = Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>;
 
@@ -123,7 +130,7 @@ export function createPhaseHandler(
 }
 
 /** The Lambda entry: one phase of a run per invocation, on the container's cached runtime. */
-export const handler = createPhaseHandler(() => getRuntime());
+export const handler = createPhaseHandler(getRuntime);
 
 async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaContext): Promise<PhaseResult> {
   switch (input.phase) {
@@ -143,7 +150,6 @@ async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaCon
         attempt: context.awsRequestId,
         stopAt: deadline - margin,
         hardStopAt: deadline - margin / 4,
-        checkRunOver: true,
       });
     }
     case 'commit':
@@ -162,7 +168,9 @@ async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaCon
           files: 0,
         };
       }
-      return summary(await abortPhase(rt, { run: input.run, error, failedStep: input.failedStep }));
+      return summary(
+        await abortPhase(rt, { run: input.run, error, failedStep: input.failedStep, tails: input.tails }),
+      );
     }
   }
 }

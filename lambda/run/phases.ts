@@ -25,7 +25,7 @@ import {
   saveStep,
 } from './run-state';
 import { toleranceError } from './tolerance';
-import { type Progress, runWork } from './work';
+import { runWork } from './work';
 
 /** What every phase after Plan receives: small, whatever the table size. */
 export interface RunRef {
@@ -61,8 +61,6 @@ export interface RunOutcome {
   readonly manifest: Manifest;
   /** Where the manifest was written; undefined for a dry run, which writes none. */
   readonly manifestKey: string | undefined;
-  /** Why the run failed; undefined when it committed. */
-  readonly error: Error | undefined;
 }
 
 /** Segments chosen for `auto`: one per this many items, so a Work's share of a big table stays modest. */
@@ -126,13 +124,9 @@ export interface WorkOptions {
   /** Unique per invocation (Lambda's request id): names this attempt's files and state object. */
   readonly attempt: string;
   /** Epoch ms after which this Work starts no new page. */
-  readonly stopAt?: number;
+  readonly stopAt: number;
   /** Epoch ms at which this Work stops its calls and hands over (see WorkInput.hardStopAt). */
-  readonly hardStopAt?: number;
-  readonly signal?: AbortSignal;
-  readonly onProgress?: (progress: Progress) => void;
-  /** Ask S3 before each page whether the run was given up (separate invocations; not in-process). */
-  readonly checkRunOver?: boolean;
+  readonly hardStopAt: number;
 }
 
 /**
@@ -167,14 +161,11 @@ export async function workPhase(
       writerId,
       stopAt: options.stopAt,
       hardStopAt: options.hardStopAt,
-      signal: options.signal,
-      onProgress: options.onProgress,
       onFailure: (partial) =>
         putJson(ctx.s3, ctx.config.bucket, keys.failedWorkKey(slice.segment, slice.step, attempt), partial),
-      isRunOver: options.checkRunOver
-        ? async () =>
-            (await getJson<Manifest>(ctx.s3, ctx.config.bucket, keys.manifestKey()))?.status === 'failed'
-        : undefined,
+      // Abort may have run while this Work was queued or retried (another segment failed).
+      isRunOver: async () =>
+        (await getJson<Manifest>(ctx.s3, ctx.config.bucket, keys.manifestKey()))?.status === 'failed',
     },
     ctx,
   );
@@ -199,8 +190,8 @@ export async function workPhase(
 
 /**
  * COMMIT: gathers every segment's steps, checks the run-wide failure tolerance, and commits the
- * pending files as one snapshot (snapshot/commit.ts). Throws when the run must fail; the caller
- * (the state machine's Catch, or the local driver) then runs ABORT.
+ * pending files as one snapshot (snapshot/commit.ts). Throws when the run must fail; the state
+ * machine's Catch then runs ABORT with the same tails.
  */
 export async function commitPhase(
   ctx: ExportContext,
@@ -223,7 +214,7 @@ export async function commitPhase(
       await listKeys(ctx.s3, ctx.config.bucket, keys.runStatePrefix()),
     );
     ctx.logger.info('dry run finished: nothing was called or written', { counts });
-    return { manifest, manifestKey: undefined, error: undefined };
+    return { manifest, manifestKey: undefined };
   }
   checkTolerance(ctx, counts);
   const manifest = buildManifest(ctx, stored, 'committed', { counts, failedUsers, files });
@@ -238,7 +229,7 @@ export async function commitPhase(
     });
   }
   finish(ctx, plan, manifest, manifestKey);
-  return { manifest, manifestKey, error: undefined };
+  return { manifest, manifestKey };
 }
 
 function checkTolerance(ctx: ExportContext, counts: RunCounts): void {
@@ -249,11 +240,9 @@ function checkTolerance(ctx: ExportContext, counts: RunCounts): void {
 export interface AbortInput {
   readonly run: RunRef;
   readonly error: { readonly type: string; readonly message: string };
-  /** The phase that failed (Plan, Work, Commit), when a state machine ran the run. */
-  readonly failedStep?: string;
-  /** Open uploads the caller still knows of (an in-process run's); recorded ones are found anyway. */
-  readonly pending?: readonly PendingFile[];
-  /** Steps whose counts the failed manifest should show (an in-process run's). */
+  /** The state that failed: Plan, Work or Commit. */
+  readonly failedStep: string;
+  /** Each segment's last step, when all of them finished (Commit failed): their counts are shown. */
   readonly tails?: readonly (string | null)[];
 }
 
@@ -274,7 +263,6 @@ export async function abortPhase(ctx: ExportContext, input: AbortInput): Promise
   const failedUsers = [...done, ...failedSteps]
     .flatMap((s) => s.failedUsers)
     .slice(0, MANIFEST_FAILED_USERS_LIMIT);
-  const error = Object.assign(new Error(input.error.message), { name: input.error.type });
   const manifest = buildManifest(
     ctx,
     stored,
@@ -283,20 +271,19 @@ export async function abortPhase(ctx: ExportContext, input: AbortInput): Promise
     {
       type: input.error.type,
       message: input.error.message,
-      ...(input.failedStep ? { step: input.failedStep } : {}),
+      step: input.failedStep,
     },
   );
   const result = await abortRun(
     { s3: ctx.s3, bucket: ctx.config.bucket, keys, logger: ctx.logger },
     manifest,
-    input.pending ?? [],
   );
   if (result.alreadyCommitted) {
     const committed = (await getJson<Manifest>(ctx.s3, ctx.config.bucket, keys.manifestKey())) ?? manifest;
-    return { manifest: committed, manifestKey: result.manifestKey, error: undefined };
+    return { manifest: committed, manifestKey: result.manifestKey };
   }
   finish(ctx, plan, manifest, result.manifestKey);
-  return { manifest, manifestKey: result.manifestKey, error };
+  return { manifest, manifestKey: result.manifestKey };
 }
 
 async function failedWorkRecords(

@@ -45,20 +45,17 @@ export interface WorkInput {
   readonly handedOver?: readonly string[];
   /** Unique per Work attempt: part of its file keys, so a retried attempt never reuses one. */
   readonly writerId: string;
-  /** Epoch ms after which no new page (or listed user) is started; unset: run to the end. */
-  readonly stopAt?: number;
+  /** Epoch ms after which no new page (or listed user) is started. */
+  readonly stopAt: number;
   /**
    * Epoch ms at which this Work stops its in-flight calls, rather than be killed mid-write: it
    * closes its files with what finished users wrote and hands the rest to the next Work.
    */
-  readonly hardStopAt?: number;
-  /** Aborts this Work from outside (another segment of an in-process run failed). */
-  readonly signal?: AbortSignal;
+  readonly hardStopAt: number;
   /** Asked before each page: true once the run was given up (its failed manifest exists). */
-  readonly isRunOver?: () => Promise<boolean>;
-  readonly onProgress?: (progress: Progress) => void;
+  readonly isRunOver: () => Promise<boolean>;
   /** Told what this Work had done when it failed, so the failed manifest can say it. */
-  readonly onFailure?: (partial: Pick<WorkResult, 'counts' | 'failedUsers'>) => Promise<void>;
+  readonly onFailure: (partial: Pick<WorkResult, 'counts' | 'failedUsers'>) => Promise<void>;
 }
 
 export interface WorkResult {
@@ -138,9 +135,6 @@ class Work {
     this.handedOver = new Set(input.handedOver);
     // Every in-flight call and backoff sleep listens to this one signal.
     setMaxListeners(0, this.abort.signal);
-    const onOuterAbort = () => this.failRun(input.signal?.reason as Error);
-    if (input.signal?.aborted) onOuterAbort();
-    else input.signal?.addEventListener('abort', onOuterAbort, { once: true });
     const concurrency = concurrencyShare(config.concurrency, input.segment, input.totalSegments);
     this.limit = pLimit(concurrency);
     const limiter =
@@ -226,7 +220,7 @@ class Work {
           count: notAborted.length,
         });
       await this.input
-        .onFailure?.({ counts: { ...this.counts }, failedUsers: [...this.failedUsers] })
+        .onFailure({ counts: { ...this.counts }, failedUsers: [...this.failedUsers] })
         .catch(() => undefined);
       throw this.fatal ?? error;
     } finally {
@@ -235,7 +229,7 @@ class Work {
   }
 
   private shouldStop(): boolean {
-    return this.input.stopAt !== undefined && Date.now() >= this.input.stopAt;
+    return Date.now() >= this.input.stopAt;
   }
 
   private async walk(): Promise<void> {
@@ -327,7 +321,7 @@ class Work {
    */
   private checkProgress(): void {
     const { config } = this.ctx;
-    const ran = `${(this.input.hardStopAt ?? Date.now()) - this.startedAt} ms`;
+    const ran = `${this.input.hardStopAt - this.startedAt} ms`;
     if (this.handedOver.size > 0 && this.handedOverDone === 0) {
       const stuck = [...this.handedOver].slice(0, 3).join(', ');
       throw new WorkStalledError(
@@ -342,7 +336,7 @@ class Work {
   }
 
   private async checkRunNotOver(): Promise<void> {
-    if (this.input.isRunOver && (await this.input.isRunOver())) {
+    if (await this.input.isRunOver()) {
       throw new RunAbandonedError(
         `run ${this.input.plan.runId} of ${this.input.plan.snapshotId} was already given up (its failed manifest exists); this Work stopped`,
       );
@@ -386,18 +380,13 @@ class Work {
     const timer = setInterval(() => {
       const p = this.progress();
       this.ctx.logger.info('progress', { segment: this.input.segment, ...p });
-      this.input.onProgress?.(p);
     }, this.ctx.config.progressIntervalMs);
     timer.unref();
-    const { hardStopAt } = this.input;
-    const deadline =
-      hardStopAt === undefined
-        ? undefined
-        : setTimeout(() => this.stopCalls(), Math.max(0, hardStopAt - Date.now()));
-    deadline?.unref();
+    const deadline = setTimeout(() => this.stopCalls(), Math.max(0, this.input.hardStopAt - Date.now()));
+    deadline.unref();
     return () => {
       clearInterval(timer);
-      if (deadline) clearTimeout(deadline);
+      clearTimeout(deadline);
     };
   }
 }
