@@ -133,7 +133,7 @@ export class ExportStateMachine extends Construct {
     // fires when the invocation's response is lost.
     const taskTimeout = Timeout.duration(props.functionTimeout.plus(Duration.minutes(1)));
 
-    const invoke = (name: string, payload: TaskInput, shape: Partial<LambdaInvokeProps>) => {
+    const lambdaTask = (name: string, payload: TaskInput, shape: Partial<LambdaInvokeProps>) => {
       const task = new LambdaInvoke(this, name, {
         stateName: name,
         lambdaFunction: props.function,
@@ -220,7 +220,7 @@ export class ExportStateMachine extends Construct {
     });
 
     // ---- plan, work, commit --------------------------------------------------------------------
-    const plan = invoke(
+    const plan = lambdaTask(
       STATE_NAMES.plan,
       TaskInput.fromObject({
         phase: 'plan',
@@ -232,7 +232,7 @@ export class ExportStateMachine extends Construct {
       }),
       { resultSelector: { 'run.$': '$.Payload.run', 'segments.$': '$.Payload.segments' } },
     );
-    const work = invoke(
+    const work = lambdaTask(
       STATE_NAMES.work,
       TaskInput.fromObject({
         phase: 'work',
@@ -272,7 +272,7 @@ export class ExportStateMachine extends Construct {
       resultPath: '$.tails',
     });
     segments.itemProcessor(work);
-    const commit = invoke(
+    const commit = lambdaTask(
       STATE_NAMES.commit,
       TaskInput.fromObject({
         phase: 'commit',
@@ -288,7 +288,7 @@ export class ExportStateMachine extends Construct {
       errorPath: '$.error.Error',
       causePath: '$.error.Cause',
     });
-    const abort = invoke(STATE_NAMES.abort, TaskInput.fromJsonPathAt('$'), { resultPath: '$.abort' });
+    const abort = lambdaTask(STATE_NAMES.abort, TaskInput.fromJsonPathAt('$'), { resultPath: '$.abort' });
     abort.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.abortError' });
     abort.next(failed);
     const abortPayload = (failedStep: 'Plan' | 'Work' | 'Commit') =>

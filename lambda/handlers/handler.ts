@@ -13,7 +13,7 @@ import {
 } from '../run/phases';
 import { planFromEvent, type RunPlan } from '../run/run-plan';
 import { emptyCounts, type Manifest } from '../snapshot/manifest';
-import { createExportRuntime, type ExportRuntime } from './export-context';
+import { cachedRuntime, createExportRuntime, type ExportRuntime, type RuntimeSource } from './export-context';
 import { describeCaughtError, type PhaseInput, phaseInputSchema } from './phase-input';
 
 /** What Commit and Abort return: enough to find the snapshot without opening S3. */
@@ -27,41 +27,6 @@ export interface RunSummary {
 }
 
 export type PhaseResult = PlanOutput | WorkOutput | RunSummary;
-
-/** Where a handler gets its runtime (config and clients) for an invocation. */
-export type RuntimeSource = () => Promise<ExportRuntime>;
-
-/** A runtime built on first use and then shared, with the means to release it. */
-export interface CachedRuntime {
-  readonly get: RuntimeSource;
-  /** Releases the clients (sockets); the next `get` builds a new runtime. */
-  close(): Promise<void>;
-}
-
-/**
- * Builds the runtime with `create` on first use and hands the same one to every later call. A
- * failed build (say, Secrets Manager was briefly unreachable) is not kept, so the next call
- * tries again.
- */
-export function cachedRuntime(create: () => Promise<ExportRuntime>): CachedRuntime {
-  let runtime: Promise<ExportRuntime> | undefined;
-  return {
-    get() {
-      runtime ??= Promise.resolve()
-        .then(create)
-        .catch((error: unknown) => {
-          runtime = undefined;
-          throw error;
-        });
-      return runtime;
-    },
-    async close() {
-      const current = runtime;
-      runtime = undefined;
-      await (await current?.catch(() => undefined))?.close();
-    },
-  };
-}
 
 /**
  * The container's runtime: config parsed from the function's environment and clients built at
