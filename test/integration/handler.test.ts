@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { ConfigError, InvalidPhaseInputError } from '../../lambda/core/errors';
 import { closeRuntime, handler } from '../../lambda/handlers/handler';
-import { getJson, listKeys } from '../../lambda/snapshot/s3-objects';
+import { getJson, listKeys, putJson } from '../../lambda/snapshot/s3-objects';
 import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
@@ -147,6 +147,43 @@ describe('handler', () => {
     } finally {
       stack.api.configure({ latencyMs: 0 });
     }
+  });
+
+  it('stops a Work whose run was given up while it waited (the failed manifest exists), before it calls the API', async () => {
+    stack.api.resetStats();
+    // Pages of 10 and a Work that takes no new page after its first: one Work per page.
+    const result = await runPrinted(
+      scheduledEvent('2026-11-22T02:00:00Z', 'aws.events'),
+      { EXPORT_SCAN_PAGE_SIZE: '10', EXPORT_DEADLINE_MARGIN_MS: '60000' },
+      {
+        workBudgetMs: 60_100,
+        // What an Abort that ran meanwhile leaves (another execution of the run, a Work the Map
+        // had already let go): this run's failed manifest.
+        onPhase: async (call) => {
+          if (call.state !== 'Work' || call.count !== 1) return;
+          const run = (call.payload as { run: { snapshotId: string; runId: string; dt: string } }).run;
+          await putJson(
+            stack.s3Client,
+            stack.bucket,
+            `handler/manifests/dt=${run.dt}/${run.snapshotId}.${run.runId}.json`,
+            { status: 'failed' },
+          );
+        },
+      },
+    );
+
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.error?.name).toBe('RunAbandonedError');
+    expect(result.invocations.filter((i) => i.phase === 'work').map((w) => w.error)).toEqual([
+      undefined,
+      'RunAbandonedError',
+    ]);
+    // The first Work's page only: the second asked S3 first and called no one.
+    expect(stack.api.stats.requests).toBe(10);
+    expect(result.manifest).toMatchObject({
+      status: 'failed',
+      error: { type: 'RunAbandonedError', step: 'Work' },
+    });
   });
 
   it('refuses an input that is not a phase of the state machine, naming the problem, and writes nothing', async () => {
