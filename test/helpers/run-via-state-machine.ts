@@ -212,3 +212,17 @@ export function exportRunner(
     return { ...result, prefix };
   };
 }
+
+/** A run that wrote its manifest, committed or failed. */
+export interface ManifestRun extends PrefixedRun {
+  readonly manifest: Manifest;
+  readonly manifestKey: string;
+}
+
+/** The run, which must have written its manifest: one that wrote none fails here, saying how it ended. */
+export function withManifest(run: PrefixedRun): ManifestRun {
+  if (run.manifest === undefined || run.manifestKey === undefined) {
+    throw new Error(`${run.execution.name} wrote no manifest: ${JSON.stringify(run.execution.error)}`);
+  }
+  return run as ManifestRun;
+}

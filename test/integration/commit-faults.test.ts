@@ -140,7 +140,7 @@ beforeAll(async () => {
 
 beforeEach(() => {
   proxy.setRules([]);
-  stack.api.configure({ latencyMs: 0 });
+  stack.api.reset();
 });
 
 afterAll(async () => {

@@ -6,7 +6,6 @@
  */
 
 import type { Progress } from '../../lambda/run/work';
-import type { Manifest } from '../../lambda/snapshot/manifest';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { freePort } from '../../local/child-server';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
@@ -14,7 +13,7 @@ import { sessionsFor, userIdFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, putUserItems, seedUsers } from '../../local/seed-users';
 import type { CapturedLogger } from '../helpers/capture-logger';
-import { exportRunner, FAST_RETRIES, type PrefixedRun } from '../helpers/run-via-state-machine';
+import { exportRunner, FAST_RETRIES, withManifest } from '../helpers/run-via-state-machine';
 import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readRecords, readVisibleSessions } from '../helpers/snapshot-reader';
 
@@ -29,25 +28,15 @@ let allUsers: string[];
 const scheduled = (time = '2026-11-26T02:00:00Z') => scheduledEvent(time);
 const audit = (reason: string, userIds: string[]) => ({ reason, userIds });
 
-/** A run that wrote its manifest (every run here but the dry run's). */
-interface Run extends PrefixedRun {
-  readonly manifest: Manifest;
-}
-
 const runInFreshPrefix = exportRunner(() => stack, 't', {
   USERS_TABLE_NAME: USERS_TABLE,
   EXPORT_CONCURRENCY: '16',
   ...FAST_RETRIES,
 });
 
-/** Runs one export with the stack's environment plus `env`, into a fresh prefix unless given one. */
-async function run(trigger: unknown, env: Record<string, string> = {}): Promise<Run> {
-  const result = await runInFreshPrefix(trigger, env);
-  if (result.manifest === undefined) {
-    throw new Error(`${result.execution.name} wrote no manifest: ${JSON.stringify(result.execution.error)}`);
-  }
-  return result as Run;
-}
+/** Runs one export that writes its manifest (every run here but the dry run), into a fresh prefix unless `env` names one. */
+const run = async (trigger: unknown, env: Record<string, string> = {}) =>
+  withManifest(await runInFreshPrefix(trigger, env));
 
 /** The progress lines every Work logs each EXPORT_PROGRESS_INTERVAL_MS. */
 const progressOf = (logger: CapturedLogger): Progress[] =>
@@ -77,16 +66,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-beforeEach(() => {
-  stack.api.configure({
-    faults: {},
-    invalidItemUsers: [],
-    latencyMs: 0,
-    rateLimitRps: undefined,
-    echoAuthorization: false,
-  });
-  stack.api.resetStats();
-});
+beforeEach(() => stack.api.reset());
 
 describe('a scheduled snapshot', () => {
   it('exports every session of every user exactly once, as the API returned it, and commits', async () => {

@@ -5,7 +5,6 @@
  * a 403, a response carrying our own field names, one invalid item, a body echoing the key.
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import type { Manifest } from '../../lambda/snapshot/manifest';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
 import { sessionsFor } from '../../local/fake-sessions';
@@ -15,8 +14,9 @@ import { createUsersTable, seedUsers } from '../../local/seed-users';
 import {
   exportRunner,
   FAST_RETRIES,
-  type PrefixedRun,
+  type ManifestRun,
   type RunViaStateMachineOptions,
+  withManifest,
 } from '../helpers/run-via-state-machine';
 import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readRecords } from '../helpers/snapshot-reader';
@@ -32,11 +32,6 @@ let users: string[];
 const scheduled = () => scheduledEvent('2026-11-26T02:00:00Z');
 const audit = (userIds: string[]) => ({ reason: 'limits test', userIds });
 
-/** A run that wrote its manifest (every run here). */
-interface Run extends PrefixedRun {
-  readonly manifest: Manifest;
-}
-
 const runInFreshPrefix = exportRunner(() => stack, 'limits', {
   USERS_TABLE_NAME: USERS_TABLE,
   EXPORT_CONCURRENCY: '16',
@@ -49,16 +44,10 @@ async function run(
   env: Record<string, string> = {},
   options: RunViaStateMachineOptions = {},
   s3Endpoint?: string,
-): Promise<Run> {
-  const result = await runInFreshPrefix(
-    trigger,
-    s3Endpoint === undefined ? env : { ...env, AWS_ENDPOINT_URL_S3: s3Endpoint },
-    options,
-  );
-  if (result.manifest === undefined) {
-    throw new Error(`${result.execution.name} wrote no manifest: ${JSON.stringify(result.execution.error)}`);
-  }
-  return result as Run;
+): Promise<ManifestRun> {
+  const endpoint: Record<string, string> =
+    s3Endpoint === undefined ? {} : { AWS_ENDPOINT_URL_S3: s3Endpoint };
+  return withManifest(await runInFreshPrefix(trigger, { ...env, ...endpoint }, options));
 }
 
 /** The most requests the fake API received in any one-second window (sliding, by arrival time). */
@@ -83,18 +72,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-beforeEach(() => {
-  stack.api.configure({
-    faults: {},
-    invalidItemUsers: [],
-    latencyMs: 0,
-    rateLimitRps: undefined,
-    authFailureStatus: 401,
-    extraSessionFields: {},
-    paddingChars: 0,
-  });
-  stack.api.resetStats();
-});
+beforeEach(() => stack.api.reset());
 
 describe('EXPORT_MAX_RPS, counted by the API', () => {
   it('keeps every one-second window at the cap, and the cap is what paces the run', async () => {
