@@ -42,7 +42,7 @@ export interface WorkInput {
    * Users the previous Work of this segment took and did not finish: done first, and not
    * counted as scanned again (the Work that read them counted them).
    */
-  readonly handedOver?: readonly string[];
+  readonly handedOver: readonly string[];
   /** Unique per Work attempt: part of its file keys, so a retried attempt never reuses one. */
   readonly writerId: string;
   /** Epoch ms after which no new page (or listed user) is started. */
@@ -234,7 +234,7 @@ class Work {
 
   private async walk(): Promise<void> {
     await this.checkRunNotOver();
-    const handedOver = this.input.handedOver ?? [];
+    const { handedOver } = this.input;
     if (handedOver.length > 0) {
       this.tookAny = true;
       if (!(await this.take(handedOver)) || this.shouldStop()) return;
