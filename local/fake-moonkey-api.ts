@@ -106,6 +106,8 @@ export interface FakeApi {
   readonly settings: FakeApiSettings;
   readonly stats: FakeApiStats;
   configure(settings: Partial<FakeApiSettings>): void;
+  /** Back to the settings it started with, then `settings` on top, with its counters cleared. */
+  reset(settings?: Partial<FakeApiSettings>): void;
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -145,6 +147,7 @@ export async function startFakeMoonKeyApi(
     echoAuthorization: false,
     ...initial,
   };
+  const startedWith = structuredClone(settings);
   let invalidUsers = new Set(settings.invalidItemUsers);
   let deletedUsers = new Set(settings.deletedUsers);
   const isDeleted = (userId: string) =>
@@ -393,6 +396,10 @@ export async function startFakeMoonKeyApi(
       Object.assign(settings, update);
       invalidUsers = new Set(settings.invalidItemUsers);
       deletedUsers = new Set(settings.deletedUsers);
+    },
+    reset(update = {}) {
+      api.configure({ ...structuredClone(startedWith), ...update });
+      api.resetStats();
     },
     resetStats() {
       startedAt = Date.now();

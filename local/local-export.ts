@@ -13,18 +13,20 @@ import {
  * (synthesized from infra/), every phase through the Lambda handler, in this process. The
  * execution is named as in AWS: `scheduled-<slot>` for a scheduled event, `audit-<now>-<random>`
  * for an audit request. `npm run export`, `npm start`, the benchmarks and the tests all run through
- * here; a test may pass a handler built by `createPhaseHandler` over a runtime of its own.
+ * here; a test may pass a handler built by `createPhaseHandler` over a runtime of its own, and
+ * a name of its own (a deliberate rerun's `-rerun-<n>`, say).
  */
 export async function runExportLocally(
   event: unknown,
   now: Date,
-  options: LocalExecutionOptions & { readonly handler?: PhaseHandler } = {},
+  options: LocalExecutionOptions & { readonly handler?: PhaseHandler; readonly name?: string } = {},
 ): Promise<LocalExecution> {
   const definitions = await loadStateMachineDefinitions();
   const sfn = new LocalStepFunctions(definitions, options.handler ?? handler, options);
   const name =
-    typeof event === 'object' && event !== null && 'time' in event
+    options.name ??
+    (typeof event === 'object' && event !== null && 'time' in event
       ? scheduledExecutionName(String((event as { time: unknown }).time))
-      : auditExecutionName(now);
+      : auditExecutionName(now));
   return sfn.startExecution(name, event);
 }

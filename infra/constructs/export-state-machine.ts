@@ -133,7 +133,7 @@ export class ExportStateMachine extends Construct {
     // fires when the invocation's response is lost.
     const taskTimeout = Timeout.duration(props.functionTimeout.plus(Duration.minutes(1)));
 
-    const invoke = (name: string, payload: TaskInput, shape: Partial<LambdaInvokeProps>) => {
+    const lambdaTask = (name: string, payload: TaskInput, shape: Partial<LambdaInvokeProps>) => {
       const task = new LambdaInvoke(this, name, {
         stateName: name,
         lambdaFunction: props.function,
@@ -220,7 +220,7 @@ export class ExportStateMachine extends Construct {
     });
 
     // ---- plan, work, commit --------------------------------------------------------------------
-    const plan = invoke(
+    const plan = lambdaTask(
       STATE_NAMES.plan,
       TaskInput.fromObject({
         phase: 'plan',
@@ -232,7 +232,7 @@ export class ExportStateMachine extends Construct {
       }),
       { resultSelector: { 'run.$': '$.Payload.run', 'segments.$': '$.Payload.segments' } },
     );
-    const work = invoke(
+    const work = lambdaTask(
       STATE_NAMES.work,
       TaskInput.fromObject({
         phase: 'work',
@@ -272,7 +272,7 @@ export class ExportStateMachine extends Construct {
       resultPath: '$.tails',
     });
     segments.itemProcessor(work);
-    const commit = invoke(
+    const commit = lambdaTask(
       STATE_NAMES.commit,
       TaskInput.fromObject({
         phase: 'commit',
@@ -288,30 +288,34 @@ export class ExportStateMachine extends Construct {
       errorPath: '$.error.Error',
       causePath: '$.error.Cause',
     });
-    const abort = invoke(STATE_NAMES.abort, TaskInput.fromJsonPathAt('$'), { resultPath: '$.abort' });
+    const abort = lambdaTask(STATE_NAMES.abort, TaskInput.fromJsonPathAt('$'), { resultPath: '$.abort' });
     abort.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.abortError' });
     abort.next(failed);
-    const abortPayload = (failedStep: 'Plan' | 'Work' | 'Commit', withRun: boolean) =>
+    const abortPayload = (failedStep: 'Plan' | 'Work' | 'Commit') =>
       new Pass(this, `Record${failedStep}Failure`, {
         parameters: {
           phase: 'abort',
           failedStep,
           // A failed Plan has no run: Abort then only logs (the trigger is in the execution input).
-          ...(withRun ? { 'run.$': '$.run' } : {}),
+          ...(failedStep === 'Plan' ? {} : { 'run.$': '$.run' }),
+          // A failed Commit comes after every segment finished: Abort reads their last steps, so
+          // the failed manifest counts what they did. A failed Map has no tails (its iterations'
+          // results are lost); Abort then counts what the failed Works recorded themselves.
+          ...(failedStep === 'Commit' ? { 'tails.$': '$.tails' } : {}),
           'error.$': '$.error',
         },
       });
-    plan.addCatch(abortPayload('Plan', false).next(abort), { errors: ['States.ALL'], resultPath: '$.error' });
+    plan.addCatch(abortPayload('Plan').next(abort), { errors: ['States.ALL'], resultPath: '$.error' });
     // A failed iteration stops the Map, but Work invocations already running go on until they
     // return: wait them out (they end before the function timeout), so Abort sees every upload.
     const waitForStragglers = new Wait(this, STATE_NAMES.waitForStragglers, {
       time: WaitTime.duration(props.functionTimeout),
     });
-    segments.addCatch(abortPayload('Work', true).next(waitForStragglers).next(abort), {
+    segments.addCatch(abortPayload('Work').next(waitForStragglers).next(abort), {
       errors: ['States.ALL'],
       resultPath: '$.error',
     });
-    commit.addCatch(abortPayload('Commit', true).next(abort), {
+    commit.addCatch(abortPayload('Commit').next(abort), {
       errors: ['States.ALL'],
       resultPath: '$.error',
     });

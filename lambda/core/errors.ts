@@ -141,10 +141,9 @@ export class TooManyUsersNotFoundError extends ExportError {
 }
 
 /**
- * A process with one deadline for the whole run (the in-process driver, run/run-export.ts) ran
- * out of time: it stopped cleanly instead of being killed mid-write. Under the state machine a
- * Work short of time fails nothing: this is only the reason its hard stop aborts the calls in
- * flight with, and their users are handed to the next Work (run/work.ts).
+ * The reason a Work's hard stop aborts the calls still in flight with, a quarter of
+ * EXPORT_DEADLINE_MARGIN_MS before Lambda's deadline. It fails nothing: those users are handed to
+ * the next Work (run/work.ts).
  */
 export class DeadlineExceededError extends ExportError {
   override name = 'DeadlineExceededError';

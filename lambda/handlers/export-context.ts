@@ -48,3 +48,38 @@ export async function createExportRuntime(
     },
   };
 }
+
+/** Where a handler gets its runtime (config and clients) for an invocation. */
+export type RuntimeSource = () => Promise<ExportRuntime>;
+
+/** A runtime built on first use and then shared, with the means to release it. */
+export interface CachedRuntime {
+  readonly get: RuntimeSource;
+  /** Releases the clients (sockets); the next `get` builds a new runtime. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the runtime with `create` on first use and hands the same one to every later call. A
+ * failed build (say, Secrets Manager was briefly unreachable) is not kept, so the next call
+ * tries again.
+ */
+export function cachedRuntime(create: () => Promise<ExportRuntime>): CachedRuntime {
+  let runtime: Promise<ExportRuntime> | undefined;
+  return {
+    get() {
+      runtime ??= Promise.resolve()
+        .then(create)
+        .catch((error: unknown) => {
+          runtime = undefined;
+          throw error;
+        });
+      return runtime;
+    },
+    async close() {
+      const current = runtime;
+      runtime = undefined;
+      await (await current?.catch(() => undefined))?.close();
+    },
+  };
+}

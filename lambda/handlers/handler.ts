@@ -6,11 +6,10 @@ import { abortPhase } from '../run/abort-phase';
 import { commitPhase } from '../run/commit-phase';
 import type { PlanOutput, RunOutcome, WorkOutput } from '../run/phase-payloads';
 import { planPhase } from '../run/plan-phase';
-import { type RunOptions, runExport } from '../run/run-export';
 import { planFromEvent, type RunPlan } from '../run/run-plan';
 import { workPhase } from '../run/work-phase';
 import { emptyCounts, type Manifest } from '../snapshot/manifest';
-import { createExportRuntime, type ExportRuntime } from './export-context';
+import { cachedRuntime, createExportRuntime, type ExportRuntime, type RuntimeSource } from './export-context';
 import { describeCaughtError, type PhaseInput, phaseInputSchema } from './phase-input';
 
 /** What Commit and Abort return: enough to find the snapshot without opening S3. */
@@ -25,28 +24,17 @@ export interface RunSummary {
 
 export type PhaseResult = PlanOutput | WorkOutput | RunSummary;
 
-let runtime: Promise<ExportRuntime> | undefined;
-
 /**
- * Cold start: config and clients once per container. A failed init (say, Secrets Manager was
- * briefly unreachable) is not cached, so the next invocation tries again.
+ * The container's runtime: config parsed from the function's environment and clients built at
+ * the first invocation (the cold start), then reused by every invocation the container serves.
  */
-export function getRuntime(configDefaults: Record<string, string> = {}): Promise<ExportRuntime> {
-  runtime ??= Promise.resolve()
-    .then(() => createExportRuntime(loadConfig(configDefaults)))
-    .catch((error: unknown) => {
-      runtime = undefined;
-      throw error;
-    });
-  return runtime;
-}
+const containerRuntime = cachedRuntime(() => createExportRuntime(loadConfig()));
 
-/** Releases the cached clients (sockets) so a CLI or test process can exit. */
-export async function closeRuntime(): Promise<void> {
-  const current = runtime;
-  runtime = undefined;
-  await (await current?.catch(() => undefined))?.close();
-}
+/** The container's runtime, built on first use from process.env. */
+export const getRuntime: RuntimeSource = () => containerRuntime.get();
+
+/** Releases the container's clients (sockets) so a CLI or test process can exit. */
+export const closeRuntime = (): Promise<void> => containerRuntime.close();
 
 /** Parses a trigger (scheduled event or audit request) into a plan, logging what was wrong. */
 function planOrReport(
@@ -66,19 +54,6 @@ function planOrReport(
   }
 }
 
-/**
- * A whole run in this process (`npm run export`, tests): the same phases as the state machine,
- * driven in-process (run/run-export.ts).
- */
-export async function invoke(
-  event: unknown,
-  invocationId: string,
-  options: RunOptions & { configDefaults?: Record<string, string> } = {},
-): Promise<RunOutcome> {
-  const rt = await getRuntime(options.configDefaults);
-  return runExport(planOrReport(rt, event, new Date(), invocationId), rt, options);
-}
-
 const summary = (outcome: RunOutcome): RunSummary => ({
   snapshotId: outcome.manifest.snapshot_id,
   runId: outcome.manifest.run_id,
@@ -87,9 +62,6 @@ const summary = (outcome: RunOutcome): RunSummary => ({
   counts: outcome.manifest.counts,
   files: outcome.manifest.files.sessions.length,
 });
-
-/** Where a handler gets its runtime (config and clients) for an invocation. */
-export type RuntimeSource = () => Promise<ExportRuntime>;
 
 type LambdaContext = Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>;
 
@@ -119,7 +91,7 @@ export function createPhaseHandler(
 }
 
 /** The Lambda entry: one phase of a run per invocation, on the container's cached runtime. */
-export const handler = createPhaseHandler(() => getRuntime());
+export const handler = createPhaseHandler(getRuntime);
 
 async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaContext): Promise<PhaseResult> {
   switch (input.phase) {
@@ -139,7 +111,6 @@ async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaCon
         invocationId: context.awsRequestId,
         stopAt: deadline - margin,
         hardStopAt: deadline - margin / 4,
-        checkRunOver: true,
       });
     }
     case 'commit':
@@ -158,7 +129,9 @@ async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaCon
           files: 0,
         };
       }
-      return summary(await abortPhase(rt, { run: input.run, error, failedStep: input.failedStep }));
+      return summary(
+        await abortPhase(rt, { run: input.run, error, failedStep: input.failedStep, tails: input.tails }),
+      );
     }
   }
 }

@@ -23,6 +23,8 @@ export const phaseInputSchema = z.discriminatedUnion('phase', [
     phase: z.literal('abort'),
     run: runRefSchema.optional(),
     failedStep: z.string().min(1),
+    /** Each segment's last Work step, when every segment finished (a failed Commit). */
+    tails: z.array(z.string().nullable()).min(1).optional(),
     /** A Catch's error output: `Cause` holds Lambda's JSON error record, or plain text. */
     error: z.looseObject({ Error: z.string(), Cause: z.string().optional() }),
   }),

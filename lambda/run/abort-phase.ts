@@ -1,6 +1,5 @@
 import { reportRunEnd } from '../core/observability';
 import { abortRun } from '../snapshot/commit';
-import type { PendingFile } from '../snapshot/gzip-multipart-file';
 import { buildManifest, sumCounts } from '../snapshot/manifest';
 import type { ExportContext } from './job-context';
 import type { RunOutcome, RunRef } from './phase-payloads';
@@ -9,11 +8,9 @@ import { RunStore } from './run-store';
 export interface AbortInput {
   readonly run: RunRef;
   readonly error: { readonly type: string; readonly message: string };
-  /** The phase that failed (Plan, Work, Commit), when a state machine ran the run. */
-  readonly failedStep?: string;
-  /** Open uploads the caller still knows of (an in-process run's); recorded ones are found anyway. */
-  readonly pending?: readonly PendingFile[];
-  /** Steps whose counts the failed manifest should show (an in-process run's). */
+  /** The state that failed: Plan, Work or Commit. */
+  readonly failedStep: string;
+  /** Each segment's last step, when all of them finished (Commit failed): their counts are shown. */
   readonly tails?: readonly (string | null)[];
 }
 
@@ -30,27 +27,18 @@ export async function abortPhase(ctx: ExportContext, input: AbortInput): Promise
   const done = input.tails ? await store.collectSteps(input.tails).catch(() => []) : [];
   const failedSteps = await store.failedWork().catch(() => []);
   const known = [...done, ...failedSteps];
-  const error = Object.assign(new Error(input.error.message), { name: input.error.type });
   const manifest = buildManifest(plan, store, {
     status: 'failed',
     counts: sumCounts(known.map((s) => s.counts)),
     failedUsers: known.flatMap((s) => s.failedUsers),
     files: [],
-    error: {
-      type: input.error.type,
-      message: input.error.message,
-      ...(input.failedStep ? { step: input.failedStep } : {}),
-    },
+    error: { type: input.error.type, message: input.error.message, step: input.failedStep },
     settings: { ...store.stored.settings, segments: store.stored.totalSegments },
   });
-  const result = await abortRun(store.commitContext(ctx.logger), manifest, input.pending ?? []);
+  const result = await abortRun(store.commitContext(ctx.logger), manifest);
   if (result.alreadyCommitted) {
-    return {
-      manifest: (await store.manifest()) ?? manifest,
-      manifestKey: result.manifestKey,
-      error: undefined,
-    };
+    return { manifest: (await store.manifest()) ?? manifest, manifestKey: result.manifestKey };
   }
   reportRunEnd(ctx.logger, ctx.metrics, manifest, result.manifestKey);
-  return { manifest, manifestKey: result.manifestKey, error };
+  return { manifest, manifestKey: result.manifestKey };
 }

@@ -33,7 +33,7 @@ export async function commitPhase(
     // The plan and steps were the only objects written; a dry run leaves nothing behind.
     await store.clear();
     ctx.logger.info('dry run finished: nothing was called or written', { counts });
-    return { manifest, manifestKey: undefined, error: undefined };
+    return { manifest, manifestKey: undefined };
   }
   // Judged on the whole run's counts: a tolerance is a share of every user, not of one step's.
   const tooMany = toleranceError(counts, ctx.config);
@@ -47,5 +47,5 @@ export async function commitPhase(
     });
   }
   reportRunEnd(ctx.logger, ctx.metrics, manifest, manifestKey);
-  return { manifest, manifestKey, error: undefined };
+  return { manifest, manifestKey };
 }

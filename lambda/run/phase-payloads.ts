@@ -40,6 +40,4 @@ export interface RunOutcome {
   readonly manifest: Manifest;
   /** Where the manifest was written; undefined for a dry run, which writes none. */
   readonly manifestKey: string | undefined;
-  /** Why the run failed; undefined when it committed. */
-  readonly error: Error | undefined;
 }

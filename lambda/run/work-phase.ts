@@ -1,20 +1,16 @@
 import type { ExportContext } from './job-context';
 import type { RunRef, SliceState, WorkOutput } from './phase-payloads';
 import { RunStore } from './run-store';
-import { type Progress, runWork } from './work';
+import { runWork } from './work';
 import { decodeCursor, encodeCursor } from './work-cursor';
 
 export interface WorkOptions {
   /** Unique per invocation (Lambda's request id): names this invocation's files and state object. */
   readonly invocationId: string;
   /** Epoch ms after which this Work starts no new page. */
-  readonly stopAt?: number;
+  readonly stopAt: number;
   /** Epoch ms at which this Work stops its calls and hands over (see WorkInput.hardStopAt). */
-  readonly hardStopAt?: number;
-  readonly signal?: AbortSignal;
-  readonly onProgress?: (progress: Progress) => void;
-  /** Ask S3 before each page whether the run was given up (separate invocations; not in-process). */
-  readonly checkRunOver?: boolean;
+  readonly hardStopAt: number;
 }
 
 /**
@@ -48,9 +44,6 @@ export async function workPhase(
       handedOver,
       stopAt: options.stopAt,
       hardStopAt: options.hardStopAt,
-      signal: options.signal,
-      onProgress: options.onProgress,
-      checkRunOver: options.checkRunOver ?? false,
     },
     ctx,
   );

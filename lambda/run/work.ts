@@ -32,19 +32,14 @@ export interface WorkInput {
    * Users the previous Work of this segment took and did not finish: done first, and not
    * counted as scanned again (the Work that read them counted them).
    */
-  readonly handedOver?: readonly string[];
-  /** Epoch ms after which no new page (or listed user) is started; unset: run to the end. */
-  readonly stopAt?: number;
+  readonly handedOver: readonly string[];
+  /** Epoch ms after which no new page (or listed user) is started. */
+  readonly stopAt: number;
   /**
    * Epoch ms at which this Work stops its in-flight calls, rather than be killed mid-write: it
    * closes its files with what finished users wrote and hands the rest to the next Work.
    */
-  readonly hardStopAt?: number;
-  /** Aborts this Work from outside (another segment of an in-process run failed). */
-  readonly signal?: AbortSignal;
-  /** Ask the store before each page whether the run was given up (its failed manifest exists). */
-  readonly checkRunOver: boolean;
-  readonly onProgress?: (progress: Progress) => void;
+  readonly hardStopAt: number;
 }
 
 export interface WorkResult {
@@ -124,9 +119,6 @@ class Work {
     this.handedOver = new Set(input.handedOver);
     // Every in-flight call and backoff sleep listens to this one signal.
     setMaxListeners(0, this.abort.signal);
-    const onOuterAbort = () => this.failRun(input.signal?.reason as Error);
-    if (input.signal?.aborted) onOuterAbort();
-    else input.signal?.addEventListener('abort', onOuterAbort, { once: true });
     const concurrency = concurrencyShare(config.concurrency, input.segment, input.totalSegments);
     this.limit = pLimit(concurrency);
     const limiter =
@@ -227,12 +219,12 @@ class Work {
   }
 
   private shouldStop(): boolean {
-    return this.input.stopAt !== undefined && Date.now() >= this.input.stopAt;
+    return Date.now() >= this.input.stopAt;
   }
 
   private async walk(): Promise<void> {
     await this.checkRunNotOver();
-    const handedOver = this.input.handedOver ?? [];
+    const { handedOver } = this.input;
     if (handedOver.length > 0) {
       this.tookAny = true;
       if (!(await this.take(handedOver)) || this.shouldStop()) return;
@@ -319,7 +311,7 @@ class Work {
    */
   private checkProgress(): void {
     const { config } = this.ctx;
-    const ran = `${(this.input.hardStopAt ?? Date.now()) - this.startedAt} ms`;
+    const ran = `${this.input.hardStopAt - this.startedAt} ms`;
     if (this.handedOver.size > 0 && this.handedOverDone === 0) {
       const stuck = [...this.handedOver].slice(0, 3).join(', ');
       throw new WorkStalledError(
@@ -334,7 +326,8 @@ class Work {
   }
 
   private async checkRunNotOver(): Promise<void> {
-    if (this.input.checkRunOver && (await this.input.store.isGivenUp())) {
+    // Abort may have run while this Work was queued or retried (another segment failed).
+    if (await this.input.store.isGivenUp()) {
       throw new RunAbandonedError(
         `run ${this.input.store.plan.runId} of ${this.input.store.plan.snapshotId} was already given up (its failed manifest exists); this Work stopped`,
       );
@@ -378,18 +371,13 @@ class Work {
     const timer = setInterval(() => {
       const p = this.progress();
       this.ctx.logger.info('progress', { segment: this.input.segment, ...p });
-      this.input.onProgress?.(p);
     }, this.ctx.config.progressIntervalMs);
     timer.unref();
-    const { hardStopAt } = this.input;
-    const deadline =
-      hardStopAt === undefined
-        ? undefined
-        : setTimeout(() => this.stopCalls(), Math.max(0, hardStopAt - Date.now()));
-    deadline?.unref();
+    const deadline = setTimeout(() => this.stopCalls(), Math.max(0, this.input.hardStopAt - Date.now()));
+    deadline.unref();
     return () => {
       clearInterval(timer);
-      if (deadline) clearTimeout(deadline);
+      clearTimeout(deadline);
     };
   }
 }

@@ -64,12 +64,10 @@ export async function startBundleHost(entry: string, env: Record<string, string>
     const id = ++next;
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
-      child.send({
-        id,
-        event,
-        remainingMs: context.getRemainingTimeInMillis(),
-        awsRequestId: context.awsRequestId,
-      });
+      // The runner's own context (fakeLambdaContext): its fields as they are, its clock as the
+      // time left, so the bundle sees what the sources see.
+      const fields = Object.fromEntries(Object.entries(context).filter(([, v]) => typeof v !== 'function'));
+      child.send({ id, event, context: fields, remainingMs: context.getRemainingTimeInMillis() });
     });
   };
   return {

@@ -1,6 +1,7 @@
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { auditExecutionName, scheduledExecutionName } from '../../local/execution-name';
 import { executionNames, parseAuditArgs, progressFromHistory, progressLine } from '../../scripts/audit';
+import { scheduledEvent } from '../helpers/scheduled-event';
 
 describe('parseAuditArgs', () => {
   it('builds the audit payload the handler accepts', () => {
@@ -75,10 +76,7 @@ describe('executionNames', () => {
   const now = new Date('2026-11-27T10:15:00Z');
 
   it("offers a scheduled event's slot name first, then its reruns", () => {
-    const names = executionNames(
-      { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: '2026-11-27T02:00:00Z', detail: {} },
-      now,
-    );
+    const names = executionNames(scheduledEvent('2026-11-27T02:00:00Z'), now);
     expect([names.next().value, names.next().value, names.next().value]).toEqual([
       'scheduled-20261127T020000Z',
       'scheduled-20261127T020000Z-rerun-1',

@@ -19,6 +19,7 @@ import {
 } from '../../local/state-machine-definitions';
 import { type LocalExecution, LocalStepFunctions } from '../../local/state-machine-runner';
 import { startBundleHost } from '../helpers/bundle-host';
+import { scheduledEvent } from '../helpers/scheduled-event';
 
 const TABLE = 'users-bundle-test';
 const PREFIX = 'moonkey';
@@ -35,11 +36,8 @@ const DT = '2026-11-26';
  * `.ci/run` runs the suite on Node 24, Lambda's nodejs24.x major, and says so in EXPECT_NODE_VERSION.
  */
 const SCHEDULED_EVENT = {
-  'detail-type': 'Scheduled Event',
-  source: 'aws.scheduler',
-  time: SCHEDULED_TIME,
+  ...scheduledEvent(SCHEDULED_TIME),
   resources: ['arn:aws:scheduler:us-east-1:123456789012:schedule/default/test'],
-  detail: {},
 };
 
 const duckColumns = (columns: readonly AthenaColumn[]) =>

@@ -224,14 +224,23 @@ describe('the export state machine', () => {
       Parameters: { phase: 'abort', failedStep: 'Plan', 'error.$': '$.error' },
       Next: 'Abort',
     });
-    expect(states.RecordWorkFailure).toMatchObject({
+    expect(states.RecordWorkFailure).toEqual({
+      Type: 'Pass',
       Parameters: { phase: 'abort', failedStep: 'Work', 'run.$': '$.run', 'error.$': '$.error' },
       Next: 'WaitForStragglers',
     });
     // Invocations of the failed Map that are still running end within the function timeout.
     expect(states.WaitForStragglers).toEqual({ Type: 'Wait', Seconds: 900, Next: 'Abort' });
-    expect(states.RecordCommitFailure).toMatchObject({
-      Parameters: { phase: 'abort', failedStep: 'Commit', 'run.$': '$.run' },
+    // Every segment finished before Commit: Abort gets their last steps, to count what they did.
+    expect(states.RecordCommitFailure).toEqual({
+      Type: 'Pass',
+      Parameters: {
+        phase: 'abort',
+        failedStep: 'Commit',
+        'run.$': '$.run',
+        'tails.$': '$.tails',
+        'error.$': '$.error',
+      },
       Next: 'Abort',
     });
     expect(states.Abort).toMatchObject({

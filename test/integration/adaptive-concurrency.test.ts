@@ -9,6 +9,7 @@ import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 import type { CapturedLogger } from '../helpers/capture-logger';
 import { runViaStateMachine } from '../helpers/run-via-state-machine';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readRecords } from '../helpers/snapshot-reader';
 
 const BASE_TIME = 1_764_115_200;
@@ -19,12 +20,7 @@ const CONCURRENCY = 64;
 let stack: LocalStack;
 let users: string[];
 
-const SCHEDULED = {
-  'detail-type': 'Scheduled Event',
-  source: 'aws.scheduler',
-  time: '2026-11-26T02:00:00Z',
-  detail: {},
-};
+const SCHEDULED = scheduledEvent('2026-11-26T02:00:00Z');
 
 interface AdaptiveSummary {
   decreases: number;
@@ -82,10 +78,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-beforeEach(() => {
-  stack.api.configure({ latencyMs: 10, rateLimitRps: undefined, faults: {}, invalidItemUsers: [] });
-  stack.api.resetStats();
-});
+beforeEach(() => stack.api.reset({ latencyMs: 10 }));
 
 describe('adaptive concurrency (AIMD)', () => {
   it('backs off on 429s from a hidden rate limit and still exports every user exactly once', async () => {

@@ -10,27 +10,23 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../../lambda/core/config';
-import { createExportRuntime } from '../../lambda/handlers/export-context';
-import { runExport } from '../../lambda/run/run-export';
-import { planFromEvent } from '../../lambda/run/run-plan';
-import type { Manifest } from '../../lambda/snapshot/manifest';
-import { listKeys } from '../../lambda/snapshot/s3-objects';
+import { type Manifest, type RunCounts, sumCounts } from '../../lambda/snapshot/manifest';
+import { getJson, listKeys } from '../../lambda/snapshot/s3-objects';
 import { downloadPrefix } from '../../local/download-prefix';
 import { queryLocalSnapshots } from '../../local/duckdb-reader';
 import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { type FaultRule, type S3FaultProxy, startS3FaultProxy } from '../../local/s3-fault-proxy';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
-import { captureLogger } from '../helpers/capture-logger';
+import { type RunViaStateMachineOptions, runViaStateMachine } from '../helpers/run-via-state-machine';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
-import { useProcessEnv } from '../helpers/stack-env';
 
 const BASE_TIME = 1_764_115_200;
 const TABLE = 'users-faults';
 const USER_COUNT = 240;
 const TIME = '2026-11-26T02:00:00Z';
-const EVENT = { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: TIME, detail: {} };
+const EVENT = scheduledEvent(TIME);
 // Small files, so a run has several to complete and "file k of n" means something.
 const JOB_ENV = {
   USERS_TABLE_NAME: TABLE,
@@ -43,19 +39,26 @@ let stack: LocalStack;
 let proxy: S3FaultProxy;
 let users: string[];
 let truthCount: number;
-let restoreEnv: () => void = () => {};
 let prefixCounter = 0;
 const table: string[] = [];
 
-async function runInProcess(prefix: string, env: Record<string, string> = {}) {
-  const config = parseConfig({ ...stack.env, ...JOB_ENV, ...env, EXPORT_PREFIX: prefix });
-  const logger = captureLogger();
-  const runtime = await createExportRuntime(config, { logger });
-  try {
-    return { ...(await runExport(planFromEvent(EVENT, new Date(), 'faults'), runtime)), logger };
-  } finally {
-    await runtime.close();
-  }
+/** One run of the slot through the state machine in this process, its S3 calls through the proxy. */
+async function runOnce(
+  prefix: string,
+  env: Record<string, string> = {},
+  options: RunViaStateMachineOptions = {},
+) {
+  const result = await runViaStateMachine(
+    { ...stack.env, ...JOB_ENV, AWS_ENDPOINT_URL_S3: proxy.endpoint, ...env, EXPORT_PREFIX: prefix },
+    EVENT,
+    options,
+  );
+  // What Commit, or Abort for a failed run, returned: status and run id even when no manifest
+  // could be written.
+  const summary = result.summary;
+  if (summary === undefined)
+    throw new Error(`no Commit or Abort result: ${JSON.stringify(result.execution)}`);
+  return { ...result, summary };
 }
 
 /** The job in a child process (configured by env only, as the CLI), so it can be SIGKILLed. */
@@ -130,8 +133,6 @@ function record(fault: string, injection: string, seen: string, v: { rows: numbe
 beforeAll(async () => {
   stack = await startLocalStack({ api: { baseTime: BASE_TIME } });
   proxy = await startS3FaultProxy(stack.s3.endpoint);
-  // In-process runs build their S3 client from the environment, as the Lambda does.
-  restoreEnv = useProcessEnv({ ...stack.env, AWS_ENDPOINT_URL_S3: proxy.endpoint });
   await createUsersTable(stack.dynamodbClient, TABLE);
   users = await seedUsers(stack.dynamodbClient, TABLE, USER_COUNT);
   truthCount = users.flatMap((id) => sessionsFor(id, BASE_TIME)).length;
@@ -139,11 +140,10 @@ beforeAll(async () => {
 
 beforeEach(() => {
   proxy.setRules([]);
-  stack.api.configure({ latencyMs: 0 });
+  stack.api.reset();
 });
 
 afterAll(async () => {
-  restoreEnv();
   await proxy?.close();
   await stack?.stop();
   if (table.length > 0) {
@@ -165,10 +165,10 @@ describe('a failing CompleteMultipartUpload', () => {
     const prefix = fresh();
     proxy.setRules([completeFails(2)]);
 
-    const result = await runInProcess(prefix);
+    const result = await runOnce(prefix);
 
-    expect(result.manifest.status).toBe('failed');
-    expect(result.manifest.error?.type).toBe('SnapshotWriteError');
+    expect(result.summary.status).toBe('failed');
+    expect(result.manifest?.error?.type).toBe('SnapshotWriteError');
     const v = await view(prefix);
     expect(v).toEqual({ rows: 0, duplicates: 0, runIds: [] });
     // The two files that did complete were deleted again, and every other upload aborted.
@@ -182,18 +182,51 @@ describe('a failing CompleteMultipartUpload', () => {
     );
   });
 
+  it('writes a failed manifest that counts what every Work step recorded, not zeros', async () => {
+    const prefix = fresh();
+    proxy.setRules([completeFails(2)]);
+    // Pages of 50 and a Work that takes no new page after its first: 3 segments of about 80
+    // users, so each segment is a chain of two or more steps.
+    const steps: RunCounts[] = [];
+    const onPhase = async (call: { state: string; result?: unknown }) => {
+      const tail = (call.result as { slice?: { tail: string } } | undefined)?.slice?.tail;
+      if (call.state !== 'Work' || tail === undefined) return;
+      const step = await getJson<{ counts: RunCounts }>(stack.s3Client, stack.bucket, tail);
+      if (step) steps.push(step.counts);
+    };
+
+    const result = await runOnce(
+      prefix,
+      { EXPORT_SCAN_SEGMENTS: '3', EXPORT_SCAN_PAGE_SIZE: '50', EXPORT_DEADLINE_MARGIN_MS: '60000' },
+      { workBudgetMs: 60_100, onPhase },
+    );
+
+    expect(result.manifest).toMatchObject({
+      status: 'failed',
+      error: { type: 'SnapshotWriteError', step: 'Commit' },
+    });
+    expect(steps.length).toBeGreaterThan(3);
+    expect(result.manifest?.counts).toEqual(sumCounts(steps));
+    expect(result.manifest?.counts).toMatchObject({
+      users_scanned: USER_COUNT,
+      users_processed: USER_COUNT,
+      sessions_exported: truthCount,
+    });
+    expect(result.summary.counts).toEqual(result.manifest?.counts);
+  });
+
   it('on a rerun of a committed slot: the committed run stays visible, whole and untouched', async () => {
     const prefix = fresh();
-    const first = await runInProcess(prefix);
-    expect(first.manifest.status).toBe('committed');
+    const first = await runOnce(prefix);
+    expect(first.summary.status).toBe('committed');
     const before = await readObjects(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
     proxy.setRules([completeFails(2)]);
 
-    const second = await runInProcess(prefix);
+    const second = await runOnce(prefix);
 
-    expect(second.manifest.status).toBe('failed');
+    expect(second.summary.status).toBe('failed');
     const v = await view(prefix);
-    expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [first.manifest.run_id] });
+    expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [first.summary.runId] });
     expect(await readObjects(stack.s3Client, stack.bucket, `${prefix}/sessions/`)).toEqual(before);
     expect(await openUploadsUnder(prefix)).toEqual([]);
     record(
@@ -208,17 +241,17 @@ describe('a failing CompleteMultipartUpload', () => {
 describe('a failing clean-up', () => {
   it('DeleteObjects failing after the commit point: the new run is visible whole, leftovers stay invisible, and the next run removes them', async () => {
     const prefix = fresh();
-    const first = await runInProcess(prefix);
+    const first = await runOnce(prefix);
     proxy.setRules([{ operation: 'DeleteObjects', action: 'error' }]);
 
-    const second = await runInProcess(prefix);
+    const second = await runOnce(prefix);
 
-    expect(second.manifest.status).toBe('committed');
+    expect(second.summary.status).toBe('committed');
     expect(second.logger.text()).toContain('could not be removed');
     const v = await view(prefix);
-    expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [second.manifest.run_id] });
+    expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [second.summary.runId] });
     const leftover = await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
-    expect(leftover.some((key) => key.includes(first.manifest.run_id))).toBe(true);
+    expect(leftover.some((key) => key.includes(first.summary.runId))).toBe(true);
     record(
       'DeleteObjects fails during clean-up',
       'proxy: 500 on every DeleteObjects',
@@ -227,11 +260,11 @@ describe('a failing clean-up', () => {
     );
 
     proxy.setRules([]);
-    const third = await runInProcess(prefix);
+    const third = await runOnce(prefix);
 
     const keys = await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
     expect(keys.length).toBeGreaterThan(0);
-    for (const key of keys) expect(key).toContain(`.${third.manifest.run_id}.`);
+    for (const key of keys) expect(key).toContain(`.${third.summary.runId}.`);
     expect((await manifests(prefix)).map((m) => m.status).sort()).toEqual([
       'committed',
       'superseded',
@@ -243,16 +276,16 @@ describe('a failing clean-up', () => {
 describe('a failing manifest PutObject', () => {
   it('on a rerun: the commit point is never reached, so readers keep the committed run, whole', async () => {
     const prefix = fresh();
-    const first = await runInProcess(prefix);
+    const first = await runOnce(prefix);
     // Every manifest PUT of the run fails: the commit point and the failed manifest alike.
     proxy.setRules([{ operation: 'PutObject', pathIncludes: `${prefix}/manifests/`, action: 'error' }]);
 
-    const second = await runInProcess(prefix);
+    const second = await runOnce(prefix);
 
-    expect(second.manifest.status).toBe('failed');
+    expect(second.summary.status).toBe('failed');
     expect(second.manifestKey).toBeUndefined();
     const v = await view(prefix);
-    expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [first.manifest.run_id] });
+    expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [first.summary.runId] });
     expect(await openUploadsUnder(prefix)).toEqual([]);
     record('manifest PutObject fails', 'proxy: 500 on every PUT under manifests/', 'first run, whole', v);
   });
@@ -275,7 +308,7 @@ describe('a process killed', () => {
     '%s: readers see one whole run, and a rerun aborts what the dead run left open',
     async (when, rule, seen) => {
       const prefix = fresh();
-      const first = await runInProcess(prefix);
+      const first = await runOnce(prefix);
       proxy.setRules([rule as FaultRule]);
 
       const child = startChild(prefix);
@@ -284,7 +317,7 @@ describe('a process killed', () => {
       proxy.setRules([]);
 
       const v = await view(prefix);
-      const dead = (await manifests(prefix)).filter((m) => m.run_id !== first.manifest.run_id);
+      const dead = (await manifests(prefix)).filter((m) => m.run_id !== first.summary.runId);
       if (seen === 'second run, whole') {
         expect(dead.map((m) => m.status)).toEqual(['committed']);
         expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [dead[0]?.run_id] });
@@ -292,25 +325,25 @@ describe('a process killed', () => {
         expect(dead).toEqual([]);
         // The dead run's files that did complete exist, and readers still do not show them.
         const completed = (await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`)).filter(
-          (key) => !key.includes(first.manifest.run_id),
+          (key) => !key.includes(first.summary.runId),
         );
         expect(completed).toHaveLength((rule as FaultRule).after ?? 0);
-        expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [first.manifest.run_id] });
+        expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [first.summary.runId] });
         expect((await openUploadsUnder(prefix)).length).toBeGreaterThan(0);
       }
       record(`process SIGKILLed ${when}`, `proxy holds the call, then SIGKILL`, seen, v);
 
-      const rerun = await runInProcess(prefix);
+      const rerun = await runOnce(prefix);
 
-      expect(rerun.manifest.status).toBe('committed');
+      expect(rerun.summary.status).toBe('committed');
       expect(await view(prefix)).toEqual({
         rows: truthCount,
         duplicates: 0,
-        runIds: [rerun.manifest.run_id],
+        runIds: [rerun.summary.runId],
       });
       expect(await openUploadsUnder(prefix)).toEqual([]);
       for (const key of await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`))
-        expect(key).toContain(`.${rerun.manifest.run_id}.`);
+        expect(key).toContain(`.${rerun.summary.runId}.`);
     },
     60_000,
   );
@@ -322,21 +355,23 @@ describe('two runs of one slot at once', () => {
     stack.api.configure({ latencyMs: 2 });
 
     // Different segment counts walk the table in different orders.
+    // Two executions that each take themselves for the only one running (separate runners, so
+    // the turn gate cannot serialize them): what a run the gate missed would do.
     const [a, b] = await Promise.all([
-      runInProcess(prefix, { EXPORT_SCAN_SEGMENTS: '1' }),
-      runInProcess(prefix, { EXPORT_SCAN_SEGMENTS: '3' }),
+      runOnce(prefix, { EXPORT_SCAN_SEGMENTS: '1' }),
+      runOnce(prefix, { EXPORT_SCAN_SEGMENTS: '3' }, { executionName: 'scheduled-20261126T020000Z-rerun-1' }),
     ]);
 
     const v = await view(prefix);
     expect(v.rows).toBe(truthCount);
     expect(v.duplicates).toBe(0);
     expect(v.runIds).toHaveLength(1);
-    const committed = [a, b].filter((r) => r.manifest.status === 'committed').map((r) => r.manifest.run_id);
+    const committed = [a, b].filter((r) => r.summary.status === 'committed').map((r) => r.summary.runId);
     expect(committed.length).toBeGreaterThan(0);
     // Readers show the newest committed run; any other either failed cleanly or was superseded.
     expect(v.runIds[0]).toBe([...committed].sort().at(-1));
-    for (const r of [a, b]) expect(['committed', 'failed']).toContain(r.manifest.status);
+    for (const r of [a, b]) expect(['committed', 'failed']).toContain(r.summary.status);
     expect(await openUploadsUnder(prefix)).toEqual([]);
-    record('two runs of the slot at once', 'two in-process runs, 1 vs 3 segments', 'one run, whole', v);
+    record('two runs of the slot at once', 'two executions, 1 vs 3 segments', 'one run, whole', v);
   }, 60_000);
 });

@@ -18,6 +18,7 @@ import {
 } from '../../local/state-machine-definitions';
 import { type LocalExecution, LocalStepFunctions } from '../../local/state-machine-runner';
 import { captureStdout, jsonLines } from '../helpers/capture-stdout';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readRecords, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
 
@@ -26,7 +27,7 @@ const TABLE = 'deleted-users';
 const USERS = 3_000;
 const SLOT = '2026-11-27T02:00:00Z';
 const SNAPSHOT = 'scheduled-20261127T020000Z';
-const SCHEDULED = { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: SLOT, detail: {} };
+const SCHEDULED = scheduledEvent(SLOT);
 /** What the issue measured: 1% of the users in the table no longer exist at MoonKey. */
 const DELETED_FRACTION = 0.01;
 
@@ -47,8 +48,7 @@ beforeAll(async () => {
 
 beforeEach(() => {
   // 2 calls in flight per segment at 10 ms each: a segment's 750 users take more than one Work.
-  stack.api.configure({ faults: {}, deletedUsers: [], deletedUserFraction: 0, latencyMs: 10 });
-  stack.api.resetStats();
+  stack.api.reset({ latencyMs: 10 });
 });
 
 afterEach(async () => {

@@ -6,6 +6,7 @@ import { sessionsFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 import { runViaStateMachine } from '../helpers/run-via-state-machine';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readRecords } from '../helpers/snapshot-reader';
 import { startThrottlingProxy, type ThrottlingProxy } from '../helpers/throttling-proxy';
 
@@ -40,7 +41,7 @@ describe('a scan throttled for 7 s', () => {
         EXPORT_PREFIX: 'throttled',
         EXPORT_SCAN_PAGE_SIZE: '10',
       },
-      { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: '2026-11-26T02:00:00Z' },
+      scheduledEvent('2026-11-26T02:00:00Z'),
       { workBudgetMs: 900_000 },
     );
 

@@ -1,29 +1,21 @@
 /**
  * The job against real parts: DynamoDB Local (the AWS jar), the fauxqs S3 server and the fake
- * MoonKey API, through the real AWS SDK and real HTTP. One stack for the file; each test uses
- * its own table and/or prefix so tests cannot see each other's output.
+ * MoonKey API, through the real AWS SDK and real HTTP, each run through the deployed state
+ * machine's definition on the local runner with the real handler. One stack for the file; each
+ * test uses its own table and/or prefix so tests cannot see each other's output.
  */
 
-import { parseConfig } from '../../lambda/core/config';
-import {
-  ApiAuthError,
-  DeadlineExceededError,
-  TooManyFailedUsersError,
-  TooManyRejectedItemsError,
-} from '../../lambda/core/errors';
-import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
-import { type RunOptions, runExport } from '../../lambda/run/run-export';
-import { planFromEvent, type RunPlan } from '../../lambda/run/run-plan';
-import type { Manifest } from '../../lambda/snapshot/manifest';
+import type { Progress } from '../../lambda/run/work';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { freePort } from '../../local/child-server';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
 import { sessionsFor, userIdFor } from '../../local/fake-sessions';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, putUserItems, seedUsers } from '../../local/seed-users';
-import { type CapturedLogger, captureLogger } from '../helpers/capture-logger';
+import type { CapturedLogger } from '../helpers/capture-logger';
+import { exportRunner, FAST_RETRIES, withManifest } from '../helpers/run-via-state-machine';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readRecords, readVisibleSessions } from '../helpers/snapshot-reader';
-import { useProcessEnv } from '../helpers/stack-env';
 
 const BASE_TIME = 1_764_115_200;
 const ODD_IDS = ['user with space', 'ünïcødé/ñ?&=#+%', 'a+b=c&d', 'user_24wFP9pDa9YiMJLun94iKykoZs2'];
@@ -31,47 +23,27 @@ const USERS_TABLE = 'users-main';
 const USER_COUNT = 300;
 
 let stack: LocalStack;
-let restoreEnv: () => void = () => {};
 let allUsers: string[];
-let prefixCounter = 0;
 
-const scheduled = (time = '2026-11-26T02:00:00Z') =>
-  planFromEvent(
-    { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time, detail: {} },
-    new Date(),
-    'x',
-  );
+const scheduled = (time = '2026-11-26T02:00:00Z') => scheduledEvent(time);
+const audit = (reason: string, userIds: string[]) => ({ reason, userIds });
 
-interface Run {
-  manifest: Manifest;
-  manifestKey: string | undefined;
-  error: Error | undefined;
-  logger: CapturedLogger;
-  prefix: string;
-}
+const runInFreshPrefix = exportRunner(() => stack, 't', {
+  USERS_TABLE_NAME: USERS_TABLE,
+  EXPORT_CONCURRENCY: '16',
+  ...FAST_RETRIES,
+});
 
-/** Runs one export with the stack's environment plus `env`, into a fresh prefix unless given one. */
-async function run(plan: RunPlan, env: Record<string, string> = {}, options: RunOptions = {}): Promise<Run> {
-  const prefix = env.EXPORT_PREFIX ?? `t${++prefixCounter}`;
-  const config = parseConfig({
-    ...stack.env,
-    USERS_TABLE_NAME: USERS_TABLE,
-    EXPORT_CONCURRENCY: '16',
-    EXPORT_RETRY_BASE_DELAY_MS: '5',
-    EXPORT_RETRY_MAX_DELAY_MS: '50',
-    ...env,
-    EXPORT_PREFIX: prefix,
-  });
-  const logger = captureLogger();
-  let runtime: ExportRuntime | undefined;
-  try {
-    runtime = await createExportRuntime(config, { logger });
-    const outcome = await runExport(plan, runtime, options);
-    return { ...outcome, logger, prefix };
-  } finally {
-    await runtime?.close();
-  }
-}
+/** Runs one export that writes its manifest (every run here but the dry run), into a fresh prefix unless `env` names one. */
+const run = async (trigger: unknown, env: Record<string, string> = {}) =>
+  withManifest(await runInFreshPrefix(trigger, env));
+
+/** The progress lines every Work logs each EXPORT_PROGRESS_INTERVAL_MS. */
+const progressOf = (logger: CapturedLogger): Progress[] =>
+  logger.lines
+    .map((line) => JSON.parse(line) as { message: string; extra: Progress[] })
+    .filter((entry) => entry.message === 'progress')
+    .map((entry) => entry.extra[0] as Progress);
 
 const truthFor = (ids: readonly string[]) => ids.flatMap((id) => sessionsFor(id, BASE_TIME));
 const byId = (a: { id?: unknown }, b: { id?: unknown }) => String(a.id).localeCompare(String(b.id));
@@ -80,7 +52,6 @@ const withoutSnapshotFields = (records: Record<string, unknown>[]) =>
 
 beforeAll(async () => {
   stack = await startLocalStack({ api: { baseTime: BASE_TIME } });
-  restoreEnv = useProcessEnv(stack.env);
   await createUsersTable(stack.dynamodbClient, USERS_TABLE);
   const seeded = await seedUsers(stack.dynamodbClient, USERS_TABLE, USER_COUNT);
   await putUserItems(
@@ -92,41 +63,34 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  restoreEnv();
   await stack?.stop();
 });
 
-beforeEach(() => {
-  stack.api.configure({
-    faults: {},
-    invalidItemUsers: [],
-    latencyMs: 0,
-    rateLimitRps: undefined,
-    echoAuthorization: false,
-  });
-  stack.api.resetStats();
-});
+beforeEach(() => stack.api.reset());
 
 describe('a scheduled snapshot', () => {
   it('exports every session of every user exactly once, as the API returned it, and commits', async () => {
-    const plan = scheduled();
-    const result = await run(plan);
+    const started = Date.now();
+    const result = await run(scheduled());
 
     expect(result.error).toBeUndefined();
     expect(result.manifest.status).toBe('committed');
+    // The run Plan fixed, named after the slot.
+    const runId = result.run?.runId;
+    expect(result.run?.snapshotId).toBe('scheduled-20261126T020000Z');
     const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
     const truth = truthFor(allUsers);
     expect(truth.length).toBeGreaterThan(USER_COUNT / 2);
     expect(withoutSnapshotFields(records).sort(byId)).toEqual([...truth].sort(byId));
     for (const record of records) {
       expect(record.snapshot_id).toBe('scheduled-20261126T020000Z');
-      expect(record.snapshot_at).toBe(plan.snapshotAt);
-      expect(record.run_id).toBe(plan.runId);
+      expect(record.snapshot_at).toBe(Date.parse('2026-11-26T02:00:00Z') / 1000);
+      expect(record.run_id).toBe(runId);
       // Read during the run: between its start and now, in whole seconds.
-      expect(record.observed_at).toBeGreaterThanOrEqual(Math.floor(Date.parse(plan.startedAt) / 1000));
+      expect(record.observed_at).toBeGreaterThanOrEqual(Math.floor(started / 1000));
       expect(record.observed_at).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
     }
-    expect(result.manifest.run_id).toBe(plan.runId);
+    expect(result.manifest.run_id).toBe(runId);
     expect(result.manifest.counts).toMatchObject({
       users_scanned: allUsers.length,
       users_processed: allUsers.length,
@@ -139,23 +103,23 @@ describe('a scheduled snapshot', () => {
   });
 
   it('lays files out for Athena: run-unique sessions under dt=<UTC date of the slot>, one manifest per run, no run state left', async () => {
-    const plan = scheduled('2026-11-25T23:30:00-05:00');
-    const result = await run(plan);
+    const result = await run(scheduled('2026-11-25T23:30:00-05:00'));
 
+    const runId = result.manifest.run_id;
     const keys = await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`);
-    const manifestKey = `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.${plan.runId}.json`;
-    expect(keys.sort()).toEqual(
-      [
-        manifestKey,
-        `${result.prefix}/sessions/dt=2026-11-26/scheduled-20261126T043000Z.${plan.runId}.s000-00000-local0-00000.ndjson.gz`,
-      ].sort(),
+    const manifestKey = `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.${runId}.json`;
+    // The file is named by its segment, step, attempt (the Work's request id) and index.
+    const sessionsKey = new RegExp(
+      `^${result.prefix}/sessions/dt=2026-11-26/scheduled-20261126T043000Z\\.${runId}\\.s000-00000-[0-9a-f]{12}-00000\\.ndjson\\.gz$`,
     );
+    // Sorted: manifests/ before sessions/.
+    expect(keys.sort()).toEqual([manifestKey, expect.stringMatching(sessionsKey)]);
     expect(result.manifestKey).toBe(manifestKey);
     const manifestText = (await readObjects(stack.s3Client, stack.bucket, manifestKey)).get(manifestKey);
     expect(manifestText?.trim().split('\n')).toHaveLength(1);
     expect(JSON.parse(manifestText ?? '{}')).toMatchObject({
       snapshot_id: 'scheduled-20261126T043000Z',
-      run_id: plan.runId,
+      run_id: runId,
       trigger: 'scheduled',
       status: 'committed',
       dt: '2026-11-26',
@@ -263,7 +227,7 @@ describe('retries', () => {
     stack.api.configure({ faults: { [user]: [{ kind: 'status', status: 429, retryAfter: '1' }] } });
 
     const started = Date.now();
-    const result = await run(planFromEvent({ reason: 'retry test', userIds: [user] }, new Date(), 'r'));
+    const result = await run(audit('retry test', [user]));
 
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(result.manifest.status).toBe('committed');
@@ -286,7 +250,7 @@ describe('retries', () => {
       },
     });
 
-    const result = await run(planFromEvent({ reason: 'retry test', userIds: users }, new Date(), 'r'), {
+    const result = await run(audit('retry test', users), {
       EXPORT_REQUEST_TIMEOUT_MS: '300',
     });
 
@@ -300,7 +264,7 @@ describe('retries', () => {
     const closedPort = await freePort();
     const user = allUsers[25] as string;
 
-    const result = await run(planFromEvent({ reason: 'network', userIds: [user] }, new Date(), 'r'), {
+    const result = await run(audit('network', [user]), {
       MOONKEY_API_URL: `http://127.0.0.1:${closedPort}`,
       EXPORT_MAX_ATTEMPTS: '2',
       EXPORT_FAILED_USERS_TOLERANCE: '1',
@@ -315,7 +279,7 @@ describe('retries', () => {
     const outage = Array.from({ length: 5 }, () => ({ kind: 'status' as const, status: 502 }));
     stack.api.configure({ faults: { [bad]: outage } });
 
-    const result = await run(planFromEvent({ reason: 'tolerance', userIds: [bad, good] }, new Date(), 'r'), {
+    const result = await run(audit('tolerance', [bad, good]), {
       EXPORT_MAX_ATTEMPTS: '3',
       EXPORT_FAILED_USERS_TOLERANCE: '1',
     });
@@ -343,9 +307,9 @@ describe('retries', () => {
     const bad = users[5] as string;
     stack.api.configure({ faults: { [bad]: [{ kind: 'status', status: 404 }] } });
 
-    const result = await run(planFromEvent({ reason: 'tolerance', userIds: users }, new Date(), 'r'));
+    const result = await run(audit('tolerance', users));
 
-    expect(result.error).toBeInstanceOf(TooManyFailedUsersError);
+    expect(result.error?.name).toBe('TooManyFailedUsersError');
     expect(result.manifest.status).toBe('failed');
     expect(result.manifest.failed_users).toEqual([
       expect.objectContaining({ user_id: bad, error_type: 'ApiRequestError' }),
@@ -359,7 +323,7 @@ describe('retries', () => {
     const users = allUsers.slice(60, 160);
     stack.api.configure({ faults: { [users[0] as string]: [{ kind: 'status', status: 404 }] } });
 
-    const ok = await run(planFromEvent({ reason: 'pct', userIds: users }, new Date(), 'r'), {
+    const ok = await run(audit('pct', users), {
       EXPORT_FAILED_USERS_TOLERANCE: '1%',
     });
     stack.api.configure({
@@ -368,13 +332,13 @@ describe('retries', () => {
         [users[1] as string]: [{ kind: 'status', status: 404 }],
       },
     });
-    const tooMany = await run(planFromEvent({ reason: 'pct', userIds: users }, new Date(), 'r'), {
+    const tooMany = await run(audit('pct', users), {
       EXPORT_FAILED_USERS_TOLERANCE: '1%',
     });
 
     expect(ok.manifest.status).toBe('committed');
     expect(tooMany.manifest.status).toBe('failed');
-    expect(tooMany.error).toBeInstanceOf(TooManyFailedUsersError);
+    expect(tooMany.error?.name).toBe('TooManyFailedUsersError');
   });
 });
 
@@ -385,7 +349,7 @@ describe('a rejected API key', () => {
       EXPORT_CONCURRENCY: '4',
     });
 
-    expect(result.error).toBeInstanceOf(ApiAuthError);
+    expect(result.error?.name).toBe('ApiAuthError');
     expect(result.manifest.status).toBe('failed');
     expect(result.manifest.error?.type).toBe('ApiAuthError');
     // At most the calls already in flight when the first 401 came back; never one per user.
@@ -405,7 +369,7 @@ describe('an API that echoes the Authorization header', () => {
     const [bad, good] = allUsers.slice(40, 42) as [string, string];
     stack.api.configure({ echoAuthorization: true, faults: { [bad]: [{ kind: 'status', status: 400 }] } });
 
-    const result = await run(planFromEvent({ reason: 'echo', userIds: [bad, good] }, new Date(), 'r'), {
+    const result = await run(audit('echo', [bad, good]), {
       EXPORT_FAILED_USERS_TOLERANCE: '1',
     });
 
@@ -434,7 +398,7 @@ describe('a response larger than EXPORT_MAX_RESPONSE_BYTES', () => {
     const [big, good] = allUsers.slice(42, 44) as [string, string];
     stack.api.configure({ faults: { [big]: [{ kind: 'huge-body', bytes: 8 * 1024 * 1024 }] } });
 
-    const result = await run(planFromEvent({ reason: 'big', userIds: [big, good] }, new Date(), 'r'), {
+    const result = await run(audit('big', [big, good]), {
       EXPORT_FAILED_USERS_TOLERANCE: '1',
       EXPORT_MAX_RESPONSE_BYTES: String(1024 * 1024),
     });
@@ -452,7 +416,7 @@ describe('validation', () => {
     const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 2) as string;
     stack.api.configure({ invalidItemUsers: [user] });
 
-    const result = await run(planFromEvent({ reason: 'validation', userIds: [user] }, new Date(), 'r'), {
+    const result = await run(audit('validation', [user]), {
       EXPORT_REJECTED_ITEMS_TOLERANCE: '100%',
     });
 
@@ -484,9 +448,9 @@ describe('the rejected-items tolerance', () => {
     const user = users.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
     stack.api.configure({ invalidItemUsers: [user] });
 
-    const result = await run(planFromEvent({ reason: 'rejects', userIds: users }, new Date(), 'r'));
+    const result = await run(audit('rejects', users));
 
-    expect(result.error).toBeInstanceOf(TooManyRejectedItemsError);
+    expect(result.error?.name).toBe('TooManyRejectedItemsError');
     expect(result.manifest).toMatchObject({ status: 'failed', error: { type: 'TooManyRejectedItemsError' } });
     expect(result.manifest.counts.items_rejected).toBe(INVALID_ITEMS.length);
     expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`)).toEqual([result.manifestKey]);
@@ -497,7 +461,7 @@ describe('the rejected-items tolerance', () => {
     const user = users.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
     stack.api.configure({ invalidItemUsers: [user] });
 
-    const result = await run(planFromEvent({ reason: 'rejects', userIds: users }, new Date(), 'r'), {
+    const result = await run(audit('rejects', users), {
       EXPORT_REJECTED_ITEMS_TOLERANCE: String(INVALID_ITEMS.length),
     });
 
@@ -510,7 +474,7 @@ describe('an invalid item nested 100,000 deep', () => {
     const user = allUsers.find((id) => sessionsFor(id, BASE_TIME).length >= 1) as string;
     stack.api.configure({ faults: { [user]: [{ kind: 'deeply-nested-item', depth: 100_000 }] } });
 
-    const result = await run(planFromEvent({ reason: 'deep', userIds: [user] }, new Date(), 'r'), {
+    const result = await run(audit('deep', [user]), {
       EXPORT_REJECTED_ITEMS_TOLERANCE: '1',
     });
 
@@ -533,13 +497,8 @@ describe('an invalid item nested 100,000 deep', () => {
 describe('audits and dry runs', () => {
   it('exports only the named users, without scanning, and records the reason', async () => {
     const users = [allUsers[1] as string, 'user with space'];
-    const plan = planFromEvent(
-      { reason: 'SEC-142 account takeover review', userIds: users },
-      new Date(),
-      'abc',
-    );
 
-    const result = await run(plan);
+    const result = await run(audit('SEC-142 account takeover review', users));
 
     expect(result.manifest).toMatchObject({ trigger: 'audit', reason: 'SEC-142 account takeover review' });
     expect(stack.api.stats.requests).toBe(2);
@@ -548,34 +507,16 @@ describe('audits and dry runs', () => {
   });
 
   it('counts users in a dry run and neither calls the API nor writes anything', async () => {
-    const plan = planFromEvent({ reason: 'how many?', dryRun: true }, new Date(), 'abc');
+    const result = await runInFreshPrefix({ reason: 'how many?', dryRun: true });
 
-    const result = await run(plan);
-
-    expect(result.manifest.status).toBe('dry_run');
-    expect(result.manifest.counts.users_scanned).toBe(allUsers.length);
+    expect(result.summary).toMatchObject({
+      status: 'dry_run',
+      manifestKey: null,
+      counts: { users_scanned: allUsers.length },
+    });
+    expect(result.manifest).toBeUndefined();
     expect(stack.api.stats.requests).toBe(0);
     expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`)).toEqual([]);
-  });
-});
-
-describe('the Lambda deadline', () => {
-  it('stops before the deadline, commits nothing and says why in the manifest', async () => {
-    stack.api.configure({ latencyMs: 100 });
-
-    const result = await run(
-      scheduled(),
-      { EXPORT_CONCURRENCY: '2', EXPORT_DEADLINE_MARGIN_MS: '0' },
-      {
-        deadlineAt: Date.now() + 600,
-      },
-    );
-
-    expect(result.error).toBeInstanceOf(DeadlineExceededError);
-    expect(result.manifest.status).toBe('failed');
-    expect(result.manifest.counts.users_processed).toBeLessThan(allUsers.length);
-    expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`)).toEqual([]);
-    expect(result.manifestKey).toBeDefined();
   });
 });
 
@@ -604,18 +545,15 @@ describe('a failed rerun of a committed slot', () => {
 describe('scan backpressure', () => {
   it('never holds more users than in flight plus a bounded queue', async () => {
     stack.api.configure({ latencyMs: 20 });
-    const samples: number[] = [];
-    const progress = (p: { usersScanned: number; usersDone: number }) =>
-      samples.push(p.usersScanned - p.usersDone);
 
-    await run(
-      scheduled(),
-      { EXPORT_CONCURRENCY: '4', EXPORT_SCAN_PAGE_SIZE: '10', EXPORT_PROGRESS_INTERVAL_MS: '100' },
-      {
-        onProgress: progress,
-      },
-    );
+    const result = await run(scheduled(), {
+      EXPORT_CONCURRENCY: '4',
+      EXPORT_SCAN_PAGE_SIZE: '10',
+      EXPORT_PROGRESS_INTERVAL_MS: '100',
+    });
 
+    expect(result.manifest.status).toBe('committed');
+    const samples = progressOf(result.logger).map((p) => p.usersScanned - p.usersDone);
     expect(samples.length).toBeGreaterThan(3);
     // in flight (4) + queue (2 × 4 + 32) + one scan page (10)
     expect(Math.max(...samples)).toBeLessThanOrEqual(4 + 40 + 10);

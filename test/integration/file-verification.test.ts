@@ -18,6 +18,7 @@ import {
   type StateMachineDefinitions,
 } from '../../local/state-machine-definitions';
 import { LocalStepFunctions } from '../../local/state-machine-runner';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
 
@@ -25,12 +26,7 @@ const BASE_TIME = 1_764_115_200;
 const TABLE = 'verify-users';
 const USERS = 400;
 const SNAPSHOT = 'scheduled-20261128T020000Z';
-const SCHEDULED = {
-  'detail-type': 'Scheduled Event',
-  source: 'aws.scheduler',
-  time: '2026-11-28T02:00:00Z',
-  detail: {},
-};
+const SCHEDULED = scheduledEvent('2026-11-28T02:00:00Z');
 
 let stack: LocalStack;
 let proxy: S3FaultProxy;

@@ -5,22 +5,21 @@
  * a 403, a response carrying our own field names, one invalid item, a body echoing the key.
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { parseConfig } from '../../lambda/core/config';
-import { ApiAuthError, DeadlineExceededError, SnapshotWriteError } from '../../lambda/core/errors';
-import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
-import type { ExportContext } from '../../lambda/run/job-context';
-import { type RunOptions, runExport } from '../../lambda/run/run-export';
-import { planFromEvent, type RunPlan } from '../../lambda/run/run-plan';
-import type { Manifest } from '../../lambda/snapshot/manifest';
 import { listKeys } from '../../lambda/snapshot/s3-objects';
 import { INVALID_ITEMS } from '../../local/fake-moonkey-api';
 import { sessionsFor } from '../../local/fake-sessions';
-import { type LocalStack, localS3Client, startLocalStack } from '../../local/local-stack';
+import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { type S3FaultProxy, type S3Operation, startS3FaultProxy } from '../../local/s3-fault-proxy';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
-import { type CapturedLogger, captureLogger } from '../helpers/capture-logger';
+import {
+  exportRunner,
+  FAST_RETRIES,
+  type ManifestRun,
+  type RunViaStateMachineOptions,
+  withManifest,
+} from '../helpers/run-via-state-machine';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readRecords } from '../helpers/snapshot-reader';
-import { useProcessEnv } from '../helpers/stack-env';
 
 const BASE_TIME = 1_764_115_200;
 const USERS_TABLE = 'users-limits';
@@ -28,54 +27,27 @@ const USER_COUNT = 300;
 const MIB = 1024 * 1024;
 
 let stack: LocalStack;
-let restoreEnv: () => void = () => {};
 let users: string[];
-let prefixCounter = 0;
 
-const scheduled = () =>
-  planFromEvent(
-    { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: '2026-11-26T02:00:00Z', detail: {} },
-    new Date(),
-    'x',
-  );
-const audit = (userIds: string[]) => planFromEvent({ reason: 'limits test', userIds }, new Date(), 'l');
+const scheduled = () => scheduledEvent('2026-11-26T02:00:00Z');
+const audit = (userIds: string[]) => ({ reason: 'limits test', userIds });
 
-interface Run {
-  manifest: Manifest;
-  manifestKey: string | undefined;
-  error: Error | undefined;
-  logger: CapturedLogger;
-  prefix: string;
-}
+const runInFreshPrefix = exportRunner(() => stack, 'limits', {
+  USERS_TABLE_NAME: USERS_TABLE,
+  EXPORT_CONCURRENCY: '16',
+  ...FAST_RETRIES,
+});
 
+/** One export through the state machine; `s3Endpoint` puts a proxy between the job and S3. */
 async function run(
-  plan: RunPlan,
+  trigger: unknown,
   env: Record<string, string> = {},
-  options: RunOptions = {},
+  options: RunViaStateMachineOptions = {},
   s3Endpoint?: string,
-): Promise<Run> {
-  const prefix = `limits${++prefixCounter}`;
-  const config = parseConfig({
-    ...stack.env,
-    USERS_TABLE_NAME: USERS_TABLE,
-    EXPORT_CONCURRENCY: '16',
-    EXPORT_RETRY_BASE_DELAY_MS: '5',
-    EXPORT_RETRY_MAX_DELAY_MS: '50',
-    ...env,
-    EXPORT_PREFIX: prefix,
-  });
-  const logger = captureLogger();
-  let runtime: ExportRuntime | undefined;
-  const s3 = s3Endpoint === undefined ? undefined : localS3Client(s3Endpoint);
-  try {
-    runtime = await createExportRuntime(config, { logger });
-    const ctx: ExportContext = s3 === undefined ? runtime : { ...runtime, s3 };
-    const outcome = await runExport(plan, ctx, options);
-    return { ...outcome, logger, prefix };
-  } finally {
-    s3?.destroy();
-    await runtime?.close();
-  }
+): Promise<ManifestRun> {
+  const endpoint: Record<string, string> =
+    s3Endpoint === undefined ? {} : { AWS_ENDPOINT_URL_S3: s3Endpoint };
+  return withManifest(await runInFreshPrefix(trigger, { ...env, ...endpoint }, options));
 }
 
 /** The most requests the fake API received in any one-second window (sliding, by arrival time). */
@@ -92,28 +64,15 @@ function busiestSecond(arrivals: readonly number[]): number {
 
 beforeAll(async () => {
   stack = await startLocalStack({ api: { baseTime: BASE_TIME } });
-  restoreEnv = useProcessEnv(stack.env);
   await createUsersTable(stack.dynamodbClient, USERS_TABLE);
   users = await seedUsers(stack.dynamodbClient, USERS_TABLE, USER_COUNT);
 }, 120_000);
 
 afterAll(async () => {
-  restoreEnv();
   await stack?.stop();
 });
 
-beforeEach(() => {
-  stack.api.configure({
-    faults: {},
-    invalidItemUsers: [],
-    latencyMs: 0,
-    rateLimitRps: undefined,
-    authFailureStatus: 401,
-    extraSessionFields: {},
-    paddingChars: 0,
-  });
-  stack.api.resetStats();
-});
+beforeEach(() => stack.api.reset());
 
 describe('EXPORT_MAX_RPS, counted by the API', () => {
   it('keeps every one-second window at the cap, and the cap is what paces the run', async () => {
@@ -196,8 +155,8 @@ describe('a 403 from the API', () => {
       EXPORT_FAILED_USERS_TOLERANCE: '100%',
     });
 
-    expect(result.error).toBeInstanceOf(ApiAuthError);
-    expect((result.error as ApiAuthError).status).toBe(403);
+    expect(result.error?.name).toBe('ApiAuthError');
+    expect(result.error?.message).toContain('(HTTP 403)');
     expect(result.manifest.status).toBe('failed');
     expect(stack.api.stats.byStatus['403']).toBeLessThanOrEqual(4);
     expect(stack.api.stats.requests).toBeLessThanOrEqual(4);
@@ -213,7 +172,7 @@ describe('a 403 from the API', () => {
       EXPORT_FAILED_USERS_TOLERANCE: '100%',
     });
 
-    expect(result.error).toBeInstanceOf(ApiAuthError);
+    expect(result.error?.name).toBe('ApiAuthError');
     expect(result.manifest.status).toBe('failed');
     expect(result.manifest.counts.users_failed).toBe(0);
     // One call at a time: nothing after the 403 was asked.
@@ -227,18 +186,18 @@ describe('what the API sends', () => {
       extraSessionFields: { snapshot_id: 'from-the-api', snapshot_at: 1, run_id: 'r-api', observed_at: 2 },
     });
     const listed = users.filter((id) => sessionsFor(id, BASE_TIME).length > 0).slice(0, 5);
-    const plan = audit(listed);
+    const started = Date.now();
 
-    const result = await run(plan);
+    const result = await run(audit(listed));
 
     const records = await readRecords(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`);
     const truth = listed.flatMap((id) => sessionsFor(id, BASE_TIME));
     expect(records).toHaveLength(truth.length);
     for (const record of records) {
-      expect(record.snapshot_id).toBe(plan.snapshotId);
-      expect(record.snapshot_at).toBe(plan.snapshotAt);
-      expect(record.run_id).toBe(plan.runId);
-      expect(record.observed_at).toBeGreaterThanOrEqual(Math.floor(Date.parse(plan.startedAt) / 1000));
+      expect(record.snapshot_id).toBe(result.run?.snapshotId);
+      expect(record.snapshot_at).toBe(result.manifest.snapshot_at);
+      expect(record.run_id).toBe(result.run?.runId);
+      expect(record.observed_at).toBeGreaterThanOrEqual(Math.floor(started / 1000));
     }
     // The rest of each session is exactly what the API sent.
     const byId = new Map(truth.map((s) => [s.id, s]));
@@ -380,39 +339,44 @@ describe('S3 refusing the writes', () => {
 
       const result = await run(audit(users.slice(0, 20)), {}, {}, proxy.endpoint);
 
-      expect(result.error).toBeInstanceOf(SnapshotWriteError);
+      expect(result.error?.name).toBe('SnapshotWriteError');
+      // The message ends with what S3 answered (the error's cause).
       expect(result.error?.message).toMatch(
         new RegExp(
-          `^S3 failed ${what} of s3://${stack.bucket}/${result.prefix}/sessions/dt=[^ ]+\\.ndjson\\.gz: `,
+          `^S3 failed ${what} of s3://${stack.bucket}/${result.prefix}/sessions/dt=[^ ]+\\.ndjson\\.gz: \\S`,
         ),
       );
-      expect(result.error?.cause).toBeDefined();
       expect(result.manifest).toMatchObject({ status: 'failed', error: { type: 'SnapshotWriteError' } });
       expect(await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/sessions/`)).toEqual([]);
     },
   );
 });
 
-describe('the Lambda deadline', () => {
-  it('stops EXPORT_DEADLINE_MARGIN_MS before the deadline, not at it or after it', async () => {
+describe("each Work's time, read from Lambda's context", () => {
+  it('stops taking pages EXPORT_DEADLINE_MARGIN_MS before the deadline and stops its calls a quarter of it before, never at or after it', async () => {
+    // Two 100 ms calls at a time: a page of 100 users needs 5 s, more than a Work has. Each Work
+    // gets 4 s: no new page after 1 s, its calls stopped at 3.25 s and its users handed over.
     stack.api.configure({ latencyMs: 100 });
     const marginMs = 3000;
-    const started = Date.now();
-    const deadlineAt = started + 4000;
 
     const result = await run(
       scheduled(),
-      { EXPORT_CONCURRENCY: '2', EXPORT_DEADLINE_MARGIN_MS: String(marginMs) },
-      { deadlineAt },
+      { EXPORT_CONCURRENCY: '2', EXPORT_SCAN_PAGE_SIZE: '100', EXPORT_DEADLINE_MARGIN_MS: String(marginMs) },
+      { workBudgetMs: 4000 },
     );
-    const timeLeft = deadlineAt - Date.now();
 
-    expect(result.error).toBeInstanceOf(DeadlineExceededError);
-    expect(result.manifest.status).toBe('failed');
-    expect(result.manifest.counts.users_processed).toBeLessThan(USER_COUNT);
-    // The stop fires at deadline − margin (never earlier); winding down takes well under 1.5 s.
-    expect(Date.parse(result.manifest.finished_at)).toBeGreaterThanOrEqual(deadlineAt - marginMs);
-    expect(timeLeft).toBeGreaterThan(marginMs / 2);
-    expect(timeLeft).toBeLessThanOrEqual(marginMs);
+    expect(result.manifest.status).toBe('committed');
+    expect(result.manifest.counts).toMatchObject({ users_processed: USER_COUNT, users_failed: 0 });
+    const works = result.invocations.filter((i) => i.phase === 'work');
+    const continued = works.filter((w) => (w.result as { done: boolean }).done === false);
+    expect(continued.length).toBeGreaterThan(1);
+    for (const work of continued) {
+      // Ended before Lambda's deadline, with time left to write its step, and not before it
+      // stopped taking pages.
+      expect(work.msLeft).toBeGreaterThan(0);
+      expect(work.msLeft).toBeLessThanOrEqual(marginMs);
+    }
+    // The page in hand outlasts a Work here: its calls were stopped at the hard stop.
+    expect(continued.filter((w) => w.msLeft <= marginMs / 4).length).toBeGreaterThan(0);
   });
 });

@@ -25,6 +25,7 @@ import {
   LocalStepFunctions,
   type PhaseCall,
 } from '../../local/state-machine-runner';
+import { scheduledEvent } from '../helpers/scheduled-event';
 import { readObjects, readVisibleSessions } from '../helpers/snapshot-reader';
 import { useProcessEnv } from '../helpers/stack-env';
 import { startThrottlingProxy } from '../helpers/throttling-proxy';
@@ -35,7 +36,7 @@ const BIG_USERS = 50_000;
 const SMALL_TABLE = 'sfn-users-small';
 const SMALL_USERS = 3_000;
 const SLOT = '2026-11-27T02:00:00Z';
-const SCHEDULED = { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: SLOT, detail: {} };
+const SCHEDULED = scheduledEvent(SLOT);
 
 let stack: LocalStack;
 let definitions: StateMachineDefinitions;
@@ -68,10 +69,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-beforeEach(() => {
-  stack.api.configure({ faults: {}, invalidItemUsers: [], latencyMs: 0, rateLimitRps: undefined });
-  stack.api.resetStats();
-});
+beforeEach(() => stack.api.reset());
 
 interface Observed {
   readonly prefix: string;

@@ -8,6 +8,7 @@ import {
   type StateMachineDefinitions,
 } from '../../local/state-machine-definitions';
 import { type InjectedFault, LocalStepFunctions, type PhaseCall } from '../../local/state-machine-runner';
+import { scheduledEvent } from '../helpers/scheduled-event';
 
 type Slice = {
   segment: number;
@@ -91,12 +92,7 @@ beforeAll(async () => {
   definitions = await loadStateMachineDefinitions();
 }, 120_000);
 
-const SCHEDULED = {
-  'detail-type': 'Scheduled Event',
-  source: 'aws.scheduler',
-  time: '2026-11-27T02:00:00Z',
-  detail: {},
-};
+const SCHEDULED = scheduledEvent('2026-11-27T02:00:00Z');
 
 describe('the export definition through the local runner', () => {
   it('plans, loops Work until each segment is done, and commits the final tails only', async () => {

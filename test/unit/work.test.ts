@@ -20,7 +20,10 @@ async function workOn(ctx: MemoryContext, plan: RunPlan, overrides: Partial<Work
     step: 0,
     invocation: 'inv0',
     cursor: plan.users.kind === 'list' ? { kind: 'list', offset: 0 } : { kind: 'scan', key: undefined },
-    checkRunOver: true,
+    handedOver: [],
+    // A Work with all the time it needs, unless a test says otherwise.
+    stopAt: Date.now() + 600_000,
+    hardStopAt: Date.now() + 600_000,
     ...overrides,
   };
   return { store, input, result: () => runWork(input, ctx) };
