@@ -339,7 +339,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         id.startsWith(prefix),
       )?.[1].Properties;
 
-    it('alarm on failed, timed-out and aborted runs, failed launches, failed users and dead letters, all to the SNS topic', () => {
+    it('alarm on failed, timed-out and aborted runs, failed launches, failed users, unpublished completion events and dead letters, all to the SNS topic', () => {
       const onRuns = (prefix: string, metric: string) =>
         expect(alarmNamed(prefix)).toMatchObject({
           MetricName: metric,
@@ -361,7 +361,14 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
           { Name: 'StateMachineArn', Value: { Ref: expect.stringMatching(/^LauncherStateMachine/) } },
         ],
       });
-      expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(7);
+      expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(8);
+      expect(alarmNamed('AlarmsCompletionEventUnpublished')).toMatchObject({
+        MetricName: 'CompletionEventUnpublished',
+        Namespace: 'MoonKeySessionExport',
+        Dimensions: [{ Name: 'service', Value: 'moonkey-session-export' }],
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
       expect(alarmNamed('AlarmsFailedUsers')).toMatchObject({
         MetricName: 'UsersFailed',
         Namespace: 'MoonKeySessionExport',
