@@ -10,6 +10,7 @@ import { AccessLogsBucket } from './constructs/access-logs-bucket';
 import { dataEncryptionKey, importedKey } from './constructs/data-key';
 import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
+import { ExportDashboard } from './constructs/export-dashboard';
 import { ExportFunction } from './constructs/export-function';
 import { ExportSchedule } from './constructs/export-schedule';
 import { ExportStateMachine, MAX_INLINE_MAP_CONCURRENCY } from './constructs/export-state-machine';
@@ -157,6 +158,13 @@ export class SessionExportStack extends Stack {
       failureQueue: failures.queue,
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
       email: props.alarmEmail,
+    });
+
+    new ExportDashboard(this, 'Dashboard', {
+      stateMachine: this.export.stateMachine,
+      metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+      alarms: alarms.alarms,
+      maxRequestsPerSecond: props.maxRequestsPerSecond,
     });
 
     this.catalog = new SessionsCatalog(this, 'Athena', {
