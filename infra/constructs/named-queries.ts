@@ -40,7 +40,14 @@ snapshot AS (
 )`;
 
 /** The changes the latest complete snapshot shows against the one before it, of one kind. */
-const latestChanges = (db: string, change: 'started' | 'ended') => `WITH ${latestSnapshot(db)}
+const latestChanges = (db: string, change: 'started' | 'ended') => `WITH latest AS (
+  SELECT snapshot_id, dt
+  FROM "${db}"."manifests"
+  WHERE status = 'committed' AND trigger = 'scheduled'
+    AND dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+  ORDER BY snapshot_at DESC
+  LIMIT 1
+)
 SELECT c.user_id, c.id AS session_id, from_unixtime(c.started_at) AS started,
        from_unixtime(c.last_active_at) AS last_active, from_unixtime(c.expires_at) AS expires,
        c.device_fingerprint.ip AS ip, c.snapshot_id, c.previous_snapshot_id

@@ -584,7 +584,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       });
     });
 
-    it('ships the six named queries against the stack database', () => {
+    it('ships the nine named queries against the stack database', () => {
       const queries = Object.values(template.findResources('AWS::Athena::NamedQuery')).map(
         (q) => q.Properties,
       );
@@ -596,6 +596,9 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
           'Sessions about to expire',
           'Sessions per user (top 50)',
           'Sessions sharing one IP',
+          'New sessions since the last snapshot',
+          'Sessions ended since the last snapshot',
+          'Users on an IP new for them',
         ].sort(),
       );
       const latest = queries.find((q) => q.Name === 'Latest complete snapshot');
@@ -605,7 +608,10 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       for (const q of queries) expect(q.QueryString).not.toContain('sessions_raw');
       expect(
         queries.filter((q) => q.QueryString.includes('"moon_key_session_export"."sessions"')),
-      ).toHaveLength(6);
+      ).toHaveLength(7);
+      expect(
+        queries.filter((q) => q.QueryString.includes('"moon_key_session_export"."session_changes"')),
+      ).toHaveLength(2);
       expect(queries.every((q) => q.Database === 'moon_key_session_export')).toBe(true);
     });
   });
