@@ -32,6 +32,7 @@ const CONTEXT_KEYS = {
   alarmEmail: 'string',
   glueDatabaseName: 'string',
   athenaBytesScannedCutoff: 'number',
+  eventBusArn: 'string',
 } as const satisfies Partial<Record<keyof SessionExportProps, Kind>>;
 
 /** `-c` values arrive as strings; cdk.json values keep their JSON type. Both are accepted. */

@@ -172,4 +172,11 @@ export interface SessionExportProps extends StackProps {
    * @default 10 GiB
    */
   readonly athenaBytesScannedCutoff?: number;
+  /**
+   * ARN of the EventBridge bus the completion events ("Snapshot Committed", "Snapshot Failed") go
+   * to; the state machine may put events on that bus only. A bus in another account needs a
+   * resource policy there that lets this account put events.
+   * @default - the account's default bus in the stack's region
+   */
+  readonly eventBusArn?: string;
 }

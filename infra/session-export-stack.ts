@@ -1,18 +1,22 @@
 import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { EventBus } from 'aws-cdk-lib/aws-events';
 import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import { CHANGES_VIEW_NAME } from '../lambda/snapshot/change-view';
+import { MANIFESTS_TABLE, READER_VIEW_NAME } from '../lambda/snapshot/reader-view';
 import { AccessLogsBucket } from './constructs/access-logs-bucket';
 import { dataEncryptionKey, importedKey } from './constructs/data-key';
 import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
+import { ExportDashboard } from './constructs/export-dashboard';
 import { ExportFunction } from './constructs/export-function';
 import { ExportSchedule } from './constructs/export-schedule';
 import { ExportStateMachine, MAX_INLINE_MAP_CONCURRENCY } from './constructs/export-state-machine';
 import { FailureQueue } from './constructs/failure-queue';
 import { ScheduledRunLauncher } from './constructs/scheduled-run-launcher';
-import { SessionsCatalog } from './constructs/sessions-catalog';
+import { SessionsCatalog, snakeCase } from './constructs/sessions-catalog';
 import type { SessionExportProps } from './session-export-props';
 import { OUTPUTS } from './stack-outputs';
 import { validateSessionExportProps } from './validate-props';
@@ -113,12 +117,26 @@ export class SessionExportStack extends Stack {
       );
     }
 
+    const databaseName = props.glueDatabaseName ?? snakeCase(this.stackName);
     this.export = new ExportStateMachine(this, 'Run', {
       function: this.exportFunction.function,
       functionTimeout: FUNCTION_TIMEOUT,
       maxSegmentConcurrency,
       logRetention: props.logRetention,
       executionTimeout: Duration.hours(props.runTimeoutHours ?? 24),
+      completionEvents: {
+        eventBus:
+          props.eventBusArn === undefined
+            ? EventBus.fromEventBusName(this, 'DefaultEventBus', 'default')
+            : EventBus.fromEventBusArn(this, 'CompletionEventBus', props.eventBusArn),
+        views: {
+          database: databaseName,
+          sessions: READER_VIEW_NAME,
+          changes: CHANGES_VIEW_NAME,
+          manifests: MANIFESTS_TABLE,
+        },
+        metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+      },
     });
     this.launcher = new ScheduledRunLauncher(this, 'Launcher', {
       target: this.export.stateMachine,
@@ -142,11 +160,18 @@ export class SessionExportStack extends Stack {
       email: props.alarmEmail,
     });
 
+    new ExportDashboard(this, 'Dashboard', {
+      stateMachine: this.export.stateMachine,
+      metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+      alarms: alarms.alarms,
+      maxRequestsPerSecond: props.maxRequestsPerSecond,
+    });
+
     this.catalog = new SessionsCatalog(this, 'Athena', {
       bucket,
       prefix,
       accessLogsBucket: accessLogs.bucket,
-      databaseName: props.glueDatabaseName,
+      databaseName,
       encryptionKey: dataKey,
       bytesScannedCutoffPerQuery: props.athenaBytesScannedCutoff,
     });

@@ -26,6 +26,7 @@ const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 const SCHEDULE = /^(cron\(.+\)|rate\(.+\)|at\(.+\))$/;
 const GLUE_NAME = /^[a-z0-9_]{1,255}$/;
+const EVENT_BUS_ARN = /^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus\/[A-Za-z0-9._/-]{1,256}$/;
 const RETENTION_VALUES = new Set<number>(
   Object.values(RetentionDays).filter((v): v is number => typeof v === 'number'),
 );
@@ -132,6 +133,15 @@ export function validateSessionExportProps(props: SessionExportProps): void {
   }
   if (props.glueDatabaseName !== undefined && !GLUE_NAME.test(props.glueDatabaseName)) {
     problems.push(`glueDatabaseName "${props.glueDatabaseName}" must be lower-case letters, digits and _`);
+  }
+  if (
+    props.eventBusArn !== undefined &&
+    !Token.isUnresolved(props.eventBusArn) &&
+    !EVENT_BUS_ARN.test(props.eventBusArn)
+  ) {
+    problems.push(
+      `eventBusArn "${props.eventBusArn}" is not an EventBridge bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>)`,
+    );
   }
   problems.push(...jobEnvironmentProblems(props.jobEnvironment ?? {}));
   problems.push(...segmentProblems(props));

@@ -5,7 +5,13 @@ import {
   manifestColumns,
   sessionColumns,
 } from '../lambda/snapshot/athena-columns';
-import { MANIFESTS_TABLE, RAW_SESSIONS_TABLE, readerViewSql } from '../lambda/snapshot/reader-view';
+import { CHANGES_VIEW_NAME, changeViewSql } from '../lambda/snapshot/change-view';
+import {
+  MANIFESTS_TABLE,
+  RAW_SESSIONS_TABLE,
+  READER_VIEW_NAME,
+  readerViewSql,
+} from '../lambda/snapshot/reader-view';
 
 /** Glue/Hive type -> DuckDB type, so DuckDB reads with exactly the columns the Glue tables declare. */
 export function duckType(type: AthenaType): string {
@@ -28,29 +34,54 @@ export function readNdjson(glob: string, columns: readonly AthenaColumn[]): stri
 }
 
 /**
- * Runs `sql` where `sessions_raw`, `manifests` and the reader view `sessions` exist as in Glue,
- * over a local copy of `<dir>/<prefix>/` (see download-prefix.ts): the view is the stack's own SQL
- * (lambda/snapshot/reader-view.ts), so a local query reads snapshots exactly as Athena readers do.
- * A prefix with no files yet gives empty tables, not an error.
+ * DuckDB macros standing in for the Trino functions the named queries call, with Trino's
+ * meaning for the arguments they pass: `date_format(date, '%Y-%m-%d')` (Trino's MySQL-style
+ * format; DuckDB's strftime reads these three specifiers the same) and `from_unixtime(seconds)`.
  */
-export async function queryLocalSnapshots<T>(dir: string, prefix: string, sql: string): Promise<T[]> {
+export const TRINO_FUNCTION_STAND_INS = [
+  'CREATE MACRO date_format(d, f) AS strftime(d, f)',
+  'CREATE MACRO from_unixtime(s) AS to_timestamp(s)',
+] as const;
+
+/**
+ * Runs `sql` where `sessions_raw`, `manifests`, the reader view `sessions` and the change view
+ * `session_changes` exist as in Glue, over a local copy of `<dir>/<prefix>/` (see
+ * download-prefix.ts): the views are the stack's own SQL (lambda/snapshot/reader-view.ts,
+ * change-view.ts), so a local query reads snapshots exactly as Athena readers do. With
+ * `database`, they live in a schema of that name (a named query's `"<db>"."sessions"` resolves)
+ * and unqualified names still work. A prefix with no files yet gives empty tables, not an error.
+ */
+export async function queryLocalSnapshots<T>(
+  dir: string,
+  prefix: string,
+  sql: string,
+  options: { readonly database?: string } = {},
+): Promise<T[]> {
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
-  const table = async (name: string, glob: string, columns: readonly AthenaColumn[]) => {
+  const schema = `"${options.database ?? 'main'}"`;
+  const name = (relation: string) => `${schema}."${relation}"`;
+  const table = async (relation: string, glob: string, columns: readonly AthenaColumn[]) => {
     try {
-      await connection.run(`CREATE TABLE ${name} AS SELECT * FROM ${readNdjson(glob, columns)}`);
+      await connection.run(`CREATE TABLE ${name(relation)} AS SELECT * FROM ${readNdjson(glob, columns)}`);
     } catch {
       // No file matched yet: an empty table of the same shape.
       const defs = columns.map((c) => `"${c.name}" ${duckType(c.type)}`).join(', ');
-      await connection.run(`CREATE TABLE ${name} (${defs}, dt VARCHAR)`);
+      await connection.run(`CREATE TABLE ${name(relation)} (${defs}, dt VARCHAR)`);
     }
   };
   try {
+    for (const macro of TRINO_FUNCTION_STAND_INS) await connection.run(macro);
+    if (options.database) await connection.run(`CREATE SCHEMA ${schema}`);
     await table(RAW_SESSIONS_TABLE, `${dir}/${prefix}/sessions/**/*.ndjson.gz`, sessionColumns);
     await table(MANIFESTS_TABLE, `${dir}/${prefix}/manifests/**/*.json`, manifestColumns);
     await connection.run(
-      `CREATE VIEW sessions AS ${readerViewSql({ sessionsRaw: RAW_SESSIONS_TABLE, manifests: MANIFESTS_TABLE })}`,
+      `CREATE VIEW ${name(READER_VIEW_NAME)} AS ${readerViewSql({ sessionsRaw: name(RAW_SESSIONS_TABLE), manifests: name(MANIFESTS_TABLE) })}`,
     );
+    await connection.run(
+      `CREATE VIEW ${name(CHANGES_VIEW_NAME)} AS ${changeViewSql({ sessions: name(READER_VIEW_NAME), manifests: name(MANIFESTS_TABLE) })}`,
+    );
+    if (options.database) await connection.run(`SET schema = '${options.database}'`);
     const reader = await connection.runAndReadAll(sql);
     return reader.getRowObjectsJson() as unknown as T[];
   } finally {

@@ -50,6 +50,38 @@ export interface LocalExecutionOptions {
   readonly onPhase?: (call: PhaseCall & { result?: unknown; error?: string }) => void | Promise<void>;
 }
 
+/** An event as EventBridge delivers it to a rule's target, with the bus it was put on. */
+export interface PublishedEvent {
+  /** The entry's EventBusName: the bus's name or ARN, as the definition gives it. */
+  readonly eventBusName: string;
+  readonly event: {
+    readonly version: '0';
+    readonly id: string;
+    readonly 'detail-type': string;
+    readonly source: string;
+    readonly account: string;
+    readonly time: string;
+    readonly region: string;
+    readonly resources: readonly string[];
+    readonly detail: unknown;
+  };
+}
+
+/** One PutMetricData call a state made. */
+export interface PutMetricDataCall {
+  readonly state: string;
+  readonly namespace: string;
+  readonly metricData: readonly {
+    readonly MetricName: string;
+    readonly Dimensions?: readonly { readonly Name: string; readonly Value: string }[];
+    readonly Value: number;
+    readonly Unit?: string;
+  }[];
+}
+
+const PUT_EVENTS_RESOURCE = 'arn:aws:states:::events:putEvents';
+const PUT_METRIC_DATA_RESOURCE = 'arn:aws:states:::aws-sdk:cloudwatch:putMetricData';
+
 /** How an execution ended, in DescribeExecution's terms. */
 export interface LocalExecution {
   readonly name: string;
@@ -60,6 +92,10 @@ export interface LocalExecution {
   readonly calls: Readonly<Record<string, number>>;
   /** Names of the states entered, in order (Map iterations interleaved). */
   readonly states: readonly string[];
+  /** Events the execution's PutEvents states delivered (a failed PutEvents delivers none). */
+  readonly events: readonly PublishedEvent[];
+  /** Metric data the execution's own PutMetricData states put (not the function's EMF lines). */
+  readonly metricData: readonly PutMetricDataCall[];
 }
 
 /** What a Standard state machine says when a name was already used (see StartExecution). */
@@ -179,7 +215,7 @@ export class LocalStepFunctions {
     const done = new Promise<LocalExecution>((resolve) => {
       end = () => {
         entry.status = 'SUCCEEDED';
-        resolve({ name, status: 'SUCCEEDED', calls: {}, states: [] });
+        resolve({ name, status: 'SUCCEEDED', calls: {}, states: [], events: [], metricData: [] });
       };
     });
     const entry: Registered = { input: '{}', startDate: this.clock(), status: 'RUNNING', done };
@@ -240,7 +276,10 @@ export class LocalStepFunctions {
         };
       },
     };
-    return this.execute(this.definitions.launcher, name, input, handlers, calls);
+    return this.execute(this.definitions.launcher, name, input, handlers, calls, {
+      events: [],
+      metricData: [],
+    });
   }
 
   private async run(name: string, input: unknown, options: LocalExecutionOptions): Promise<LocalExecution> {
@@ -295,6 +334,61 @@ export class LocalStepFunctions {
       if (fault) throw lambdaStyleError(fault.error, 'injected into ListExecutions');
       return this.listRunning(params, options.listPageSize);
     };
+    const published = { events: [] as PublishedEvent[], metricData: [] as PutMetricDataCall[] };
+    const executionArn = `${this.definitions.exportArn.replace(':stateMachine:', ':execution:')}:${name}`;
+    const faultOf = (state: string, payload: unknown) => {
+      calls[state] = (calls[state] ?? 0) + 1;
+      return options.faults?.({ state, count: calls[state], payload });
+    };
+    // What Step Functions' EventBridge integration does: Detail sent as JSON text, the execution
+    // and state machine ARNs appended to Resources, and a failed entry failing the Task with
+    // EventBridge.FailedEntry (the fault injected here stands for any failure of the call).
+    const putEvents = (state: string) => async (params: unknown) => {
+      const { Entries } = params as {
+        Entries: {
+          Detail: unknown;
+          DetailType: string;
+          Source: string;
+          EventBusName: string;
+          Resources?: string[];
+        }[];
+      };
+      const fault = faultOf(state, params);
+      if (fault) throw lambdaStyleError(fault.error, 'injected into PutEvents');
+      const time = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const entries = Entries.map((entry) => ({
+        eventBusName: entry.EventBusName,
+        event: {
+          version: '0' as const,
+          id: randomUUID(),
+          'detail-type': entry.DetailType,
+          source: entry.Source,
+          account: '000000000000',
+          time,
+          region: 'local-1',
+          resources: [...(entry.Resources ?? []), executionArn, this.definitions.exportArn],
+          detail: JSON.parse(typeof entry.Detail === 'string' ? entry.Detail : JSON.stringify(entry.Detail)),
+        },
+      }));
+      published.events.push(...entries);
+      return { Entries: entries.map((e) => ({ EventId: e.event.id })), FailedEntryCount: 0 };
+    };
+    const putMetricData = (state: string) => async (params: unknown) => {
+      const fault = faultOf(state, params);
+      if (fault) throw lambdaStyleError(fault.error, 'injected into PutMetricData');
+      const { Namespace, MetricData } = params as {
+        Namespace: string;
+        MetricData: PutMetricDataCall['metricData'];
+      };
+      published.metricData.push({ state, namespace: Namespace, metricData: MetricData });
+      return {};
+    };
+    const byResource = (resource: string, handler: (state: string) => (params: unknown) => unknown) =>
+      Object.fromEntries(
+        Object.entries(this.definitions.export.States)
+          .filter(([, state]) => state.Type === 'Task' && state.Resource === resource)
+          .map(([state]) => [state, handler(state)]),
+      );
     const work = options.workBudgetMs ?? 2_000;
     const phase = options.phaseBudgetMs ?? 900_000;
     const handlers = {
@@ -304,8 +398,10 @@ export class LocalStepFunctions {
       Abort: lambda('Abort', phase),
       ListRunningExecutions: listExecutions('ListRunningExecutions'),
       ListMoreRunningExecutions: listExecutions('ListMoreRunningExecutions'),
+      ...byResource(PUT_EVENTS_RESOURCE, putEvents),
+      ...byResource(PUT_METRIC_DATA_RESOURCE, putMetricData),
     };
-    return this.execute(this.definitions.export, name, input, handlers, calls);
+    return this.execute(this.definitions.export, name, input, handlers, calls, published);
   }
 
   private async execute(
@@ -314,6 +410,7 @@ export class LocalStepFunctions {
     input: unknown,
     handlers: Record<string, (input: unknown) => unknown>,
     calls: Record<string, number>,
+    published: Pick<LocalExecution, 'events' | 'metricData'>,
   ): Promise<LocalExecution> {
     const { StateMachine, ExecutionError } = await import('aws-local-stepfunctions');
     const machine = new StateMachine(definition as never, {
@@ -347,7 +444,7 @@ export class LocalStepFunctions {
     try {
       const output = await execution.result;
       await collecting;
-      return { name, status: 'SUCCEEDED', output, calls: { ...calls }, states };
+      return { name, status: 'SUCCEEDED', output, calls: { ...calls }, states, ...published };
     } catch (error) {
       await collecting.catch(() => undefined);
       if (!(error instanceof ExecutionError)) throw error;
@@ -358,6 +455,7 @@ export class LocalStepFunctions {
         error: { Error: cause?.name ?? 'States.Runtime', Cause: cause?.message ?? error.message },
         calls: { ...calls },
         states,
+        ...published,
       };
     }
   }

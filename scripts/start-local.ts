@@ -1,15 +1,18 @@
 /**
  * `npm start [-- --users N]`: the whole job on the embedded local stack, start to finish.
- * Starts DynamoDB Local, the S3 server and the fake MoonKey API, seeds N users, runs the
- * scheduled snapshot and then an audit of three users through the deployed state machine's own
- * definition (local/state-machine-runner.ts: Plan, a Map of Work loops, Commit), with each Work
- * invocation given 2 seconds so the run visibly continues across invocations, prints what
- * landed where and answers a sample Athena-style query with DuckDB, then stops everything it
- * started.
+ * Starts DynamoDB Local, the S3 server and the fake MoonKey API, seeds N users, runs two
+ * scheduled snapshots an hour apart (between them a few users join and a few are deleted at
+ * MoonKey, so sessions start and end) and then an audit of three users, through the deployed
+ * state machine's own definition (local/state-machine-runner.ts: Plan, a Map of Work loops,
+ * Commit, the completion event), with each Work invocation given 2 seconds so the run visibly
+ * continues across invocations. Prints the completion event the run would publish, what landed
+ * where, a sample Athena-style query and the shipped "new sessions since the last snapshot"
+ * query answered by DuckDB, then stops everything it started.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { NAMED_QUERIES } from '../infra/constructs/named-queries';
 import { closeRuntime } from '../lambda/handlers/handler';
 import { downloadPrefix } from '../local/download-prefix';
 import { queryLocalSnapshots } from '../local/duckdb-reader';
@@ -21,6 +24,8 @@ import type { LocalExecution } from '../local/state-machine-runner';
 
 const TABLE = 'moonkey-users';
 const PREFIX = 'moonkey';
+/** Users that join, and users deleted at MoonKey, between the two scheduled snapshots. */
+const CHANGED_USERS = 5;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { users: { type: 'string', default: '1000' } } });
@@ -52,14 +57,30 @@ async function main(): Promise<void> {
     });
     const budget = { workBudgetMs: 2_000 };
 
-    const scheduledTime = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString();
+    const slot = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    const scheduledRun = (time: string) =>
+      runExportLocally(
+        { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time, detail: {} },
+        new Date(),
+        budget,
+      );
+    const previousTime = new Date(slot - 3_600_000).toISOString();
+    step(`scheduled snapshot of slot ${previousTime} ...`);
+    report(await scheduledRun(previousTime), step);
+
+    // What changes before the next slot: new users join, others are deleted at MoonKey.
+    await seedUsers(stack.dynamodbClient, TABLE, users + CHANGED_USERS);
+    stack.api.configure({ deletedUsers: Array.from({ length: CHANGED_USERS }, (_, i) => userIdFor(10 + i)) });
+    step(`${CHANGED_USERS} users joined, ${CHANGED_USERS} were deleted at MoonKey`);
+
+    const scheduledTime = new Date(slot).toISOString();
     step(`scheduled snapshot of slot ${scheduledTime} ...`);
-    const scheduled = await runExportLocally(
-      { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: scheduledTime, detail: {} },
-      new Date(),
-      budget,
-    );
+    const scheduled = await scheduledRun(scheduledTime);
     const committed = report(scheduled, step);
+    const [event] = scheduled.events;
+    step(
+      `completion event the state machine would put on ${event?.eventBusName} (as a rule's target receives it):\n${JSON.stringify(event?.event, null, 2)}`,
+    );
 
     const auditUsers = [userIdFor(0), userIdFor(1), userIdFor(2)];
     step(`audit snapshot of ${auditUsers.length} users ...`);
@@ -85,6 +106,33 @@ WHERE s.snapshot_id = '${committed.snapshotId}'
 GROUP BY ALL ORDER BY sessions DESC LIMIT 10`;
     step(`sample query (DuckDB standing in for Athena, through the reader view sessions):\n${sql}`);
     console.table(await queryLocalSnapshots(dir, PREFIX, sql));
+
+    // The named query the stack ships, as Athena runs it: through the change view session_changes
+    // over the two scheduled snapshots (DuckDB stands in for Trino's date_format and from_unixtime).
+    // The event names the database to query (the local stack's: LocalSessionExport in snake_case).
+    const database = (event?.event.detail as { views?: { database?: string } } | undefined)?.views?.database;
+    if (!database) throw new Error('the completion event names no database');
+    const newSessions = NAMED_QUERIES.find((q) => q.id === 'NewSessions');
+    if (!newSessions) throw new Error('the named query NewSessions is gone');
+    step(
+      `change query "${newSessions.name}" (the named query's Trino text, run by DuckDB):\n${newSessions.sql(database)}`,
+    );
+    const started = await queryLocalSnapshots<Record<string, unknown>>(
+      dir,
+      PREFIX,
+      newSessions.sql(database),
+      {
+        database,
+      },
+    );
+    console.table(
+      started.map(({ user_id, session_id, ip, previous_snapshot_id }) => ({
+        user_id,
+        session_id,
+        ip,
+        previous_snapshot_id,
+      })),
+    );
     step('done');
   } finally {
     await closeRuntime();

@@ -7,7 +7,14 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { SERVICE_NAME, SNAPSHOT_COMMITTED_METRIC, TRIGGER_DIMENSION } from '../../lambda/core/observability';
+import {
+  COMPLETION_EVENT_UNPUBLISHED_METRIC,
+  RUN_METRIC_NAMES,
+  SERVICE_DIMENSION,
+  SERVICE_NAME,
+  SNAPSHOT_COMMITTED_METRIC,
+  TRIGGER_DIMENSION,
+} from '../../lambda/core/observability';
 
 export interface ExportAlarmsProps {
   /** The export state machine: one execution per run. */
@@ -79,7 +86,7 @@ export class ExportAlarms extends Construct {
       new Metric({
         namespace: props.metricsNamespace,
         metricName,
-        dimensionsMap: { service: SERVICE_NAME, ...dimensions },
+        dimensionsMap: { [SERVICE_DIMENSION]: SERVICE_NAME, ...dimensions },
         statistic: 'Sum',
         period,
       });
@@ -124,7 +131,16 @@ export class ExportAlarms extends Construct {
       new Alarm(this, 'FailedUsers', {
         alarmDescription:
           'Users whose sessions could not be exported (listed in the manifest and failed-users/).',
-        metric: jobMetric('UsersFailed', Duration.minutes(5)),
+        metric: jobMetric(RUN_METRIC_NAMES.usersFailed, Duration.minutes(5)),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'CompletionEventUnpublished', {
+        alarmDescription:
+          'A completion event (Snapshot Committed / Snapshot Failed) could not be put on EventBridge after retries: the snapshot is as its manifest says, but downstream jobs were not told (see $.eventError in the execution output).',
+        metric: jobMetric(COMPLETION_EVENT_UNPUBLISHED_METRIC, Duration.minutes(5)),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,

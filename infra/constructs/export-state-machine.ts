@@ -24,6 +24,7 @@ import { LambdaInvoke, type LambdaInvokeProps } from 'aws-cdk-lib/aws-stepfuncti
 import { Construct } from 'constructs';
 import { iam5ResourceFinding } from '../nag-finding';
 import { acknowledgeGuard } from '../policy-checks';
+import { CompletionEvents, type CompletionEventsProps } from './completion-events';
 
 /**
  * Names of the states the local runner (local/state-machine-runner.ts) overrides. They are the
@@ -91,6 +92,8 @@ export interface ExportStateMachineProps {
    * @default Duration.minutes(1)
    */
   readonly turnPollInterval?: Duration;
+  /** The completion event published after the commit point (bus, views named in it). */
+  readonly completionEvents: CompletionEventsProps;
 }
 
 /**
@@ -100,9 +103,12 @@ export interface ExportStateMachineProps {
  *        ▲  (every page)          │ yes                            │
  *        └────────────────────────┼────────────────────────────────┘
  *                                 ▼
- *   Plan ─▶ Segments (inline Map over $.segments; per segment: Work ⟲ until done) ─▶ Commit
+ *   Plan ─▶ Segments (inline Map over $.segments; per segment: Work ⟲ until done) ─▶ Commit ─▶ event
  *     │          │                                                                     │
- *     └─ Catch ──┴──(Work: wait for in-flight invocations)──▶ Abort ─▶ Failed ◀── Catch ┘
+ *     └─ Catch ──┴──(Work: wait for in-flight invocations)──▶ Abort ─▶ event ─▶ Failed ◀┘ Catch
+ *
+ * The events ("Snapshot Committed", "Snapshot Failed": completion-events.ts) go out after the
+ * commit point; a publish that fails is counted and never changes how the execution ends.
  *
  * Runs are serialized: an execution starts Plan only when it is the oldest RUNNING execution of
  * this state machine, so an audit started during the nightly run waits for it, and the API's
@@ -290,7 +296,8 @@ export class ExportStateMachine extends Construct {
     });
     const abort = lambdaTask(STATE_NAMES.abort, TaskInput.fromJsonPathAt('$'), { resultPath: '$.abort' });
     abort.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.abortError' });
-    abort.next(failed);
+    const events = new CompletionEvents(this, 'CompletionEvents', props.completionEvents);
+    abort.next(events.afterAbort(failed));
     const abortPayload = (failedStep: 'Plan' | 'Work' | 'Commit') =>
       new Pass(this, `Record${failedStep}Failure`, {
         parameters: {
@@ -345,6 +352,7 @@ export class ExportStateMachine extends Construct {
     keepOldestOnPage.next(morePages);
     waitForTurn.next(listRunning);
     plan.next(segments).next(commit);
+    commit.next(events.afterCommit);
 
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
@@ -381,6 +389,7 @@ export class ExportStateMachine extends Construct {
         }),
       ],
     });
+    events.grant(this.stateMachine);
     acknowledgeStateMachineRole(this.stateMachine, props.function.functionArn);
   }
 }

@@ -1,3 +1,4 @@
+import { CHANGES_VIEW_NAME } from '../../lambda/snapshot/change-view';
 import { READER_VIEW_NAME } from '../../lambda/snapshot/reader-view';
 
 /**
@@ -37,6 +38,24 @@ snapshot AS (
   JOIN latest l ON s.dt = l.dt AND s.snapshot_id = l.snapshot_id
   WHERE s.dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
 )`;
+
+/** The changes the latest complete snapshot shows against the one before it, of one kind. */
+const latestChanges = (db: string, change: 'started' | 'ended') => `WITH latest AS (
+  SELECT snapshot_id, dt
+  FROM "${db}"."manifests"
+  WHERE status = 'committed' AND trigger = 'scheduled'
+    AND dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+  ORDER BY snapshot_at DESC
+  LIMIT 1
+)
+SELECT c.user_id, c.id AS session_id, from_unixtime(c.started_at) AS started,
+       from_unixtime(c.last_active_at) AS last_active, from_unixtime(c.expires_at) AS expires,
+       c.device_fingerprint.ip AS ip, c.snapshot_id, c.previous_snapshot_id
+FROM "${db}"."${CHANGES_VIEW_NAME}" c
+JOIN latest l ON c.dt = l.dt AND c.snapshot_id = l.snapshot_id
+WHERE c.change = '${change}'
+  AND c.dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+ORDER BY c.user_id, c.started_at;`;
 
 export const NAMED_QUERIES: readonly NamedQueryText[] = [
   {
@@ -113,5 +132,52 @@ FROM "${db}"."${READER_VIEW_NAME}"
 WHERE user_id = ?
   AND dt >= date_format(current_date - INTERVAL '90' DAY, '%Y-%m-%d')
 ORDER BY snapshot_at DESC, started_at;`,
+  },
+  {
+    id: 'NewSessions',
+    name: 'New sessions since the last snapshot',
+    description:
+      'Sessions in the latest complete snapshot that the complete snapshot before it did not have (view session_changes).',
+    sql: (db) => latestChanges(db, 'started'),
+  },
+  {
+    id: 'EndedSessions',
+    name: 'Sessions ended since the last snapshot',
+    description:
+      'Sessions of the complete snapshot before the latest that the latest no longer has: signed out, expired or revoked (view session_changes).',
+    sql: (db) => latestChanges(db, 'ended'),
+  },
+  {
+    id: 'NewIpForUser',
+    name: 'Users on an IP new for them',
+    description:
+      'Users of the latest complete snapshot seen from an IP (an IP token under a pseudonymizing PII policy) that none of their sessions had in any committed snapshot of the 90 days before; users seen for the first time are left out.',
+    sql: (db) => `WITH latest AS (
+  SELECT snapshot_id, dt, snapshot_at
+  FROM "${db}"."manifests"
+  WHERE status = 'committed' AND trigger = 'scheduled'
+    AND dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+  ORDER BY snapshot_at DESC
+  LIMIT 1
+),
+seen_now AS (
+  SELECT DISTINCT s.user_id, s.device_fingerprint.ip AS ip
+  FROM "${db}"."${READER_VIEW_NAME}" s
+  JOIN latest l ON s.dt = l.dt AND s.snapshot_id = l.snapshot_id
+  WHERE s.dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+    AND s.device_fingerprint.ip <> ''
+),
+seen_before AS (
+  SELECT DISTINCT s.user_id, s.device_fingerprint.ip AS ip
+  FROM "${db}"."${READER_VIEW_NAME}" s
+  JOIN latest l ON s.snapshot_at < l.snapshot_at
+  WHERE s.dt >= date_format(current_date - INTERVAL '90' DAY, '%Y-%m-%d')
+)
+SELECT n.user_id, n.ip
+FROM seen_now n
+LEFT JOIN seen_before b ON b.user_id = n.user_id AND b.ip = n.ip
+WHERE b.user_id IS NULL
+  AND n.user_id IN (SELECT k.user_id FROM seen_before k)
+ORDER BY n.user_id, n.ip;`,
   },
 ];

@@ -30,6 +30,7 @@ import {
   PARTITION_COLUMN,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
+import { CHANGES_VIEW_NAME, changeViewColumns, changeViewSql } from '../../lambda/snapshot/change-view';
 import {
   MANIFESTS_TABLE,
   RAW_SESSIONS_TABLE,
@@ -119,6 +120,8 @@ export class SessionsCatalog extends Construct {
   readonly sessionsRawTable: S3Table;
   readonly manifestsTable: S3Table;
   readonly sessionsView: PrestoView;
+  /** Sessions started and ended between consecutive committed scheduled snapshots. */
+  readonly changesView: PrestoView;
   readonly workGroup: CfnWorkGroup;
   readonly resultsBucket: Bucket;
 
@@ -178,6 +181,16 @@ export class SessionsCatalog extends Construct {
     });
     this.sessionsView.table.applyRemovalPolicy(RemovalPolicy.DESTROY);
     this.sessionsView.node.addDependency(this.sessionsRawTable, this.manifestsTable);
+    this.changesView = new PrestoView(this, 'ChangesView', {
+      database: this.database,
+      databaseName,
+      viewName: CHANGES_VIEW_NAME,
+      description: `MoonKey session changes: for each committed scheduled snapshot, the sessions started and ended since the committed scheduled snapshot before it (read through the view ${READER_VIEW_NAME})`,
+      sql: changeViewSql({ sessions: qualified(READER_VIEW_NAME), manifests: qualified(MANIFESTS_TABLE) }),
+      columns: changeViewColumns,
+    });
+    this.changesView.table.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    this.changesView.node.addDependency(this.sessionsView, this.manifestsTable);
 
     const key = props.encryptionKey;
     this.resultsBucket = new Bucket(this, 'ResultsBucket', {
@@ -243,7 +256,7 @@ export class SessionsCatalog extends Construct {
         workGroup: this.workGroup.ref,
         queryString: query.sql(databaseName),
       });
-      named.node.addDependency(this.sessionsView, this.manifestsTable);
+      named.node.addDependency(this.sessionsView, this.changesView, this.manifestsTable);
     }
   }
 }

@@ -12,14 +12,25 @@ import { emptyCounts, type Manifest } from '../snapshot/manifest';
 import { cachedRuntime, createExportRuntime, type ExportRuntime, type RuntimeSource } from './export-context';
 import { describeCaughtError, type PhaseInput, phaseInputSchema } from './phase-input';
 
-/** What Commit and Abort return: enough to find the snapshot without opening S3. */
+/**
+ * What Commit and Abort return: enough to find the snapshot without opening S3, and everything
+ * the state machine's completion event carries (it builds the event's detail from this alone).
+ */
 export interface RunSummary {
-  readonly snapshotId: string;
-  readonly runId: string;
+  /** Null only when Plan failed: no snapshot was chosen. */
+  readonly snapshotId: string | null;
+  readonly runId: string | null;
   readonly status: Manifest['status'];
   readonly manifestKey: string | null;
+  /** `s3://<bucket>/<manifestKey>`, or null when no manifest was written. */
+  readonly manifestUri: string | null;
+  readonly dt: string | null;
+  readonly trigger: Manifest['trigger'] | null;
   readonly counts: Manifest['counts'];
   readonly files: number;
+  /** The phase that failed (Plan, Work, Commit) and the error's type; null when the run committed. */
+  readonly failedStep: string | null;
+  readonly errorType: string | null;
 }
 
 export type PhaseResult = PlanOutput | WorkOutput | RunSummary;
@@ -54,13 +65,18 @@ function planOrReport(
   }
 }
 
-const summary = (outcome: RunOutcome): RunSummary => ({
+const summary = (rt: ExportRuntime, outcome: RunOutcome): RunSummary => ({
   snapshotId: outcome.manifest.snapshot_id,
   runId: outcome.manifest.run_id,
   status: outcome.manifest.status,
   manifestKey: outcome.manifestKey ?? null,
+  manifestUri: outcome.manifestKey === undefined ? null : `s3://${rt.config.bucket}/${outcome.manifestKey}`,
+  dt: outcome.manifest.dt,
+  trigger: outcome.manifest.trigger,
   counts: outcome.manifest.counts,
   files: outcome.manifest.files.sessions.length,
+  failedStep: outcome.manifest.error?.step ?? null,
+  errorType: outcome.manifest.error?.type ?? null,
 });
 
 type LambdaContext = Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>;
@@ -114,22 +130,28 @@ async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaCon
       });
     }
     case 'commit':
-      return summary(await commitPhase(rt, input.run, input.tails));
+      return summary(rt, await commitPhase(rt, input.run, input.tails));
     case 'abort': {
       const error = describeCaughtError(input.error);
       if (input.run === undefined) {
         // Plan failed: there is no run to abort and no snapshot id to write a manifest under.
         rt.logger.error('run failed before it was planned', { failedStep: input.failedStep, error });
         return {
-          snapshotId: '',
-          runId: '',
+          snapshotId: null,
+          runId: null,
           status: 'failed',
           manifestKey: null,
+          manifestUri: null,
+          dt: null,
+          trigger: null,
           counts: emptyCounts(),
           files: 0,
+          failedStep: input.failedStep,
+          errorType: error.type,
         };
       }
       return summary(
+        rt,
         await abortPhase(rt, { run: input.run, error, failedStep: input.failedStep, tails: input.tails }),
       );
     }

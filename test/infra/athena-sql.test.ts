@@ -8,6 +8,7 @@ import {
   manifestColumns,
   sessionColumns,
 } from '../../lambda/snapshot/athena-columns';
+import { changeViewColumns, changeViewSql } from '../../lambda/snapshot/change-view';
 import { readerViewSql } from '../../lambda/snapshot/reader-view';
 
 /**
@@ -51,6 +52,10 @@ const TRINO_QUERIES: readonly ShippedQuery[] = [
   {
     name: 'the reader view',
     sql: readerViewSql({ sessionsRaw: '"db"."sessions_raw"', manifests: '"db"."manifests"' }),
+  },
+  {
+    name: 'the change view',
+    sql: changeViewSql({ sessions: '"db"."sessions"', manifests: '"db"."manifests"' }),
   },
   ...docSqlBlocks()
     .filter((b) => b.dialect === 'Trino')
@@ -147,8 +152,11 @@ describe('shipped Athena SQL (Trino, Athena engine v3)', () => {
   /** The parser takes one statement; a trailing `;` and leading comment lines are not the query. */
   const statement = (sql: string) => sql.trim().replace(/;$/, '');
 
-  it('covers the six named queries, the reader view, the README blocks and those of docs/', () => {
-    expect(NAMED_QUERIES).toHaveLength(6);
+  it('covers the nine named queries, the reader view, the change view, the README blocks and those of docs/', () => {
+    expect(NAMED_QUERIES).toHaveLength(9);
+    expect(TRINO_QUERIES.map((q) => q.name)).toEqual(
+      expect.arrayContaining(['the reader view', 'the change view']),
+    );
     expect(TRINO_QUERIES.filter((q) => q.name.startsWith('README.md ')).length).toBeGreaterThanOrEqual(4);
     expect(TRINO_QUERIES.filter((q) => q.name.startsWith('docs/')).length).toBeGreaterThanOrEqual(1);
   });
@@ -186,9 +194,11 @@ describe('shipped Athena SQL (Trino, Athena engine v3)', () => {
   });
 
   it('uses no Trino reserved word as a column or field name (the view types and queries leave them bare)', () => {
-    const reserved = [...allNames(sessionColumns), ...allNames(manifestColumns)].filter((n) =>
-      TRINO_RESERVED.has(n),
-    );
+    const reserved = [
+      ...allNames(sessionColumns),
+      ...allNames(manifestColumns),
+      ...allNames(changeViewColumns),
+    ].filter((n) => TRINO_RESERVED.has(n));
     expect(reserved).toEqual([]);
   });
 });

@@ -189,8 +189,15 @@ describe('the bundled function (as synthesized by the stack) against the local s
 
   it('commits the scheduled snapshot through the state machine and says where it landed', () => {
     expect(outcome.execution.status).toBe('SUCCEEDED');
-    // The turn gate reads one page of running executions (this one alone), then the phases run once each.
-    expect(outcome.execution.calls).toEqual({ ListRunningExecutions: 1, Plan: 1, Work: 1, Commit: 1 });
+    // The turn gate reads one page of running executions (this one alone), then the phases run
+    // once each, and the completion event goes out once.
+    expect(outcome.execution.calls).toEqual({
+      ListRunningExecutions: 1,
+      Plan: 1,
+      Work: 1,
+      Commit: 1,
+      PublishCommitted: 1,
+    });
     expect(outcome.execution.output).toMatchObject({
       snapshotId: SNAPSHOT_ID,
       status: 'committed',

@@ -87,17 +87,34 @@ function topLevelItems(list: string): string[] {
   return items;
 }
 
-interface ColumnSource {
-  readonly output: string;
-  readonly schema: string;
-  readonly table: string;
-  readonly column: string;
+type ColumnSource =
+  | { readonly output: string; readonly schema: string; readonly table: string; readonly column: string }
+  /** A string literal: Trino types it varchar (a `varchar(n)` literal is cast by the view's column type). */
+  | { readonly output: string; readonly literal: 'varchar' };
+
+/** `( SELECT ... ) alias` relations: the alias and the SELECT inside the parentheses. */
+function derivedTables(sql: string): Map<string, string> {
+  const derived = new Map<string, string>();
+  for (let i = sql.indexOf('('); i >= 0; i = sql.indexOf('(', i + 1)) {
+    if (!/^\(\s*SELECT\s/i.test(sql.slice(i))) continue;
+    let depth = 0;
+    let end = i;
+    for (; end < sql.length; end++) {
+      if (sql[end] === '(') depth++;
+      else if (sql[end] === ')' && --depth === 0) break;
+    }
+    const alias = /^\)\s+(?:AS\s+)?(\w+)/i.exec(sql.slice(end))?.[1];
+    if (alias) derived.set(alias, sql.slice(i + 1, end));
+  }
+  return derived;
 }
 
 /**
- * Where each output column of a view's SELECT comes from: the select list must be plain
- * `alias."column" [AS "name"]` items over `"schema"."table" alias` relations; anything else is
- * reported (this test would have to learn to type it before it could vouch for it).
+ * Where each output column of a view's SELECT comes from. Items may be `alias."column"`,
+ * `lag(alias."column") OVER (...)` or `max(alias."column")` (each typed as the column), or a
+ * string literal, each `[AS "name"]`; an alias names a `"schema"."table"` or a `( SELECT ... )`
+ * traced the same way. Anything else is reported (this test would have to learn to type it
+ * before it could vouch for it).
  */
 function columnSources(sql: string): ColumnSource[] {
   const select = /^\s*SELECT\s+([\s\S]*?)\s+FROM\s/i.exec(sql);
@@ -106,11 +123,22 @@ function columnSources(sql: string): ColumnSource[] {
   for (const m of sql.matchAll(/\b(?:FROM|JOIN)\s+"([^"]+)"\."([^"]+)"\s+(?:AS\s+)?(\w+)/gi)) {
     relations.set(m[3] ?? '', { schema: m[1] ?? '', table: m[2] ?? '' });
   }
-  return topLevelItems(select[1]).map((item) => {
-    const m = /^(\w+)\."([^"]+)"(?:\s+AS\s+"?(\w+)"?)?$/i.exec(item);
-    const relation = m ? relations.get(m[1] ?? '') : undefined;
-    if (!m || !relation) throw new Error(`cannot trace the select item ${item} to a table column`);
-    return { output: m[3] ?? m[2] ?? '', ...relation, column: m[2] ?? '' };
+  const derived = derivedTables(sql);
+  return topLevelItems(select[1]).map((item): ColumnSource => {
+    const literal = /^'[^']*'\s+AS\s+"?(\w+)"?$/i.exec(item);
+    if (literal) return { output: literal[1] ?? '', literal: 'varchar' };
+    const m =
+      /^(?:(?:lag|max)\()?(\w+)\."([^"]+)"(?:\)(?:\s+OVER\s+\([^()]*\))?)?(?:\s+AS\s+"?(\w+)"?)?$/i.exec(
+        item,
+      );
+    if (!m) throw new Error(`cannot trace the select item ${item} to a table column`);
+    const [alias, column, as] = [m[1] ?? '', m[2] ?? '', m[3]];
+    const relation = relations.get(alias);
+    if (relation) return { output: as ?? column, ...relation, column };
+    const inner = derived.get(alias);
+    const source = inner === undefined ? undefined : columnSources(inner).find((c) => c.output === column);
+    if (!source) throw new Error(`cannot trace the select item ${item} to a table column`);
+    return { ...source, output: as ?? column };
   });
 }
 
@@ -173,7 +201,7 @@ describe('every Glue view of the stack, against what Athena expects of a view', 
   });
 
   it('finds the views and the tables they read (the checks below are not vacuous)', () => {
-    expect(views.map((v) => v.input.Name)).toEqual(['sessions']);
+    expect(views.map((v) => v.input.Name)).toEqual(['sessions', 'session_changes']);
     expect(tables.length).toBeGreaterThan(views.length);
   });
 
@@ -258,50 +286,58 @@ describe('every Glue view of the stack, against what Athena expects of a view', 
           `${name}: definition columns ${columns.map((c) => c.name)} differ from Glue columns ${glueColumns.map((c) => c.Name)}`,
         );
       }
-      let sources: ColumnSource[] = [];
-      found.push(
-        ...problemOf(`${name}: originalSql`, () => (sources = columnSources(definition.originalSql))),
-      );
-      if (sources.length !== columns.length) {
-        found.push(
-          `${name}: the SELECT returns ${sources.length} columns, the definition lists ${columns.length}`,
-        );
+      // Every branch of a UNION ALL must return the declared columns, each typed as declared.
+      const branches = (definition.originalSql as string).split(/\bUNION ALL\b/i);
+      for (const [b, branch] of branches.entries()) {
+        const branchName = branches.length > 1 ? `${name} (branch ${b + 1})` : name;
+        let sources: ColumnSource[] = [];
+        found.push(...problemOf(`${branchName}: originalSql`, () => (sources = columnSources(branch))));
+        if (sources.length !== columns.length) {
+          found.push(
+            `${branchName}: the SELECT returns ${sources.length} columns, the definition lists ${columns.length}`,
+          );
+        }
+        columns.forEach((column, i) => {
+          const where = `${branchName}.${column.name}`;
+          let presto = '';
+          found.push(
+            ...problemOf(`${where} in the definition`, () => (presto = canonicalPrestoType(column.type))),
+          );
+          if (!presto) return;
+          const glue = glueColumns.find((c) => c.Name === column.name);
+          found.push(
+            ...problemOf(`${where} in Glue`, () => {
+              if (!glue) throw new Error('no such Glue column');
+              const translated = hiveToPresto(glue.Type);
+              if (translated !== presto)
+                throw new Error(`${glue.Type} is ${translated}, the definition says ${presto}`);
+            }),
+          );
+          const source = sources[i];
+          if (!source) return;
+          if ('literal' in source) {
+            if (source.output !== column.name || source.literal !== presto)
+              found.push(`${where}: a ${source.literal} literal named ${source.output}`);
+            return;
+          }
+          found.push(
+            ...problemOf(`${where} from ${source.schema}.${source.table}.${source.column}`, () => {
+              if (source.output !== column.name) throw new Error(`the SELECT names it ${source.output}`);
+              const base = tables.find((t) => t.database === source.schema && t.input.Name === source.table);
+              if (!base) throw new Error('no such Glue table in the stack');
+              const baseColumns = [
+                ...(base.input.StorageDescriptor?.Columns ?? []),
+                ...(base.input.PartitionKeys ?? []),
+              ] as GlueColumn[];
+              const baseColumn = baseColumns.find((c) => c.Name === source.column);
+              if (!baseColumn) throw new Error('no such column in the base table');
+              const translated = hiveToPresto(baseColumn.Type);
+              if (translated !== presto)
+                throw new Error(`${baseColumn.Type} is ${translated}, the definition says ${presto}`);
+            }),
+          );
+        });
       }
-      columns.forEach((column, i) => {
-        const where = `${name}.${column.name}`;
-        let presto = '';
-        found.push(
-          ...problemOf(`${where} in the definition`, () => (presto = canonicalPrestoType(column.type))),
-        );
-        if (!presto) return;
-        const glue = glueColumns.find((c) => c.Name === column.name);
-        found.push(
-          ...problemOf(`${where} in Glue`, () => {
-            if (!glue) throw new Error('no such Glue column');
-            const translated = hiveToPresto(glue.Type);
-            if (translated !== presto)
-              throw new Error(`${glue.Type} is ${translated}, the definition says ${presto}`);
-          }),
-        );
-        const source = sources[i];
-        if (!source) return;
-        found.push(
-          ...problemOf(`${where} from ${source.schema}.${source.table}.${source.column}`, () => {
-            if (source.output !== column.name) throw new Error(`the SELECT names it ${source.output}`);
-            const base = tables.find((t) => t.database === source.schema && t.input.Name === source.table);
-            if (!base) throw new Error('no such Glue table in the stack');
-            const baseColumns = [
-              ...(base.input.StorageDescriptor?.Columns ?? []),
-              ...(base.input.PartitionKeys ?? []),
-            ] as GlueColumn[];
-            const baseColumn = baseColumns.find((c) => c.Name === source.column);
-            if (!baseColumn) throw new Error('no such column in the base table');
-            const translated = hiveToPresto(baseColumn.Type);
-            if (translated !== presto)
-              throw new Error(`${baseColumn.Type} is ${translated}, the definition says ${presto}`);
-          }),
-        );
-      });
       return found;
     });
     expect(problems).toEqual([]);

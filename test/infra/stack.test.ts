@@ -339,7 +339,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
         id.startsWith(prefix),
       )?.[1].Properties;
 
-    it('alarm on failed, timed-out and aborted runs, failed launches, failed users and dead letters, all to the SNS topic', () => {
+    it('alarm on failed, timed-out and aborted runs, failed launches, failed users, unpublished completion events and dead letters, all to the SNS topic', () => {
       const onRuns = (prefix: string, metric: string) =>
         expect(alarmNamed(prefix)).toMatchObject({
           MetricName: metric,
@@ -361,7 +361,14 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
           { Name: 'StateMachineArn', Value: { Ref: expect.stringMatching(/^LauncherStateMachine/) } },
         ],
       });
-      expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(7);
+      expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(8);
+      expect(alarmNamed('AlarmsCompletionEventUnpublished')).toMatchObject({
+        MetricName: 'CompletionEventUnpublished',
+        Namespace: 'MoonKeySessionExport',
+        Dimensions: [{ Name: 'service', Value: 'moonkey-session-export' }],
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
       expect(alarmNamed('AlarmsFailedUsers')).toMatchObject({
         MetricName: 'UsersFailed',
         Namespace: 'MoonKeySessionExport',
@@ -577,7 +584,7 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       });
     });
 
-    it('ships the six named queries against the stack database', () => {
+    it('ships the nine named queries against the stack database', () => {
       const queries = Object.values(template.findResources('AWS::Athena::NamedQuery')).map(
         (q) => q.Properties,
       );
@@ -589,6 +596,9 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
           'Sessions about to expire',
           'Sessions per user (top 50)',
           'Sessions sharing one IP',
+          'New sessions since the last snapshot',
+          'Sessions ended since the last snapshot',
+          'Users on an IP new for them',
         ].sort(),
       );
       const latest = queries.find((q) => q.Name === 'Latest complete snapshot');
@@ -598,7 +608,10 @@ describe('SessionExportStack with defaults (demo table, created bucket and secre
       for (const q of queries) expect(q.QueryString).not.toContain('sessions_raw');
       expect(
         queries.filter((q) => q.QueryString.includes('"moon_key_session_export"."sessions"')),
-      ).toHaveLength(6);
+      ).toHaveLength(7);
+      expect(
+        queries.filter((q) => q.QueryString.includes('"moon_key_session_export"."session_changes"')),
+      ).toHaveLength(2);
       expect(queries.every((q) => q.Database === 'moon_key_session_export')).toBe(true);
     });
   });

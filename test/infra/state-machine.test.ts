@@ -176,7 +176,53 @@ describe('the export state machine', () => {
       'run.$': '$.run',
       'tails.$': '$.tails',
     });
-    expect(states.Commit).toMatchObject({ OutputPath: '$.Payload', End: true });
+    expect(states.Commit).toMatchObject({ OutputPath: '$.Payload', Next: 'CommitOutcome' });
+  });
+
+  it('announces a commit on EventBridge after Commit returned, never for a dry run, and never fails the run over it', () => {
+    const states = definitions.export?.States as Json;
+    expect(states.CommitOutcome).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.status', StringEquals: 'committed', Next: 'PublishCommitted' }],
+      Default: 'Done',
+    });
+    expect(states.PublishCommitted).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::events:putEvents',
+      ResultPath: null,
+      Next: 'Done',
+      Catch: [
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.eventError', Next: 'PublishCommittedUnpublished' },
+      ],
+    });
+    expect(states.PublishCommitted.Retry).toEqual([
+      expect.objectContaining({ ErrorEquals: ['States.ALL'], MaxAttempts: 4, JitterStrategy: 'FULL' }),
+    ]);
+    const [entry, ...more] = states.PublishCommitted.Parameters.Entries;
+    expect(more).toEqual([]);
+    expect(entry).toMatchObject({
+      Source: 'moonkey.session-export',
+      DetailType: 'Snapshot Committed',
+      EventBusName: 'arn:aws:events:eu-west-1:123456789012:event-bus/default',
+      Detail: {
+        'run_id.$': '$.runId',
+        'manifest_uri.$': '$.manifestUri',
+        views: {
+          database: 'moon_key_session_export',
+          sessions: 'sessions',
+          changes: 'session_changes',
+          manifests: 'manifests',
+        },
+      },
+    });
+    // Counting a lost event goes on to the same end whatever happens to the count itself.
+    expect(states.PublishCommittedUnpublished).toMatchObject({
+      Resource: 'arn:aws:states:::aws-sdk:cloudwatch:putMetricData',
+      ResultPath: null,
+      Next: 'Done',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.metricError', Next: 'Done' }],
+    });
+    expect(states.Done).toEqual({ Type: 'Succeed' });
   });
 
   it("retries the turn gate's ListExecutions pages, so one throttled call does not fail the run", () => {
@@ -246,9 +292,28 @@ describe('the export state machine', () => {
     expect(states.Abort).toMatchObject({
       Parameters: { 'Payload.$': '$' },
       ResultPath: '$.abort',
-      Next: 'Failed',
+      Next: 'AbortOutcome',
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.abortError', Next: 'Failed' }],
     });
+    // The failed event goes out once the failed manifest is written; then the run fails as before.
+    expect(states.AbortOutcome).toEqual({
+      Type: 'Choice',
+      Choices: [
+        { Variable: '$.abort.Payload.status', StringEquals: 'failed', Next: 'PublishFailed' },
+        {
+          Variable: '$.abort.Payload.status',
+          StringEquals: 'committed',
+          Next: 'PublishCommittedFoundByAbort',
+        },
+      ],
+      Default: 'Failed',
+    });
+    expect(states.PublishFailed).toMatchObject({ Next: 'Failed' });
+    expect(states.PublishFailed.Parameters.Entries[0].Detail).toMatchObject({
+      'run_id.$': '$.abort.Payload.runId',
+      failure: { 'step.$': '$.abort.Payload.failedStep', 'error_type.$': '$.abort.Payload.errorType' },
+    });
+    expect(states.PublishFailedUnpublished).toMatchObject({ Next: 'Failed' });
     expect(states.Failed).toMatchObject({
       Type: 'Fail',
       ErrorPath: '$.error.Error',
@@ -268,8 +333,27 @@ describe('the export state machine', () => {
     });
     const actions = statements.flatMap((s) => [s.Action].flat()).sort();
     expect(actions.filter((a) => !a.startsWith('logs:') && !a.startsWith('xray:'))).toEqual([
+      'cloudwatch:PutMetricData',
+      'events:PutEvents',
       'lambda:InvokeFunction',
       'states:ListExecutions',
+    ]);
+    // PutEvents on the default bus of the stack's account and region, nothing else.
+    for (const statement of byAction('events:PutEvents')) {
+      expect(statement.Resource).toEqual({
+        'Fn::Join': [
+          '',
+          ['arn:', { Ref: 'AWS::Partition' }, ':events:eu-west-1:123456789012:event-bus/default'],
+        ],
+      });
+    }
+    expect(byAction('cloudwatch:PutMetricData')).toEqual([
+      {
+        Action: 'cloudwatch:PutMetricData',
+        Effect: 'Allow',
+        Resource: '*',
+        Condition: { StringEquals: { 'cloudwatch:namespace': 'MoonKeySessionExport' } },
+      },
     ]);
     expect(statements.every((s) => s.Effect === 'Allow')).toBe(true);
   });
@@ -335,5 +419,43 @@ describe('the scheduled-run launcher', () => {
 describe('outputs', () => {
   it('export the state machine ARN for npm run audit', () => {
     template.hasOutput('StateMachineArn', { Value: { Ref: Match.stringLikeRegexp('^RunStateMachine') } });
+  });
+});
+
+describe('completion events on a bus the deployer names', () => {
+  const BUS = 'arn:aws:events:eu-west-1:210987654321:event-bus/data-platform';
+
+  it('are put on that bus only, by a role that may put events on no other', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new SessionExportStack(app, 'OwnBus', {
+      env: { account: '123456789012', region: 'eu-west-1' },
+      createDemoUsersTable: true,
+      eventBusArn: BUS,
+    });
+    const own = Template.fromStack(stack);
+    const [machine] = Object.entries(own.findResources('AWS::StepFunctions::StateMachine')).filter(([id]) =>
+      id.startsWith('Run'),
+    );
+    const states = JSON.parse(resolveTokens(machine?.[1].Properties.DefinitionString, (ref) => `<${ref}>`))
+      .States as Json;
+    const buses = Object.values(states)
+      .filter((s) => s.Resource === 'arn:aws:states:::events:putEvents')
+      .map((s) => s.Parameters.Entries.map((e: Json) => e.EventBusName));
+    expect(buses).toEqual([[BUS], [BUS], [BUS]]);
+    const putEvents = Object.values(own.findResources('AWS::IAM::Policy'))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as Json[])
+      .filter((s) => [s.Action].flat().some((a: string) => a.startsWith('events:')));
+    expect(putEvents).toEqual([{ Action: 'events:PutEvents', Effect: 'Allow', Resource: BUS }]);
+  });
+
+  it('refuse a bus given as anything but a bus ARN, naming the prop', () => {
+    const synth = () =>
+      new SessionExportStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'BadBus', {
+        createDemoUsersTable: true,
+        eventBusArn: 'data-platform',
+      });
+    expect(synth).toThrow(
+      'eventBusArn "data-platform" is not an EventBridge bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>)',
+    );
   });
 });

@@ -251,7 +251,7 @@ describe('a failing clean-up', () => {
     const v = await view(prefix);
     expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [second.summary.runId] });
     const leftover = await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`);
-    expect(leftover.some((key) => key.includes(first.summary.runId))).toBe(true);
+    expect(leftover.some((key) => key.includes(first.summary.runId as string))).toBe(true);
     record(
       'DeleteObjects fails during clean-up',
       'proxy: 500 on every DeleteObjects',
@@ -325,7 +325,7 @@ describe('a process killed', () => {
         expect(dead).toEqual([]);
         // The dead run's files that did complete exist, and readers still do not show them.
         const completed = (await listKeys(stack.s3Client, stack.bucket, `${prefix}/sessions/`)).filter(
-          (key) => !key.includes(first.summary.runId),
+          (key) => !key.includes(first.summary.runId as string),
         );
         expect(completed).toHaveLength((rule as FaultRule).after ?? 0);
         expect(v).toEqual({ rows: truthCount, duplicates: 0, runIds: [first.summary.runId] });

@@ -242,7 +242,14 @@ describe('faults through the state machine definition', () => {
     await expectFailedAndInvisible(run, execution, 'Lambda.ServiceException');
     // The first attempt and its six retries, then no more.
     expect(injected).toBe(7);
-    expect(execution.states.slice(-4)).toEqual(['RecordWorkFailure', 'WaitForStragglers', 'Abort', 'Failed']);
+    expect(execution.states.slice(-6)).toEqual([
+      'RecordWorkFailure',
+      'WaitForStragglers',
+      'Abort',
+      'AbortOutcome',
+      'PublishFailed',
+      'Failed',
+    ]);
   }, 300_000);
 
   it('aborts the whole run on a 401 in one segment, without retrying it', async () => {

@@ -3,6 +3,8 @@
  * orchestration alone (loop, Map, retries, Catch, Abort, naming, one run at a time).
  */
 import type { Context } from 'aws-lambda';
+import type { RunSummary } from '../../lambda/handlers/handler';
+import { emptyCounts } from '../../lambda/snapshot/manifest';
 import {
   loadStateMachineDefinitions,
   type StateMachineDefinitions,
@@ -18,6 +20,21 @@ type Slice = {
   tail: string | null;
 };
 type RunRef = { snapshotId: string; runId: string; dt: string; planKey: string; dryRun: boolean };
+
+/** What the real Commit and Abort return (the completion event is built from it). */
+const summaryOf = (status: 'committed' | 'failed', snapshotId: string, manifestKey: string): RunSummary => ({
+  snapshotId,
+  runId: 'r1',
+  status,
+  manifestKey,
+  manifestUri: `s3://bucket/${manifestKey}`,
+  dt: '2026-11-27',
+  trigger: 'scheduled',
+  counts: emptyCounts(),
+  files: 0,
+  failedStep: null,
+  errorType: null,
+});
 
 /** A stand-in for the job: SEGMENTS segments, each done after STEPS Work calls. */
 function fakeJob(
@@ -67,15 +84,11 @@ function fakeJob(
       }
       case 'commit':
         return {
-          snapshotId: (e.run as RunRef).snapshotId,
-          runId: 'r1',
-          status: 'committed',
-          manifestKey: 'm.json',
-          counts: {},
+          ...summaryOf('committed', (e.run as RunRef).snapshotId, 'm.json'),
           tails: e.tails,
         };
       case 'abort':
-        return { status: 'failed', manifestKey: 'failed.json' };
+        return { ...summaryOf('failed', 'aborted', 'failed.json'), failedStep: e.failedStep, errorType: 'E' };
       default:
         throw new Error(`unknown phase ${String(e.phase)}`);
     }
@@ -102,7 +115,14 @@ describe('the export definition through the local runner', () => {
     const execution = await sfn.startExecution('scheduled-20261127T020000Z', SCHEDULED);
 
     expect(execution.status).toBe('SUCCEEDED');
-    expect(execution.calls).toEqual({ ListRunningExecutions: 1, Plan: 1, Work: 12, Commit: 1 });
+    expect(execution.calls).toEqual({
+      ListRunningExecutions: 1,
+      Plan: 1,
+      Work: 12,
+      Commit: 1,
+      PublishCommitted: 1,
+    });
+    expect(execution.events.map((e) => e.event['detail-type'])).toEqual(['Snapshot Committed']);
     const plan = job.events.find((e) => e.phase === 'plan');
     expect(plan).toEqual({
       phase: 'plan',
