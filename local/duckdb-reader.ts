@@ -1,5 +1,12 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
+  DATA_FILE_SUFFIX,
+  folderPrefix,
+  MANIFEST_SUFFIX,
+  MANIFESTS_FOLDER,
+  PARTITION_KEY,
+} from '../lambda/core/facts';
+import {
   type AthenaColumn,
   type AthenaType,
   manifestColumns,
@@ -24,7 +31,7 @@ export function duckType(type: AthenaType): string {
 /** A DuckDB table function reading NDJSON (gzip or not) with the Glue table's columns and `dt` from the path. */
 export function readNdjson(glob: string, columns: readonly AthenaColumn[]): string {
   return `read_ndjson('${glob}', columns = {${columns.map((c) => `'${c.name}': '${duckType(c.type)}'`).join(', ')}},
-    hive_partitioning = true, hive_types = {'dt': 'VARCHAR'}, format = 'newline_delimited')`;
+    hive_partitioning = true, hive_types = {'${PARTITION_KEY}': 'VARCHAR'}, format = 'newline_delimited')`;
 }
 
 /**
@@ -42,12 +49,20 @@ export async function queryLocalSnapshots<T>(dir: string, prefix: string, sql: s
     } catch {
       // No file matched yet: an empty table of the same shape.
       const defs = columns.map((c) => `"${c.name}" ${duckType(c.type)}`).join(', ');
-      await connection.run(`CREATE TABLE ${name} (${defs}, dt VARCHAR)`);
+      await connection.run(`CREATE TABLE ${name} (${defs}, ${PARTITION_KEY} VARCHAR)`);
     }
   };
   try {
-    await table(RAW_SESSIONS_TABLE, `${dir}/${prefix}/sessions/**/*.ndjson.gz`, sessionColumns);
-    await table(MANIFESTS_TABLE, `${dir}/${prefix}/manifests/**/*.json`, manifestColumns);
+    await table(
+      RAW_SESSIONS_TABLE,
+      `${dir}/${folderPrefix(prefix, 'sessions')}**/*${DATA_FILE_SUFFIX}`,
+      sessionColumns,
+    );
+    await table(
+      MANIFESTS_TABLE,
+      `${dir}/${folderPrefix(prefix, MANIFESTS_FOLDER)}**/*${MANIFEST_SUFFIX}`,
+      manifestColumns,
+    );
     await connection.run(
       `CREATE VIEW sessions AS ${readerViewSql({ sessionsRaw: RAW_SESSIONS_TABLE, manifests: MANIFESTS_TABLE })}`,
     );

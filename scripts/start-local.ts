@@ -10,6 +10,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_EXPORT_PREFIX } from '../lambda/core/facts';
 import { closeRuntime } from '../lambda/handlers/handler';
 import { downloadPrefix } from '../local/download-prefix';
 import { queryLocalSnapshots } from '../local/duckdb-reader';
@@ -20,7 +21,7 @@ import { createUsersTable, seedUsers } from '../local/seed-users';
 import type { LocalExecution } from '../local/state-machine-runner';
 
 const TABLE = 'moonkey-users';
-const PREFIX = 'moonkey';
+const PREFIX = DEFAULT_EXPORT_PREFIX;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { users: { type: 'string', default: '1000' } } });

@@ -7,7 +7,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { SERVICE_NAME, SNAPSHOT_COMMITTED_METRIC, TRIGGER_DIMENSION } from '../../lambda/core/observability';
+import { METRIC_DIMENSIONS, METRICS, type MetricName, SERVICE_NAME } from '../../lambda/core/facts';
 
 export interface ExportAlarmsProps {
   /** The export state machine: one execution per run. */
@@ -75,11 +75,11 @@ export class ExportAlarms extends Construct {
     );
     if (props.email) this.topic.addSubscription(new EmailSubscription(props.email));
 
-    const jobMetric = (metricName: string, period: Duration, dimensions: Record<string, string> = {}) =>
+    const jobMetric = (metricName: MetricName, period: Duration, dimensions: Record<string, string> = {}) =>
       new Metric({
         namespace: props.metricsNamespace,
         metricName,
-        dimensionsMap: { service: SERVICE_NAME, ...dimensions },
+        dimensionsMap: { [METRIC_DIMENSIONS.service]: SERVICE_NAME, ...dimensions },
         statistic: 'Sum',
         period,
       });
@@ -124,7 +124,7 @@ export class ExportAlarms extends Construct {
       new Alarm(this, 'FailedUsers', {
         alarmDescription:
           'Users whose sessions could not be exported (listed in the manifest and failed-users/).',
-        metric: jobMetric('UsersFailed', Duration.minutes(5)),
+        metric: jobMetric(METRICS.usersFailed, Duration.minutes(5)),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
@@ -146,7 +146,9 @@ export class ExportAlarms extends Construct {
       // are a separate metric (trigger=audit) and cannot keep it green while the schedule is dead.
       new Alarm(this, 'NoRecentSnapshot', {
         alarmDescription: `No scheduled snapshot committed in the last ${staleAfterHours} hours (failed runs, or the schedule stopped firing).`,
-        metric: jobMetric(SNAPSHOT_COMMITTED_METRIC, Duration.hours(1), { [TRIGGER_DIMENSION]: 'scheduled' }),
+        metric: jobMetric(METRICS.snapshotCommitted, Duration.hours(1), {
+          [METRIC_DIMENSIONS.trigger]: 'scheduled',
+        }),
         threshold: 1,
         comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
         evaluationPeriods: staleAfterHours,

@@ -1,15 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Config } from './config';
-
-export const SERVICE_NAME = 'moonkey-session-export';
-/** 1 per run that committed its snapshot, 0 per run that did not; the staleness alarm reads it. */
-export const SNAPSHOT_COMMITTED_METRIC = 'SnapshotCommitted';
-/**
- * Dimension of `SnapshotCommitted`: `scheduled` or `audit`. The staleness alarm watches scheduled
- * runs only, so a daily audit cannot keep it green while the schedule is dead.
- */
-export const TRIGGER_DIMENSION = 'trigger';
+import { METRIC_DIMENSIONS, METRICS, SERVICE_NAME } from './facts';
 
 /** The logging surface the job uses; Powertools' Logger satisfies it, tests can pass their own. */
 export type JobLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
@@ -47,16 +39,16 @@ export function createMetricsSink(config: Pick<Config, 'metricsEnabled' | 'metri
   if (!config.metricsEnabled) return noMetrics;
   const metrics = new Metrics({ namespace: config.metricsNamespace, serviceName: SERVICE_NAME });
   return (m) => {
-    metrics.addMetric('UsersProcessed', MetricUnit.Count, m.usersProcessed);
-    metrics.addMetric('UsersFailed', MetricUnit.Count, m.usersFailed);
-    metrics.addMetric('UsersNotFound', MetricUnit.Count, m.usersNotFound);
-    metrics.addMetric('SessionsExported', MetricUnit.Count, m.sessionsExported);
-    metrics.addMetric('ItemsRejected', MetricUnit.Count, m.itemsRejected);
-    metrics.addMetric('Retries', MetricUnit.Count, m.retries);
-    metrics.addMetric('RunDuration', MetricUnit.Seconds, m.durationSeconds);
+    metrics.addMetric(METRICS.usersProcessed, MetricUnit.Count, m.usersProcessed);
+    metrics.addMetric(METRICS.usersFailed, MetricUnit.Count, m.usersFailed);
+    metrics.addMetric(METRICS.usersNotFound, MetricUnit.Count, m.usersNotFound);
+    metrics.addMetric(METRICS.sessionsExported, MetricUnit.Count, m.sessionsExported);
+    metrics.addMetric(METRICS.itemsRejected, MetricUnit.Count, m.itemsRejected);
+    metrics.addMetric(METRICS.retries, MetricUnit.Count, m.retries);
+    metrics.addMetric(METRICS.runDuration, MetricUnit.Seconds, m.durationSeconds);
     metrics.publishStoredMetrics();
     const committed = metrics.singleMetric();
-    committed.addDimension(TRIGGER_DIMENSION, m.trigger);
-    committed.addMetric(SNAPSHOT_COMMITTED_METRIC, MetricUnit.Count, m.committed ? 1 : 0);
+    committed.addDimension(METRIC_DIMENSIONS.trigger, m.trigger);
+    committed.addMetric(METRICS.snapshotCommitted, MetricUnit.Count, m.committed ? 1 : 0);
   };
 }

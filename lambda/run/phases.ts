@@ -1,5 +1,6 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { effectiveSettings } from '../core/config';
+import { mostAutoSegments, writerId as writerIdOf } from '../core/facts';
 import { abortRun, commitRun, takeOverSlot } from '../snapshot/commit';
 import type { PendingFile } from '../snapshot/gzip-multipart-file';
 import {
@@ -67,8 +68,6 @@ export interface RunOutcome {
 
 /** Segments chosen for `auto`: one per this many items, so a Work's share of a big table stays modest. */
 export const USERS_PER_AUTO_SEGMENT = 250_000;
-/** Inline Map runs up to 40 iterations at once; more segments would only queue. */
-export const MAX_AUTO_SEGMENTS = 40;
 
 const keysOf = (ctx: ExportContext, plan: Pick<RunPlan, 'snapshotId' | 'snapshotAt' | 'runId'>) =>
   new SnapshotKeys(ctx.config.prefix, plan.snapshotId, plan.snapshotAt, plan.runId);
@@ -113,7 +112,7 @@ async function chooseSegments(ctx: ExportContext): Promise<number> {
     const items = table.Table?.ItemCount ?? 0;
     return Math.max(
       1,
-      Math.min(MAX_AUTO_SEGMENTS, ctx.config.concurrency, Math.ceil(items / USERS_PER_AUTO_SEGMENT)),
+      Math.min(mostAutoSegments(ctx.config.concurrency), Math.ceil(items / USERS_PER_AUTO_SEGMENT)),
     );
   } catch (error) {
     // ItemCount is only a hint (DynamoDB refreshes it about every six hours); one segment still works.
@@ -152,7 +151,7 @@ export async function workPhase(
       .replace(/[^A-Za-z0-9]/g, '')
       .slice(0, 12)
       .toLowerCase() || 'local';
-  const writerId = `s${String(slice.segment).padStart(3, '0')}-${String(slice.step).padStart(5, '0')}-${attempt}`;
+  const writerId = writerIdOf(slice.segment, slice.step, attempt);
   const cursor = decodeCursor(slice.cursor, plan);
   const handedOver =
     cursor.kind === 'handover' ? await loadHandedOver(ctx.s3, ctx.config.bucket, slice.tail, cursor) : [];
