@@ -1,25 +1,11 @@
 import { z } from 'zod';
+import { runRefSchema as runRef, sliceStateSchema as slice } from '../run/phase-payloads';
 
 /**
  * What the state machine sends each phase (infra/constructs/export-state-machine.ts builds these
  * payloads). Parsed at the boundary: a hand-edited execution input or a drifted definition is
  * refused with every problem named, before anything is read or written.
  */
-const runRef = z.strictObject({
-  snapshotId: z.string().min(1),
-  runId: z.string().min(1),
-  dt: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
-  planKey: z.string().min(1),
-  dryRun: z.boolean(),
-});
-
-const slice = z.strictObject({
-  segment: z.number().int().nonnegative(),
-  totalSegments: z.number().int().positive(),
-  cursor: z.string().nullable(),
-  step: z.number().int().nonnegative(),
-  tail: z.string().nullable(),
-});
 
 export const phaseInputSchema = z.discriminatedUnion('phase', [
   z.strictObject({
@@ -40,9 +26,11 @@ export const phaseInputSchema = z.discriminatedUnion('phase', [
 ]);
 
 export type PhaseInput = z.infer<typeof phaseInputSchema>;
+/** The input of one phase, as the handler has it after parsing. */
+export type PhaseInputOf<P extends PhaseInput['phase']> = Extract<PhaseInput, { phase: P }>;
 
 /** `{ type, message }` of a Catch's error output (Lambda puts `errorType`/`errorMessage` in Cause). */
-export function describeCaughtError(error: { Error: string; Cause?: string }): {
+export function describeCaughtError(error: PhaseInputOf<'abort'>['error']): {
   type: string;
   message: string;
 } {

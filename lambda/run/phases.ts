@@ -14,6 +14,7 @@ import {
 import { deleteKeys, getJson, listKeys, putJson } from '../snapshot/s3-objects';
 import { type FileKind, SnapshotKeys } from '../snapshot/snapshot-keys';
 import type { ExportContext } from './job-context';
+import type { RunRef, SliceState } from './phase-payloads';
 import type { RunPlan } from './run-plan';
 import {
   collectSteps,
@@ -28,24 +29,7 @@ import {
 import { toleranceError } from './tolerance';
 import { type Progress, runWork } from './work';
 
-/** What every phase after Plan receives: small, whatever the table size. */
-export interface RunRef {
-  readonly snapshotId: string;
-  readonly runId: string;
-  readonly dt: string;
-  readonly planKey: string;
-  readonly dryRun: boolean;
-}
-
-export interface SliceState {
-  readonly segment: number;
-  readonly totalSegments: number;
-  /** Where the segment continues (an encoded Work cursor); null before its first step. */
-  readonly cursor: string | null;
-  readonly step: number;
-  /** The segment's last Work step object; Commit walks the chain back from it. */
-  readonly tail: string | null;
-}
+export type { RunRef, SliceState } from './phase-payloads';
 
 export interface PlanOutput {
   readonly run: RunRef;

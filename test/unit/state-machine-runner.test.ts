@@ -3,6 +3,7 @@
  * orchestration alone (loop, Map, retries, Catch, Abort, naming, one run at a time).
  */
 import type { Context } from 'aws-lambda';
+import type { RunRef } from '../../lambda/run/phase-payloads';
 import {
   loadStateMachineDefinitions,
   type StateMachineDefinitions,
@@ -16,7 +17,6 @@ type Slice = {
   step: number;
   tail: string | null;
 };
-type RunRef = { snapshotId: string; runId: string; dt: string; planKey: string; dryRun: boolean };
 
 /** A stand-in for the job: SEGMENTS segments, each done after STEPS Work calls. */
 function fakeJob(
