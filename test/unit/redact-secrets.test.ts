@@ -1,4 +1,4 @@
-import { redactSecrets } from '../../lambda/moonkey/sessions-client';
+import { redactSecrets } from '../../lambda/moonkey/redact-secrets';
 
 describe('redactSecrets', () => {
   const key = 'sk_live_abc123';

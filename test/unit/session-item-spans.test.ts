@@ -1,4 +1,4 @@
-import { sessionItemSpans } from '../../lambda/moonkey/sessions-client';
+import { sessionItemSpans } from '../../lambda/moonkey/session-item-spans';
 
 /** The texts the spans point at, or undefined when the scanner declines. */
 const items = (text: string) => {
