@@ -13,13 +13,23 @@ import {
   DEFAULT_USER_ID_ATTRIBUTE,
   dataFileName,
   EARLIEST_SCHEDULED_TIME,
+  FILE_INDEX_DIGITS,
   FILE_KINDS,
   FIRST_PARTITION_DATE,
+  FUNCTION_TIMEOUT_MS,
   folderPrefix,
+  MANIFEST_SUFFIX,
+  MANIFESTS_FOLDER,
   MAX_SEGMENTS,
+  METRIC_DIMENSIONS,
   METRICS,
   mostAutoSegments,
+  PARTITION_KEY,
   partitionFolder,
+  RUN_STATE_FOLDER,
+  SEGMENT_DIGITS,
+  SERVICE_NAME,
+  STEP_DIGITS,
   scheduledSnapshotId,
   workStepName,
   writerId,
@@ -97,6 +107,23 @@ describe('the first partition date', () => {
   });
 });
 
+describe('deployed defaults', () => {
+  it('keep the values deployed stacks and their data already use', () => {
+    expect(DEFAULT_CONCURRENCY).toBe(16);
+    expect(DEFAULT_EXPORT_PREFIX).toBe('moonkey');
+    expect(DEFAULT_USER_ID_ATTRIBUTE).toBe('user_id');
+    expect(DEFAULT_API_URL).toBe('https://api.moonkey.fun');
+    expect(FUNCTION_TIMEOUT_MS).toBe(900_000);
+    expect([MANIFESTS_FOLDER, RUN_STATE_FOLDER, PARTITION_KEY, MANIFEST_SUFFIX]).toEqual([
+      'manifests',
+      'runs',
+      'dt',
+      '.json',
+    ]);
+    expect([SEGMENT_DIGITS, STEP_DIGITS, FILE_INDEX_DIGITS]).toEqual([3, 5, 5]);
+  });
+});
+
 describe('config defaults', () => {
   it('are the shared defaults the stack also passes', () => {
     const config = parseConfig({
@@ -149,6 +176,22 @@ describe('METRICS', () => {
         )._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name)),
       );
   }
+
+  it('keeps the names CloudWatch already holds: renaming one orphans its history and its alarms', () => {
+    expect(METRICS).toEqual({
+      usersProcessed: 'UsersProcessed',
+      usersFailed: 'UsersFailed',
+      usersNotFound: 'UsersNotFound',
+      sessionsExported: 'SessionsExported',
+      itemsRejected: 'ItemsRejected',
+      retries: 'Retries',
+      runDuration: 'RunDuration',
+      snapshotCommitted: 'SnapshotCommitted',
+    });
+    expect(METRIC_DIMENSIONS).toEqual({ service: 'service', trigger: 'trigger' });
+    expect(SERVICE_NAME).toBe('moonkey-session-export');
+    expect(DEFAULT_METRICS_NAMESPACE).toBe('MoonKeySessionExport');
+  });
 
   it('names exactly the metrics the job emits, each once per run', () => {
     const emitted = emittedNames();
