@@ -18,6 +18,12 @@ describe('redactSecrets', () => {
     );
   });
 
+  it('removes a token after several spaces or tabs', () => {
+    expect(redactSecrets('Bearer  two_spaces and Bearer\t\ttabbed', key)).toBe(
+      'Bearer  [REDACTED] and Bearer\t\t[REDACTED]',
+    );
+  });
+
   it('leaves other text alone', () => {
     expect(redactSecrets('{"error":"bad_request","message":"user_id is required"}', key)).toBe(
       '{"error":"bad_request","message":"user_id is required"}',

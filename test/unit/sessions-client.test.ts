@@ -11,6 +11,7 @@ import {
   ApiRetryableError,
   ApiThrottledError,
   MalformedResponseError,
+  ResponseTooLargeError,
   RetriesExhaustedError,
 } from '../../lambda/core/errors';
 import { withRetries } from '../../lambda/flow/retry-policy';
@@ -389,6 +390,26 @@ describe('createSessionsClient: the network', () => {
     while (received.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     during.abort(reason);
     await expect(pending).rejects.toBe(reason);
+  });
+});
+
+describe('createSessionsClient: the limits of one call', () => {
+  it('fails a body past the byte limit with ResponseTooLargeError itself, which is not retried', async () => {
+    answer = () => ({ status: 200, body: 'x'.repeat(2048) });
+    const c = createSessionsClient({
+      apiUrl: baseUrl,
+      apiKey: API_KEY,
+      connections: 1,
+      requestTimeoutMs: 2000,
+      requestTotalTimeoutMs: 30_000,
+      maxResponseBytes: 1024,
+    });
+    clients.push(c);
+
+    const error = await failureOf('u', c);
+
+    expect(error).toBeInstanceOf(ResponseTooLargeError);
+    expect(error).not.toBeInstanceOf(ApiRetryableError);
   });
 });
 

@@ -110,7 +110,21 @@ describe('validateSessions', () => {
     const { valid, rejected } = validateSessions('user_someone_else', example);
 
     expect(valid).toEqual([]);
-    expect(rejected[0]).toMatchObject({ reason: 'user_id_mismatch', user_id: 'user_someone_else' });
+    expect(rejected[0]).toMatchObject({
+      reason: 'user_id_mismatch',
+      user_id: 'user_someone_else',
+      issues: [
+        { path: 'user_id', message: `session belongs to ${exampleUser}, listed under user_someone_else` },
+      ],
+    });
+  });
+
+  it('names a nested field of an invalid item by its dotted path', () => {
+    const { rejected } = validateSessions(exampleUser, {
+      sessions: [{ ...exampleSession, device_fingerprint: { user_agent: 'ua', ip: 7 } }],
+    });
+
+    expect(rejected[0]?.issues).toEqual([expect.objectContaining({ path: 'device_fingerprint.ip' })]);
   });
 
   it('quarantines the second copy of a session id within one response', () => {
@@ -119,7 +133,14 @@ describe('validateSessions', () => {
     });
 
     expect(valid).toHaveLength(1);
-    expect(rejected).toEqual([expect.objectContaining({ reason: 'duplicate_session_id' })]);
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        reason: 'duplicate_session_id',
+        issues: [
+          { path: 'id', message: `session ${exampleSession.id} appears more than once in the response` },
+        ],
+      }),
+    ]);
   });
 
   it('pairs each item with its text by position, valid or quarantined', () => {
@@ -172,5 +193,14 @@ describe('validateSessions', () => {
     ['null', null],
   ])('treats a body with %s as a failed call', (_label, body) => {
     expect(() => validateSessions(exampleUser, body)).toThrow(MalformedResponseError);
+  });
+
+  it('says what is wrong with the envelope, naming the field or the body itself', () => {
+    expect(() => validateSessions(exampleUser, { data: [] })).toThrow(
+      /^response is not a \{ sessions: \[\.\.\.\] \} object: sessions \S.*$/,
+    );
+    expect(() => validateSessions(exampleUser, null)).toThrow(
+      /^response is not a \{ sessions: \[\.\.\.\] \} object: body \S.*$/,
+    );
   });
 });
