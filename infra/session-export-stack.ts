@@ -4,16 +4,27 @@ import { EventBus } from 'aws-cdk-lib/aws-events';
 import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import {
+  DEFAULT_API_URL,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_EXPORT_PREFIX,
+  DEFAULT_METRICS_NAMESPACE,
+  DEFAULT_USER_ID_ATTRIBUTE,
+  mostAutoSegments,
+} from '../lambda/core/facts';
 import { CHANGES_VIEW_NAME } from '../lambda/snapshot/change-view';
 import { MANIFESTS_TABLE, READER_VIEW_NAME } from '../lambda/snapshot/reader-view';
+
 import { AccessLogsBucket } from './constructs/access-logs-bucket';
 import { dataEncryptionKey, importedKey } from './constructs/data-key';
 import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
+
 import { ExportDashboard } from './constructs/export-dashboard';
-import { ExportFunction } from './constructs/export-function';
+import { ExportFunction, FUNCTION_TIMEOUT } from './constructs/export-function';
+
 import { ExportSchedule } from './constructs/export-schedule';
-import { ExportStateMachine, MAX_INLINE_MAP_CONCURRENCY } from './constructs/export-state-machine';
+import { ExportStateMachine } from './constructs/export-state-machine';
 import { FailureQueue } from './constructs/failure-queue';
 import { ScheduledRunLauncher } from './constructs/scheduled-run-launcher';
 import { SessionsCatalog, snakeCase } from './constructs/sessions-catalog';
@@ -21,19 +32,15 @@ import type { SessionExportProps } from './session-export-props';
 import { OUTPUTS } from './stack-outputs';
 import { validateSessionExportProps } from './validate-props';
 
-const DEFAULT_METRICS_NAMESPACE = 'MoonKeySessionExport';
-const FUNCTION_TIMEOUT = Duration.minutes(15);
-
 /**
  * The most segments Plan can choose (lambda/run/plan-phase.ts, chooseSegments): the configured
- * EXPORT_SCAN_SEGMENTS, or for `auto` at most one per concurrent call, and never more than the
- * 40 an inline Map runs at once. The Map runs that many at once by default, so no segment waits
+ * EXPORT_SCAN_SEGMENTS, or for `auto` mostAutoSegments(concurrency) (lambda/core/facts.ts). The Map runs that many at once by default, so no segment waits
  * for another to finish (each gets a 1/total share of the run's rate, and would otherwise idle it).
  */
 export function mostSegments(props: SessionExportProps): number {
   const configured = props.jobEnvironment?.EXPORT_SCAN_SEGMENTS;
   if (configured !== undefined && configured !== 'auto') return Number(configured);
-  return Math.min(MAX_INLINE_MAP_CONCURRENCY, props.concurrency ?? 16);
+  return mostAutoSegments(props.concurrency ?? DEFAULT_CONCURRENCY);
 }
 
 const S3_ACCESS_LOGS_USE_BUCKET_POLICY = '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy';
@@ -54,9 +61,10 @@ export class SessionExportStack extends Stack {
     // here as well as in cdk.json so the stack synthesizes the same in any app that embeds it.
     this.node.setContext(S3_ACCESS_LOGS_USE_BUCKET_POLICY, true);
     validateSessionExportProps(props);
-    const prefix = props.exportPrefix ?? 'moonkey';
+    const prefix = props.exportPrefix ?? DEFAULT_EXPORT_PREFIX;
 
-    const usersTable = this.usersTable(props);
+    const userIdAttribute = props.userIdAttribute ?? DEFAULT_USER_ID_ATTRIBUTE;
+    const usersTable = this.usersTable(props, userIdAttribute);
     const apiKeySecret = this.apiKeySecret(props);
     const accessLogs = new AccessLogsBucket(this, 'AccessLogs');
     const dataKey = dataEncryptionKey(this, 'DataKey', props.encryptionKey);
@@ -79,9 +87,9 @@ export class SessionExportStack extends Stack {
 
     const environment: Record<string, string> = {
       ...props.jobEnvironment,
-      USER_ID_ATTRIBUTE: props.userIdAttribute ?? 'user_id',
-      MOONKEY_API_URL: props.apiUrl ?? 'https://api.moonkey.fun',
-      EXPORT_CONCURRENCY: String(props.concurrency ?? 16),
+      USER_ID_ATTRIBUTE: userIdAttribute,
+      MOONKEY_API_URL: props.apiUrl ?? DEFAULT_API_URL,
+      EXPORT_CONCURRENCY: String(props.concurrency ?? DEFAULT_CONCURRENCY),
       METRICS_NAMESPACE: DEFAULT_METRICS_NAMESPACE,
     };
     if (props.maxRequestsPerSecond !== undefined) {
@@ -200,19 +208,15 @@ export class SessionExportStack extends Stack {
     );
     out(OUTPUTS.athenaWorkGroup, this.catalog.workGroup.ref, 'Athena workgroup with the named queries');
     out(OUTPUTS.usersTableName, usersTable.tableName, 'DynamoDB table the job scans for user ids');
-    out(
-      OUTPUTS.userIdAttribute,
-      props.userIdAttribute ?? 'user_id',
-      'Attribute of the users table holding the id',
-    );
+    out(OUTPUTS.userIdAttribute, userIdAttribute, 'Attribute of the users table holding the id');
   }
 
-  private usersTable(props: SessionExportProps): ITable {
+  private usersTable(props: SessionExportProps, userIdAttribute: string): ITable {
     if (props.usersTableName !== undefined) {
       return Table.fromTableName(this, 'UsersTable', props.usersTableName);
     }
     return new Table(this, 'DemoUsersTable', {
-      partitionKey: { name: props.userIdAttribute ?? 'user_id', type: AttributeType.STRING },
+      partitionKey: { name: userIdAttribute, type: AttributeType.STRING },
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: TableEncryption.AWS_MANAGED,

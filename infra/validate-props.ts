@@ -1,6 +1,7 @@
 import { Token } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { envSchema } from '../lambda/core/config';
+import { DEFAULT_CONCURRENCY, MAX_SEGMENTS, mostAutoSegments } from '../lambda/core/facts';
 import type { SessionExportProps } from './session-export-props';
 
 /** Job variables the stack sets from its own resources and typed props; `jobEnvironment` may not. */
@@ -102,7 +103,7 @@ export function validateSessionExportProps(props: SessionExportProps): void {
   if (props.existingBucketName === undefined) problems.push(...transitionProblems(props));
   checkInt(problems, 'memoryMiB', props.memoryMiB, 128, 10_240);
   checkInt(problems, 'concurrency', props.concurrency, 1, 2048);
-  checkInt(problems, 'maxSegmentConcurrency', props.maxSegmentConcurrency, 1, 40);
+  checkInt(problems, 'maxSegmentConcurrency', props.maxSegmentConcurrency, 1, MAX_SEGMENTS);
   checkInt(problems, 'runTimeoutHours', props.runTimeoutHours, 1, 8760);
   checkInt(problems, 'scheduleRetryAttempts', props.scheduleRetryAttempts, 0, 185);
   checkInt(
@@ -154,15 +155,15 @@ export function validateSessionExportProps(props: SessionExportProps): void {
 }
 
 /**
- * Plan may choose up to EXPORT_SCAN_SEGMENTS segments (for `auto`, at most min(40, concurrency)):
- * every one must fit in the Map at once, or the segments that wait leave part of the run's rate
- * share unused, and an inline Map runs at most 40. Each segment takes a share of `concurrency`
+ * Plan may choose up to EXPORT_SCAN_SEGMENTS segments (for `auto`, at most
+ * mostAutoSegments(concurrency)): every one must fit in the Map at once, or the segments that wait
+ * leave part of the run's rate share unused, and an inline Map runs at most MAX_SEGMENTS. Each segment takes a share of `concurrency`
  * (the whole run's limit) of at least one call, so there may not be more segments than that.
  */
 function segmentProblems(props: SessionExportProps): Problem[] {
   const configured = props.jobEnvironment?.EXPORT_SCAN_SEGMENTS;
   const numeric = configured !== undefined && configured !== 'auto' ? Number(configured) : undefined;
-  const concurrency = props.concurrency ?? 16;
+  const concurrency = props.concurrency ?? DEFAULT_CONCURRENCY;
   const problems: Problem[] = [];
   if (
     numeric !== undefined &&
@@ -174,17 +175,17 @@ function segmentProblems(props: SessionExportProps): Problem[] {
       `jobEnvironment.EXPORT_SCAN_SEGMENTS=${configured} is above concurrency ${concurrency} (EXPORT_CONCURRENCY): concurrency limits the calls in flight of the whole run and every segment needs at least one; lower EXPORT_SCAN_SEGMENTS or raise concurrency`,
     );
   }
-  if (numeric !== undefined && Number.isInteger(numeric) && numeric > 40) {
+  if (numeric !== undefined && Number.isInteger(numeric) && numeric > MAX_SEGMENTS) {
     problems.push(
-      `jobEnvironment.EXPORT_SCAN_SEGMENTS=${configured}: an inline Map runs at most 40 segments at once`,
+      `jobEnvironment.EXPORT_SCAN_SEGMENTS=${configured}: an inline Map runs at most ${MAX_SEGMENTS} segments at once`,
     );
     return problems;
   }
-  const most = numeric ?? Math.min(40, concurrency);
+  const most = numeric ?? mostAutoSegments(concurrency);
   const map = props.maxSegmentConcurrency;
   if (map !== undefined && Number.isInteger(map) && map < most) {
     problems.push(
-      `maxSegmentConcurrency ${map} is below the ${most} segments Plan may choose (${numeric !== undefined ? 'EXPORT_SCAN_SEGMENTS' : 'EXPORT_SCAN_SEGMENTS=auto: at most min(40, concurrency)'}): raise it, or set jobEnvironment.EXPORT_SCAN_SEGMENTS`,
+      `maxSegmentConcurrency ${map} is below the ${most} segments Plan may choose (${numeric !== undefined ? 'EXPORT_SCAN_SEGMENTS' : `EXPORT_SCAN_SEGMENTS=auto: at most min(${MAX_SEGMENTS}, concurrency)`}): raise it, or set jobEnvironment.EXPORT_SCAN_SEGMENTS`,
     );
   }
   return problems;

@@ -1,5 +1,12 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
+  DATA_FILE_SUFFIX,
+  folderPrefix,
+  MANIFEST_SUFFIX,
+  MANIFESTS_FOLDER,
+  PARTITION_KEY,
+} from '../lambda/core/facts';
+import {
   type AthenaColumn,
   type AthenaType,
   manifestColumns,
@@ -30,7 +37,7 @@ export function duckType(type: AthenaType): string {
 /** A DuckDB table function reading NDJSON (gzip or not) with the Glue table's columns and `dt` from the path. */
 export function readNdjson(glob: string, columns: readonly AthenaColumn[]): string {
   return `read_ndjson('${glob}', columns = {${columns.map((c) => `'${c.name}': '${duckType(c.type)}'`).join(', ')}},
-    hive_partitioning = true, hive_types = {'dt': 'VARCHAR'}, format = 'newline_delimited')`;
+    hive_partitioning = true, hive_types = {'${PARTITION_KEY}': 'VARCHAR'}, format = 'newline_delimited')`;
 }
 
 /**
@@ -67,14 +74,22 @@ export async function queryLocalSnapshots<T>(
     } catch {
       // No file matched yet: an empty table of the same shape.
       const defs = columns.map((c) => `"${c.name}" ${duckType(c.type)}`).join(', ');
-      await connection.run(`CREATE TABLE ${name(relation)} (${defs}, dt VARCHAR)`);
+      await connection.run(`CREATE TABLE ${name(relation)} (${defs}, ${PARTITION_KEY} VARCHAR)`);
     }
   };
   try {
     for (const macro of TRINO_FUNCTION_STAND_INS) await connection.run(macro);
     if (options.database) await connection.run(`CREATE SCHEMA ${schema}`);
-    await table(RAW_SESSIONS_TABLE, `${dir}/${prefix}/sessions/**/*.ndjson.gz`, sessionColumns);
-    await table(MANIFESTS_TABLE, `${dir}/${prefix}/manifests/**/*.json`, manifestColumns);
+    await table(
+      RAW_SESSIONS_TABLE,
+      `${dir}/${folderPrefix(prefix, 'sessions')}**/*${DATA_FILE_SUFFIX}`,
+      sessionColumns,
+    );
+    await table(
+      MANIFESTS_TABLE,
+      `${dir}/${folderPrefix(prefix, MANIFESTS_FOLDER)}**/*${MANIFEST_SUFFIX}`,
+      manifestColumns,
+    );
     await connection.run(
       `CREATE VIEW ${name(READER_VIEW_NAME)} AS ${readerViewSql({ sessionsRaw: name(RAW_SESSIONS_TABLE), manifests: name(MANIFESTS_TABLE) })}`,
     );

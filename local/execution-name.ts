@@ -1,18 +1,12 @@
 import { randomBytes } from 'node:crypto';
-
-/** `2026-11-27T02:00:00.000Z` -> `20261127T020000Z` (execution names may not contain ':'). */
-const compactUtc = (date: Date) =>
-  date
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
+import { compactUtc, scheduledSnapshotId } from '../lambda/core/facts';
 
 /**
  * The name the scheduled-run launcher gives the export execution of a slot, e.g.
  * `scheduled-20261127T020000Z`; a deliberate rerun of the slot adds `-rerun-<n>`.
  */
 export function scheduledExecutionName(scheduledTime: string): string {
-  return `scheduled-${compactUtc(new Date(scheduledTime))}`;
+  return scheduledSnapshotId(new Date(scheduledTime));
 }
 
 /** `audit-20261127T101500Z-3f9a1c2b`: sortable by start and unique. */

@@ -8,6 +8,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
+import { DEFAULT_USER_ID_ATTRIBUTE } from '../lambda/core/facts';
 import { userIdFor } from './fake-sessions';
 
 /**
@@ -18,7 +19,7 @@ import { userIdFor } from './fake-sessions';
 export async function createUsersTable(
   client: DynamoDBClient,
   tableName: string,
-  keyAttribute = 'user_id',
+  keyAttribute = DEFAULT_USER_ID_ATTRIBUTE,
 ): Promise<void> {
   await client.send(new DeleteTableCommand({ TableName: tableName })).catch(() => undefined);
   await client.send(
@@ -69,7 +70,7 @@ export async function seedUsers(
   client: DynamoDBClient,
   tableName: string,
   count: number,
-  idAttribute = 'user_id',
+  idAttribute = DEFAULT_USER_ID_ATTRIBUTE,
 ): Promise<string[]> {
   const ids = Array.from({ length: count }, (_, i) => userIdFor(i));
   const chunk = 5000;

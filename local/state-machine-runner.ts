@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
+import { FUNCTION_TIMEOUT_MS } from '../lambda/core/facts';
 import type { StateMachineDefinitions } from './state-machine-definitions';
 
 /** The deployed function's entry point, as the runner calls it: one phase per call. */
@@ -30,7 +31,7 @@ export interface InjectedFault {
 export interface LocalExecutionOptions {
   /** Remaining time each Work invocation starts with (Lambda's is 15 minutes). @default 2000 */
   readonly workBudgetMs?: number;
-  /** Remaining time of the other phases. @default 900000 */
+  /** Remaining time of the other phases. @default FUNCTION_TIMEOUT_MS (Lambda's 15 minutes) */
   readonly phaseBudgetMs?: number;
   /**
    * Decides, per invocation, whether to inject a fault instead of the handler's own outcome.
@@ -390,7 +391,7 @@ export class LocalStepFunctions {
           .map(([state]) => [state, handler(state)]),
       );
     const work = options.workBudgetMs ?? 2_000;
-    const phase = options.phaseBudgetMs ?? 900_000;
+    const phase = options.phaseBudgetMs ?? FUNCTION_TIMEOUT_MS;
     const handlers = {
       Plan: lambda('Plan', phase),
       Work: lambda('Work', work),

@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics } from 'node:v8';
+import { FUNCTION_TIMEOUT_MS } from '../lambda/core/facts';
 import { closeRuntime, getRuntime, handler } from '../lambda/handlers/handler';
 import type { Manifest } from '../lambda/snapshot/manifest';
 import { getJson } from '../lambda/snapshot/s3-objects';
@@ -46,7 +47,7 @@ async function main(): Promise<BenchJobResult> {
     return finish(started, { ok: true, ...out, retries: 0 });
   }
   const definitions = JSON.parse(readFileSync(job.definitionsFile, 'utf8')) as StateMachineDefinitions;
-  const sfn = new LocalStepFunctions(definitions, handler, { workBudgetMs: 900_000 });
+  const sfn = new LocalStepFunctions(definitions, handler, { workBudgetMs: FUNCTION_TIMEOUT_MS });
   const execution = await sfn.startExecution(scheduledExecutionName(job.scheduledTime), {
     'detail-type': 'Scheduled Event',
     source: 'aws.scheduler',

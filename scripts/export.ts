@@ -9,6 +9,7 @@
  * only when the snapshot committed (or a dry run finished).
  */
 import { parseArgs } from 'node:util';
+import { FUNCTION_TIMEOUT_MS } from '../lambda/core/facts';
 import { closeRuntime } from '../lambda/handlers/handler';
 import { scheduledTimeProblem } from '../lambda/run/run-plan';
 import { runExportLocally } from '../local/local-export';
@@ -31,16 +32,16 @@ export function argsFrom(argv: string[], now: Date): { event: unknown; workBudge
     options: {
       ...AUDIT_OPTIONS,
       'scheduled-time': { type: 'string' },
-      'work-budget-ms': { type: 'string', default: '900000' },
+      'work-budget-ms': { type: 'string', default: String(FUNCTION_TIMEOUT_MS) },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help) throw new UsageError(USAGE);
   const workBudgetMs = Number(values['work-budget-ms']);
-  if (!Number.isInteger(workBudgetMs) || workBudgetMs < 1 || workBudgetMs > 900_000) {
+  if (!Number.isInteger(workBudgetMs) || workBudgetMs < 1 || workBudgetMs > FUNCTION_TIMEOUT_MS) {
     throw new UsageError(
-      `--work-budget-ms must be a whole number of milliseconds from 1 to 900000\n${USAGE}`,
+      `--work-budget-ms must be a whole number of milliseconds from 1 to ${FUNCTION_TIMEOUT_MS}\n${USAGE}`,
     );
   }
   return { event: eventOf(values, now), workBudgetMs };

@@ -13,6 +13,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NAMED_QUERIES } from '../infra/constructs/named-queries';
+import { DEFAULT_EXPORT_PREFIX } from '../lambda/core/facts';
 import { closeRuntime } from '../lambda/handlers/handler';
 import { downloadPrefix } from '../local/download-prefix';
 import { queryLocalSnapshots } from '../local/duckdb-reader';
@@ -23,7 +24,7 @@ import { createUsersTable, seedUsers } from '../local/seed-users';
 import type { LocalExecution } from '../local/state-machine-runner';
 
 const TABLE = 'moonkey-users';
-const PREFIX = 'moonkey';
+const PREFIX = DEFAULT_EXPORT_PREFIX;
 /** Users that join, and users deleted at MoonKey, between the two scheduled snapshots. */
 const CHANGED_USERS = 5;
 

@@ -15,13 +15,13 @@ import {
 import { EventBridgePutEvents } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import {
-  COMPLETION_EVENT_UNPUBLISHED_METRIC,
-  SERVICE_DIMENSION,
+  METRIC_DIMENSIONS,
   SERVICE_NAME,
   SNAPSHOT_COMMITTED_EVENT,
   SNAPSHOT_EVENT_SOURCE,
   SNAPSHOT_FAILED_EVENT,
-} from '../../lambda/core/observability';
+  STATE_MACHINE_METRICS,
+} from '../../lambda/core/facts';
 
 /** The Glue relations a consumer of the event queries, named in its `detail.views`. */
 export interface SnapshotEventViews {
@@ -61,7 +61,7 @@ export const PUT_METRIC_DATA_RESOURCE = 'arn:aws:states:::aws-sdk:cloudwatch:put
  *
  * Publishing is retried; when it still fails the event is lost but the run is not: the Catch
  * records the error in the state (`$.eventError`, visible in the execution's output and history)
- * and puts 1 on COMPLETION_EVENT_UNPUBLISHED_METRIC, which an alarm watches, then the execution
+ * and puts 1 on STATE_MACHINE_METRICS.completionEventUnpublished, which an alarm watches, then the execution
  * ends as it would have (SUCCEEDED for a committed run). A metric from the state machine itself,
  * not a call back into the function: the function may be what is failing, and a dead-letter
  * message would need a consumer nobody has.
@@ -181,8 +181,8 @@ export class CompletionEvents extends Construct {
           Namespace: this.props.metricsNamespace,
           MetricData: [
             {
-              MetricName: COMPLETION_EVENT_UNPUBLISHED_METRIC,
-              Dimensions: [{ Name: SERVICE_DIMENSION, Value: SERVICE_NAME }],
+              MetricName: STATE_MACHINE_METRICS.completionEventUnpublished,
+              Dimensions: [{ Name: METRIC_DIMENSIONS.service, Value: SERVICE_NAME }],
               Value: 1,
               Unit: 'Count',
             },

@@ -8,13 +8,13 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import {
-  COMPLETION_EVENT_UNPUBLISHED_METRIC,
-  RUN_METRIC_NAMES,
-  SERVICE_DIMENSION,
+  METRIC_DIMENSIONS,
+  METRICS,
+  type MetricName,
   SERVICE_NAME,
-  SNAPSHOT_COMMITTED_METRIC,
-  TRIGGER_DIMENSION,
-} from '../../lambda/core/observability';
+  STATE_MACHINE_METRICS,
+  type StateMachineMetricName,
+} from '../../lambda/core/facts';
 
 export interface ExportAlarmsProps {
   /** The export state machine: one execution per run. */
@@ -82,11 +82,15 @@ export class ExportAlarms extends Construct {
     );
     if (props.email) this.topic.addSubscription(new EmailSubscription(props.email));
 
-    const jobMetric = (metricName: string, period: Duration, dimensions: Record<string, string> = {}) =>
+    const jobMetric = (
+      metricName: MetricName | StateMachineMetricName,
+      period: Duration,
+      dimensions: Record<string, string> = {},
+    ) =>
       new Metric({
         namespace: props.metricsNamespace,
         metricName,
-        dimensionsMap: { [SERVICE_DIMENSION]: SERVICE_NAME, ...dimensions },
+        dimensionsMap: { [METRIC_DIMENSIONS.service]: SERVICE_NAME, ...dimensions },
         statistic: 'Sum',
         period,
       });
@@ -131,7 +135,7 @@ export class ExportAlarms extends Construct {
       new Alarm(this, 'FailedUsers', {
         alarmDescription:
           'Users whose sessions could not be exported (listed in the manifest and failed-users/).',
-        metric: jobMetric(RUN_METRIC_NAMES.usersFailed, Duration.minutes(5)),
+        metric: jobMetric(METRICS.usersFailed, Duration.minutes(5)),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
@@ -140,7 +144,7 @@ export class ExportAlarms extends Construct {
       new Alarm(this, 'CompletionEventUnpublished', {
         alarmDescription:
           'A completion event (Snapshot Committed / Snapshot Failed) could not be put on EventBridge after retries: the snapshot is as its manifest says, but downstream jobs were not told (see $.eventError in the execution output).',
-        metric: jobMetric(COMPLETION_EVENT_UNPUBLISHED_METRIC, Duration.minutes(5)),
+        metric: jobMetric(STATE_MACHINE_METRICS.completionEventUnpublished, Duration.minutes(5)),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
@@ -162,7 +166,9 @@ export class ExportAlarms extends Construct {
       // are a separate metric (trigger=audit) and cannot keep it green while the schedule is dead.
       new Alarm(this, 'NoRecentSnapshot', {
         alarmDescription: `No scheduled snapshot committed in the last ${staleAfterHours} hours (failed runs, or the schedule stopped firing).`,
-        metric: jobMetric(SNAPSHOT_COMMITTED_METRIC, Duration.hours(1), { [TRIGGER_DIMENSION]: 'scheduled' }),
+        metric: jobMetric(METRICS.snapshotCommitted, Duration.hours(1), {
+          [METRIC_DIMENSIONS.trigger]: 'scheduled',
+        }),
         threshold: 1,
         comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
         evaluationPeriods: staleAfterHours,

@@ -11,14 +11,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import {
-  COMPLETION_EVENT_UNPUBLISHED_METRIC,
-  RUN_METRIC_NAMES,
-  SERVICE_DIMENSION,
-  SERVICE_NAME,
-  SNAPSHOT_COMMITTED_METRIC,
-  TRIGGER_DIMENSION,
-} from '../../lambda/core/observability';
+import { METRIC_DIMENSIONS, METRICS, SERVICE_NAME, STATE_MACHINE_METRICS } from '../../lambda/core/facts';
 
 export interface ExportDashboardProps {
   readonly stateMachine: IStateMachine;
@@ -60,19 +53,19 @@ export class ExportDashboard extends Construct {
       new Metric({
         namespace: props.metricsNamespace,
         metricName,
-        dimensionsMap: { [SERVICE_DIMENSION]: SERVICE_NAME, ...dimensions },
+        dimensionsMap: { [METRIC_DIMENSIONS.service]: SERVICE_NAME, ...dimensions },
         statistic,
         period,
         label,
       });
-    const names = RUN_METRIC_NAMES;
+    const names = METRICS;
     const graph = (title: string, left: Metric[]) => new GraphWidget({ title, left, width: 12, height: 6 });
 
     const usersPerSecond = new MathExpression({
       expression: 'users / seconds',
       usingMetrics: {
         users: job(names.usersProcessed, 'Sum', 'users'),
-        seconds: job(names.durationSeconds, 'Sum', 'seconds'),
+        seconds: job(names.runDuration, 'Sum', 'seconds'),
       },
       label: 'users processed per second of run',
       period,
@@ -81,8 +74,8 @@ export class ExportDashboard extends Construct {
     // Hours since the last hour in which a scheduled run committed: the commit hours' epochs,
     // carried forward, subtracted from each hour's own. Blank while the graph's range holds no
     // commit at all; the NoRecentSnapshot alarm watches the same metric without that limit.
-    const committed = job(SNAPSHOT_COMMITTED_METRIC, 'Sum', 'committed', {
-      [TRIGGER_DIMENSION]: 'scheduled',
+    const committed = job(METRICS.snapshotCommitted, 'Sum', 'committed', {
+      [METRIC_DIMENSIONS.trigger]: 'scheduled',
     });
     const snapshotAge = new MathExpression({
       expression: '(EPOCH(hours) - FILL(IF(hours > 0, EPOCH(hours)), REPEAT)) / 3600',
@@ -95,7 +88,7 @@ export class ExportDashboard extends Construct {
 
     const widgets: IWidget[][] = [
       [
-        graph('Run duration (s)', [job(names.durationSeconds, 'Maximum', 'run duration')]),
+        graph('Run duration (s)', [job(names.runDuration, 'Maximum', 'run duration')]),
         new GraphWidget({
           title: 'Users per second',
           left: [usersPerSecond],
@@ -141,7 +134,7 @@ export class ExportDashboard extends Construct {
           height: 6,
         }),
         graph('Completion events not published', [
-          job(COMPLETION_EVENT_UNPUBLISHED_METRIC, 'Sum', 'events lost after retries'),
+          job(STATE_MACHINE_METRICS.completionEventUnpublished, 'Sum', 'events lost after retries'),
         ]),
         new AlarmStatusWidget({ title: 'Alarms', alarms: [...props.alarms], width: 6, height: 6 }),
       ],

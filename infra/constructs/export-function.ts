@@ -9,10 +9,14 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { FUNCTION_TIMEOUT_MS } from '../../lambda/core/facts';
 import { iam5ResourceFinding } from '../nag-finding';
 import { acknowledgeGuard } from '../policy-checks';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
+
+/** The function's timeout; the state machine's task timeouts are derived from it. */
+export const FUNCTION_TIMEOUT = Duration.minutes(FUNCTION_TIMEOUT_MS / 60_000);
 
 /** The Lambda entry: the job's thin handler. */
 export const EXPORT_FUNCTION_ENTRY = path.join(REPO_ROOT, 'lambda', 'handlers', 'handler.ts');
@@ -165,7 +169,7 @@ export class ExportFunction extends Construct {
       depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      timeout: Duration.minutes(15),
+      timeout: FUNCTION_TIMEOUT,
       memorySize: props.memoryMiB ?? 1024,
       role: this.role,
       logGroup: this.logGroup,

@@ -22,6 +22,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke, type LambdaInvokeProps } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { MAX_SEGMENTS } from '../../lambda/core/facts';
 import { iam5ResourceFinding } from '../nag-finding';
 import { acknowledgeGuard } from '../policy-checks';
 import { CompletionEvents, type CompletionEventsProps } from './completion-events';
@@ -42,9 +43,6 @@ export const STATE_NAMES = {
   abort: 'Abort',
   failed: 'Failed',
 } as const;
-
-/** The most parallel segments an inline Map runs (Step Functions' documented inline limit). */
-export const MAX_INLINE_MAP_CONCURRENCY = 40;
 
 /**
  * Errors Step Functions reports when Lambda itself failed (documented in "Handle Lambda service
@@ -73,7 +71,7 @@ export interface ExportStateMachineProps {
   /** The function's timeout: Task timeouts and the wait for stragglers are derived from it. */
   readonly functionTimeout: Duration;
   /**
-   * Segments the Map runs at once (inline Map: at most 40).
+   * Segments the Map runs at once (inline Map: at most MAX_SEGMENTS).
    * @default 8
    */
   readonly maxSegmentConcurrency?: number;
@@ -128,10 +126,10 @@ export class ExportStateMachine extends Construct {
       !Token.isUnresolved(maxSegmentConcurrency) &&
       (!Number.isInteger(maxSegmentConcurrency) ||
         maxSegmentConcurrency < 1 ||
-        maxSegmentConcurrency > MAX_INLINE_MAP_CONCURRENCY)
+        maxSegmentConcurrency > MAX_SEGMENTS)
     ) {
       throw new Error(
-        `maxSegmentConcurrency must be a whole number from 1 to ${MAX_INLINE_MAP_CONCURRENCY} (got ${maxSegmentConcurrency})`,
+        `maxSegmentConcurrency must be a whole number from 1 to ${MAX_SEGMENTS} (got ${maxSegmentConcurrency})`,
       );
     }
     this.maxSegmentConcurrency = maxSegmentConcurrency;

@@ -14,6 +14,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { SCHEDULED_PREFIX } from '../../lambda/core/facts';
 import { acknowledgeStateMachineRole } from './export-state-machine';
 
 /** State names the local runner and the tests refer to. */
@@ -80,7 +81,7 @@ export class ScheduledRunLauncher extends Construct {
     );
     // "2026-11-27T02:00:00Z" -> time ["2026-11-27T02", "00", "00Z"], date ["2026", "11", "27T02"]
     const name = JsonPath.format(
-      'scheduled-{}{}{}{}{}',
+      `${SCHEDULED_PREFIX}{}{}{}{}{}`,
       JsonPath.stringAt('$.name.date[0]'),
       JsonPath.stringAt('$.name.date[1]'),
       JsonPath.stringAt('$.name.date[2]'),

@@ -24,6 +24,13 @@ import {
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
+  FIRST_PARTITION_DATE,
+  type FileKind,
+  folderPrefix,
+  MANIFESTS_FOLDER,
+  partitionFolder,
+} from '../../lambda/core/facts';
+import {
   type AthenaColumn,
   type AthenaType,
   manifestColumns,
@@ -74,8 +81,10 @@ export interface SessionsCatalogProps {
    */
   readonly encryptionKey?: IKey;
   /**
-   * First day partition projection enumerates.
-   * @default '2024-01-01'
+   * First day partition projection enumerates. The job refuses scheduled slots before
+   * FIRST_PARTITION_DATE (lambda/core/facts.ts), so a later date would hide snapshots the job still
+   * writes; an earlier one only enumerates empty days. Refused when later than that date.
+   * @default FIRST_PARTITION_DATE ('2024-01-01')
    */
   readonly firstPartitionDate?: string;
 }
@@ -98,6 +107,24 @@ function glueType(type: AthenaType): Type {
 }
 
 const glueColumn = (column: AthenaColumn): Column => ({ name: column.name, type: glueType(column.type) });
+
+/**
+ * The first day the tables project: FIRST_PARTITION_DATE unless a caller asks for an earlier one.
+ * Later is refused: the job accepts scheduled slots from FIRST_PARTITION_DATE on, and their
+ * snapshots would land in partitions the tables never enumerate.
+ */
+export function firstPartitionDate(configured: string | undefined): string {
+  if (configured === undefined) return FIRST_PARTITION_DATE;
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(configured) || Number.isNaN(Date.parse(configured))) {
+    throw new Error(`firstPartitionDate "${configured}" must be a date like ${FIRST_PARTITION_DATE}`);
+  }
+  if (configured > FIRST_PARTITION_DATE) {
+    throw new Error(
+      `firstPartitionDate ${configured} is after ${FIRST_PARTITION_DATE}, the first day the job writes scheduled snapshots for: their partitions would be invisible to Athena`,
+    );
+  }
+  return configured;
+}
 
 /** `MoonKeySessionExport` -> `moon_key_session_export`. */
 export function snakeCase(name: string): string {
@@ -129,7 +156,7 @@ export class SessionsCatalog extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const databaseName = props.databaseName ?? snakeCase(stack.stackName);
-    const firstDay = props.firstPartitionDate ?? '2024-01-01';
+    const firstDay = firstPartitionDate(props.firstPartitionDate);
 
     this.database = new Database(this, 'Database', {
       databaseName,
@@ -138,13 +165,18 @@ export class SessionsCatalog extends Construct {
     // The catalog holds no data (the snapshots stay in S3): it goes with the stack, so a redeploy
     // after `cdk destroy` can create the same fixed database name again instead of colliding.
     this.database.applyRemovalPolicy(RemovalPolicy.DESTROY);
-    const table = (id: string, tableName: string, kind: string, columns: readonly AthenaColumn[]) => {
+    const table = (
+      id: string,
+      tableName: string,
+      kind: FileKind | typeof MANIFESTS_FOLDER,
+      columns: readonly AthenaColumn[],
+    ) => {
       const created = new S3Table(this, id, {
         database: this.database,
         tableName,
-        description: `MoonKey ${kind} under s3://${props.bucket.bucketName}/${props.prefix}/${kind}/`,
+        description: `MoonKey ${kind} under s3://${props.bucket.bucketName}/${folderPrefix(props.prefix, kind)}`,
         storage: S3TableStorage.fromBucket(props.bucket),
-        s3Prefix: `${props.prefix}/${kind}/`,
+        s3Prefix: folderPrefix(props.prefix, kind),
         dataFormat: HIVE_JSON_NDJSON,
         columns: columns.map(glueColumn),
         partitionKeys: [glueColumn(PARTITION_COLUMN)],
@@ -159,14 +191,14 @@ export class SessionsCatalog extends Construct {
         hasEncryptedData: false,
         // The job writes Hive-style `dt=` folders; spelled out so nobody has to know Athena's default.
         parameters: {
-          'storage.location.template': `s3://${props.bucket.bucketName}/${props.prefix}/${kind}/dt=\${${PARTITION_COLUMN.name}}/`,
+          'storage.location.template': `s3://${props.bucket.bucketName}/${folderPrefix(props.prefix, kind)}${partitionFolder(`\${${PARTITION_COLUMN.name}}`)}`,
         },
       });
       created.applyRemovalPolicy(RemovalPolicy.DESTROY);
       return created;
     };
     this.sessionsRawTable = table('SessionsRawTable', RAW_SESSIONS_TABLE, 'sessions', sessionColumns);
-    this.manifestsTable = table('ManifestsTable', MANIFESTS_TABLE, 'manifests', manifestColumns);
+    this.manifestsTable = table('ManifestsTable', MANIFESTS_TABLE, MANIFESTS_FOLDER, manifestColumns);
     const qualified = (name: string) => `"${databaseName}"."${name}"`;
     this.sessionsView = new PrestoView(this, 'SessionsView', {
       database: this.database,

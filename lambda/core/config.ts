@@ -1,5 +1,12 @@
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import {
+  DEFAULT_API_URL,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_EXPORT_PREFIX,
+  DEFAULT_METRICS_NAMESPACE,
+  DEFAULT_USER_ID_ATTRIBUTE,
+} from './facts';
 
 const MIB = 1024 * 1024;
 
@@ -70,12 +77,12 @@ const tolerance = z
  */
 export const envShape = z.object({
   USERS_TABLE_NAME: z.string({ error: 'is required' }).min(3, { error: 'must be a DynamoDB table name' }),
-  USER_ID_ATTRIBUTE: z.string().min(1).default('user_id'),
+  USER_ID_ATTRIBUTE: z.string().min(1).default(DEFAULT_USER_ID_ATTRIBUTE),
   EXPORT_BUCKET_NAME: z
     .string({ error: 'is required' })
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' }),
-  EXPORT_PREFIX: keyPrefix.default('moonkey'),
-  MOONKEY_API_URL: apiUrl.default('https://api.moonkey.fun'),
+  EXPORT_PREFIX: keyPrefix.default(DEFAULT_EXPORT_PREFIX),
+  MOONKEY_API_URL: apiUrl.default(DEFAULT_API_URL),
   MOONKEY_API_KEY: z.string().min(1, { error: 'must not be empty' }).optional(),
   MOONKEY_API_KEY_SECRET_ARN: z
     .string()
@@ -83,7 +90,7 @@ export const envShape = z.object({
       error: 'must be a Secrets Manager secret ARN',
     })
     .optional(),
-  EXPORT_CONCURRENCY: int(1, 2048).default(16),
+  EXPORT_CONCURRENCY: int(1, 2048).default(DEFAULT_CONCURRENCY),
   EXPORT_MAX_RPS: positiveDecimal.optional(),
   // On by default: inert until the API answers 429 (see lambda/flow/adaptive-concurrency.ts).
   EXPORT_ADAPTIVE_CONCURRENCY: bool.default(true),
@@ -95,7 +102,8 @@ export const envShape = z.object({
   EXPORT_MAX_ATTEMPTS: int(1, 20).default(5),
   EXPORT_RETRY_BASE_DELAY_MS: int(1, 60_000).default(200),
   EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
-  // `auto`: from the table's size (DescribeTable's item count, run/plan-phase.ts), 1 to 40 segments.
+  // `auto`: from the table's size (DescribeTable's item count, run/plan-phase.ts), 1 to
+  // mostAutoSegments(EXPORT_CONCURRENCY) segments (core/facts.ts).
   EXPORT_SCAN_SEGMENTS: z.union([z.literal('auto'), int(1, 1000)]).default('auto'),
   // The SDK's default (3 attempts in standard mode) gives up after ~2 s of throttling; 10 adaptive
   // attempts wait out ~45 s on average (jittered 0.5 s doubling, capped at 20 s) in a 15-minute job.
@@ -121,7 +129,7 @@ export const envShape = z.object({
       error: 'must be one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, SILENT',
     })
     .default('INFO'),
-  METRICS_NAMESPACE: z.string().min(1).default('MoonKeySessionExport'),
+  METRICS_NAMESPACE: z.string().min(1).default(DEFAULT_METRICS_NAMESPACE),
   METRICS_ENABLED: bool.default(true),
 });
 

@@ -1,7 +1,7 @@
 /**
  * One class per failure mode. Messages are written for the operator reading a log line or a
  * manifest: they say what failed and what to do, and never carry the API key or a raw response
- * header (see `redactSecrets` in sessions-client.ts).
+ * header (see `redactSecrets` in moonkey/redact-secrets.ts).
  *
  * Every class spells its `name` out literally: the manifest's `error.type` and each failed
  * user's `error_type` are read from it, and the deployed bundle is minified, which renames
@@ -74,6 +74,18 @@ export class ApiRetryableError extends ExportError {
     options?: ErrorOptions,
   ) {
     super(message, options);
+  }
+}
+
+/**
+ * HTTP 429: retried like any retryable error, and also the signal adaptive concurrency
+ * (AIMD) shrinks its window on; a 5xx or a timeout says nothing about our rate.
+ */
+export class ApiThrottledError extends ApiRetryableError {
+  override name = 'ApiThrottledError';
+
+  constructor(retryAfterMs: number | undefined) {
+    super('HTTP 429', retryAfterMs);
   }
 }
 

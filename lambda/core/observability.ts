@@ -1,40 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Config } from './config';
-
-export const SERVICE_NAME = 'moonkey-session-export';
-/** 1 per run that committed its snapshot, 0 per run that did not; the staleness alarm reads it. */
-export const SNAPSHOT_COMMITTED_METRIC = 'SnapshotCommitted';
-/**
- * Dimension of `SnapshotCommitted`: `scheduled` or `audit`. The staleness alarm watches scheduled
- * runs only, so a daily audit cannot keep it green while the schedule is dead.
- */
-export const TRIGGER_DIMENSION = 'trigger';
-/** Dimension Powertools puts on every metric of the job: its value is SERVICE_NAME. */
-export const SERVICE_DIMENSION = 'service';
-
-/** The per-run metrics, by their field in RunMetrics: what the alarms and the dashboard read. */
-export const RUN_METRIC_NAMES = {
-  usersProcessed: 'UsersProcessed',
-  usersFailed: 'UsersFailed',
-  usersNotFound: 'UsersNotFound',
-  sessionsExported: 'SessionsExported',
-  itemsRejected: 'ItemsRejected',
-  retries: 'Retries',
-  durationSeconds: 'RunDuration',
-} as const;
-
-/** `source` of the completion events the state machine puts on EventBridge. */
-export const SNAPSHOT_EVENT_SOURCE = 'moonkey.session-export';
-/** `detail-type` of the event for a run whose snapshot committed. */
-export const SNAPSHOT_COMMITTED_EVENT = 'Snapshot Committed';
-/** `detail-type` of the event for a run that failed and was aborted. */
-export const SNAPSHOT_FAILED_EVENT = 'Snapshot Failed';
-/**
- * 1 per completion event the state machine could not publish after its retries (it puts the
- * datum itself, with the SERVICE_DIMENSION only); the snapshot stays committed either way.
- */
-export const COMPLETION_EVENT_UNPUBLISHED_METRIC = 'CompletionEventUnpublished';
+import { METRIC_DIMENSIONS, METRICS, SERVICE_NAME } from './facts';
 
 /** The logging surface the job uses; Powertools' Logger satisfies it, tests can pass their own. */
 export type JobLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
@@ -72,18 +39,17 @@ export function createMetricsSink(config: Pick<Config, 'metricsEnabled' | 'metri
   if (!config.metricsEnabled) return noMetrics;
   const metrics = new Metrics({ namespace: config.metricsNamespace, serviceName: SERVICE_NAME });
   return (m) => {
-    const names = RUN_METRIC_NAMES;
-    metrics.addMetric(names.usersProcessed, MetricUnit.Count, m.usersProcessed);
-    metrics.addMetric(names.usersFailed, MetricUnit.Count, m.usersFailed);
-    metrics.addMetric(names.usersNotFound, MetricUnit.Count, m.usersNotFound);
-    metrics.addMetric(names.sessionsExported, MetricUnit.Count, m.sessionsExported);
-    metrics.addMetric(names.itemsRejected, MetricUnit.Count, m.itemsRejected);
-    metrics.addMetric(names.retries, MetricUnit.Count, m.retries);
-    metrics.addMetric(names.durationSeconds, MetricUnit.Seconds, m.durationSeconds);
+    metrics.addMetric(METRICS.usersProcessed, MetricUnit.Count, m.usersProcessed);
+    metrics.addMetric(METRICS.usersFailed, MetricUnit.Count, m.usersFailed);
+    metrics.addMetric(METRICS.usersNotFound, MetricUnit.Count, m.usersNotFound);
+    metrics.addMetric(METRICS.sessionsExported, MetricUnit.Count, m.sessionsExported);
+    metrics.addMetric(METRICS.itemsRejected, MetricUnit.Count, m.itemsRejected);
+    metrics.addMetric(METRICS.retries, MetricUnit.Count, m.retries);
+    metrics.addMetric(METRICS.runDuration, MetricUnit.Seconds, m.durationSeconds);
     metrics.publishStoredMetrics();
     const committed = metrics.singleMetric();
-    committed.addDimension(TRIGGER_DIMENSION, m.trigger);
-    committed.addMetric(SNAPSHOT_COMMITTED_METRIC, MetricUnit.Count, m.committed ? 1 : 0);
+    committed.addDimension(METRIC_DIMENSIONS.trigger, m.trigger);
+    committed.addMetric(METRICS.snapshotCommitted, MetricUnit.Count, m.committed ? 1 : 0);
   };
 }
 

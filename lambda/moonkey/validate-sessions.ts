@@ -1,7 +1,6 @@
 import { MalformedResponseError } from '../core/errors';
 import { boundedJson } from './bounded-json';
 import { listSessionsResponseSchema, sessionListItemSchema } from './session-record';
-import { rawJsonOf } from './sessions-client';
 
 /** Characters of a rejected item's text kept in rejects/; `item_length` says how long it was. */
 export const REJECT_ITEM_CHARS = 64 * 1024;
@@ -22,8 +21,10 @@ export interface RejectedItem {
   readonly item_truncated: boolean;
 }
 
-function rawItem(item: unknown): Pick<RejectedItem, 'item_raw' | 'item_length' | 'item_truncated'> {
-  const raw = typeof item === 'object' && item !== null ? rawJsonOf(item) : undefined;
+function rawItem(
+  item: unknown,
+  raw: string | undefined,
+): Pick<RejectedItem, 'item_raw' | 'item_length' | 'item_truncated'> {
   const { text, length } =
     raw === undefined
       ? boundedJson(item, REJECT_ITEM_CHARS)
@@ -31,9 +32,19 @@ function rawItem(item: unknown): Pick<RejectedItem, 'item_raw' | 'item_length' |
   return { item_raw: text, item_length: length, item_truncated: length > text.length };
 }
 
+/**
+ * One exportable session: the item as parsed (unknown fields kept; zod's output is not used, so
+ * nothing is reshaped), and its JSON text exactly as MoonKey sent it, when the response could be
+ * indexed (classify-response.ts). Whoever writes or rewrites the session uses `raw` when it is
+ * there and JSON.stringify(item) otherwise; both say the same thing.
+ */
+export interface ValidSession {
+  readonly item: Record<string, unknown>;
+  readonly raw: string | undefined;
+}
+
 export interface ValidatedSessions {
-  /** Valid items as returned (unknown fields kept); zod's output is not used so nothing is reshaped. */
-  readonly valid: Record<string, unknown>[];
+  readonly valid: ValidSession[];
   readonly rejected: RejectedItem[];
 }
 
@@ -42,25 +53,34 @@ export interface ValidatedSessions {
  * `{ sessions: [...] }` envelope is a failed call (MalformedResponseError); an invalid item only
  * costs itself. Besides the schema, two checks an auditor relies on: a session listed under the
  * wrong user, and the same session id twice in one response (the document says `uniqueItems`).
+ * `rawItems` holds the text of each element of `body.sessions` by index, when known; it goes
+ * with each item into the result.
  */
-export function validateSessions(userId: string, body: unknown): ValidatedSessions {
+export function validateSessions(
+  userId: string,
+  body: unknown,
+  rawItems?: readonly string[],
+): ValidatedSessions {
   const envelope = listSessionsResponseSchema.safeParse(body);
   if (!envelope.success) {
     throw new MalformedResponseError(
       `response is not a { sessions: [...] } object: ${envelope.error.issues.map((i) => `${i.path.join('.') || 'body'} ${i.message}`).join('; ')}`,
     );
   }
-  const valid: Record<string, unknown>[] = [];
+  const valid: ValidSession[] = [];
   const rejected: RejectedItem[] = [];
   const seen = new Set<string>();
-  for (const item of envelope.data.sessions) {
+  const { sessions } = envelope.data;
+  for (let index = 0; index < sessions.length; index++) {
+    const item = sessions[index];
+    const raw = rawItems?.[index];
     const parsed = sessionListItemSchema.safeParse(item);
     if (!parsed.success) {
       rejected.push({
         user_id: userId,
         reason: 'schema',
         issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-        ...rawItem(item),
+        ...rawItem(item, raw),
       });
     } else if (parsed.data.user_id !== userId) {
       rejected.push({
@@ -69,18 +89,18 @@ export function validateSessions(userId: string, body: unknown): ValidatedSessio
         issues: [
           { path: 'user_id', message: `session belongs to ${parsed.data.user_id}, listed under ${userId}` },
         ],
-        ...rawItem(item),
+        ...rawItem(item, raw),
       });
     } else if (seen.has(parsed.data.id)) {
       rejected.push({
         user_id: userId,
         reason: 'duplicate_session_id',
         issues: [{ path: 'id', message: `session ${parsed.data.id} appears more than once in the response` }],
-        ...rawItem(item),
+        ...rawItem(item, raw),
       });
     } else {
       seen.add(parsed.data.id);
-      valid.push(item as Record<string, unknown>);
+      valid.push({ item: item as Record<string, unknown>, raw });
     }
   }
   return { valid, rejected };

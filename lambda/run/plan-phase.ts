@@ -1,5 +1,6 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { effectiveSettings } from '../core/config';
+import { mostAutoSegments } from '../core/facts';
 import { takeOverSlot } from '../snapshot/commit';
 import type { ExportContext } from './job-context';
 import type { PlanOutput } from './phase-payloads';
@@ -8,8 +9,6 @@ import { RunStore } from './run-store';
 
 /** Segments chosen for `auto`: one per this many items, so a Work's share of a big table stays modest. */
 export const USERS_PER_AUTO_SEGMENT = 250_000;
-/** Inline Map runs up to 40 iterations at once; more segments would only queue. */
-export const MAX_AUTO_SEGMENTS = 40;
 
 /**
  * PLAN: fixes the run (its plan is stored in S3 for the later phases), takes the slot over from
@@ -46,7 +45,7 @@ export async function planPhase(ctx: ExportContext, plan: RunPlan): Promise<Plan
   };
 }
 
-/** `auto`: one segment per USERS_PER_AUTO_SEGMENT items, at most MAX_AUTO_SEGMENTS and the concurrency. */
+/** `auto`: one segment per USERS_PER_AUTO_SEGMENT items, at most mostAutoSegments(concurrency). */
 async function chooseSegments(ctx: ExportContext): Promise<number> {
   const configured = ctx.config.scanSegments;
   if (configured !== 'auto') return configured;
@@ -55,7 +54,7 @@ async function chooseSegments(ctx: ExportContext): Promise<number> {
     const items = table.Table?.ItemCount ?? 0;
     return Math.max(
       1,
-      Math.min(MAX_AUTO_SEGMENTS, ctx.config.concurrency, Math.ceil(items / USERS_PER_AUTO_SEGMENT)),
+      Math.min(mostAutoSegments(ctx.config.concurrency), Math.ceil(items / USERS_PER_AUTO_SEGMENT)),
     );
   } catch (error) {
     // ItemCount is only a hint (DynamoDB refreshes it about every six hours); one segment still works.

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InvalidEventError } from '../core/errors';
-import { compactIso, newRunId } from '../snapshot/snapshot-id';
+import { compactUtc, EARLIEST_SCHEDULED_TIME, scheduledSnapshotId } from '../core/facts';
+import { newRunId } from '../snapshot/snapshot-id';
 
 /**
  * A scheduled invocation: the "Scheduled Event" an EventBridge rule sends, or the same shape the
@@ -15,12 +16,11 @@ export const scheduledEventSchema = z.looseObject({
 
 /**
  * The range a scheduled slot must fall in. The Glue tables project `dt` partitions from
- * 2024-01-01 (infra's default `firstPartitionDate`) to NOW, so a snapshot outside it is written
- * where Athena never looks. The upper bound allows one day ahead of this clock: a scheduler's
+ * FIRST_PARTITION_DATE (core/facts.ts) to NOW, so a snapshot outside it is written where Athena
+ * never looks. The upper bound allows one day ahead of this clock: a scheduler's
  * clock may run ahead of ours, and a slot near midnight may belong to tomorrow's UTC date (it
  * becomes visible once that date arrives); anything later is a typo like 2062 or 9999.
  */
-export const EARLIEST_SCHEDULED_TIME = '2024-01-01T00:00:00Z';
 export const MAX_SCHEDULED_AHEAD_MS = 24 * 60 * 60 * 1000;
 
 /** Why a scheduled time is refused, or undefined when it is a valid ISO-8601 time in range. */
@@ -100,7 +100,7 @@ export function planFromEvent(
     }
     const at = new Date(scheduled.data.time);
     return {
-      snapshotId: `scheduled-${compactIso(at)}`,
+      snapshotId: scheduledSnapshotId(at),
       ...run,
       snapshotAt: Math.floor(at.getTime() / 1000),
       trigger: 'scheduled',
@@ -119,7 +119,7 @@ export function planFromEvent(
         .slice(-8)
         .toLowerCase() || 'manual';
     return {
-      snapshotId: `audit-${compactIso(now)}-${suffix}`,
+      snapshotId: `audit-${compactUtc(now)}-${suffix}`,
       ...run,
       snapshotAt: Math.floor(now.getTime() / 1000),
       trigger: 'audit',

@@ -1,12 +1,13 @@
 import type { LimitFunction } from 'p-limit';
 import type { Config } from '../core/config';
-import { ApiAuthError, SnapshotWriteError, TooManyFailedUsersError } from '../core/errors';
+import { ApiAuthError, ApiThrottledError, SnapshotWriteError, TooManyFailedUsersError } from '../core/errors';
 import type { JobLogger } from '../core/observability';
 import type { AdaptiveConcurrency } from '../flow/adaptive-concurrency';
 import { type RateLimiter, unlimited } from '../flow/rate-limiter';
 import { withRetries } from '../flow/retry-policy';
-import { ApiThrottledError, type FetchSessions, rawJsonOf, USER_NOT_FOUND } from '../moonkey/sessions-client';
-import { type ValidatedSessions, validateSessions } from '../moonkey/validate-sessions';
+import { USER_NOT_FOUND } from '../moonkey/classify-response';
+import type { FetchSessions } from '../moonkey/sessions-client';
+import { type ValidatedSessions, type ValidSession, validateSessions } from '../moonkey/validate-sessions';
 import { type FailedUser, MANIFEST_FAILED_USERS_LIMIT, type MutableRunCounts } from '../snapshot/manifest';
 import type { NdjsonWriter } from '../snapshot/ndjson-writer';
 import type { FileKind } from '../snapshot/snapshot-keys';
@@ -140,12 +141,12 @@ export class UserExport {
       if (deps.limiter !== unlimited) await deps.limiter.acquire(signal);
       deps.counts.requests++;
       const aimd = deps.aimd;
-      let body: unknown;
-      if (aimd === undefined) body = await deps.fetchSessions(userId, signal);
+      let answer: Awaited<ReturnType<FetchSessions>>;
+      if (aimd === undefined) answer = await deps.fetchSessions(userId, signal);
       else {
         const ticket = aimd.ticket();
         try {
-          body = await deps.fetchSessions(userId, signal);
+          answer = await deps.fetchSessions(userId, signal);
         } catch (error) {
           if (error instanceof ApiThrottledError && aimd.onThrottle(ticket))
             deps.limit.concurrency = aimd.limit;
@@ -154,18 +155,20 @@ export class UserExport {
         // A not-found answer is a round trip like any other: it says nothing about our rate.
         if (aimd.onSuccess()) deps.limit.concurrency = aimd.limit;
       }
-      return body === USER_NOT_FOUND ? USER_NOT_FOUND : validateSessions(userId, body);
+      return answer === USER_NOT_FOUND
+        ? USER_NOT_FOUND
+        : validateSessions(userId, answer.body, answer.rawItems);
     } finally {
       deps.admission.attemptFinished();
     }
   }
 
   /** The session exactly as returned, plus our fields, without re-building the object. */
-  private toLine(session: Record<string, unknown>, observedAt: number): string {
-    if (OUR_FIELDS.some((field) => field in session)) {
+  private toLine({ item, raw }: ValidSession, observedAt: number): string {
+    if (OUR_FIELDS.some((field) => field in item)) {
       const { run } = this.deps;
       return `${JSON.stringify({
-        ...session,
+        ...item,
         snapshot_id: run.snapshotId,
         run_id: run.runId,
         snapshot_at: run.snapshotAt,
@@ -173,7 +176,7 @@ export class UserExport {
       })}\n`;
     }
     // The item's own text when the client could index it (no re-serialization), else stringify.
-    const json = rawJsonOf(session) ?? JSON.stringify(session);
+    const json = raw ?? JSON.stringify(item);
     const suffix = `${this.linePrefix}${observedAt}}\n`;
     return `${json.slice(0, -1)}${json.length > 2 ? suffix : suffix.slice(1)}`;
   }

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
 import { DeadlineExceededError, RunAbandonedError, ScanUsersError, WorkStalledError } from '../core/errors';
+import { writerId } from '../core/facts';
 import { AdaptiveConcurrency } from '../flow/adaptive-concurrency';
 import { createRateLimiter, unlimited } from '../flow/rate-limiter';
 import type { PendingFile } from '../snapshot/gzip-multipart-file';
@@ -128,12 +129,12 @@ class Work {
     this.aimd = config.adaptiveConcurrency ? new AdaptiveConcurrency({ max: concurrency }) : undefined;
     this.admission = new Admission(concurrency * 2 + 32, () => this.limit.concurrency);
     const { store } = input;
-    const writerId = `s${String(input.segment).padStart(3, '0')}-${String(input.step).padStart(5, '0')}-${input.invocation}`;
+    const writerName = writerId(input.segment, input.step, input.invocation);
     const writer = (kind: FileKind) =>
       new NdjsonWriter({
         s3: store.s3,
         bucket: store.bucket,
-        keyForFile: (index) => store.keys.fileKey(kind, writerId, index),
+        keyForFile: (index) => store.keys.fileKey(kind, writerName, index),
         targetFileBytes: config.targetFileBytes,
         partBytes: config.uploadPartBytes,
         gzipLevel: config.gzipLevel,

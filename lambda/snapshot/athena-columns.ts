@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PARTITION_KEY } from '../core/facts';
 import { exportedSessionRecordSchema } from '../moonkey/session-record';
 import type { Manifest } from './manifest';
 
@@ -25,7 +26,10 @@ export interface AthenaColumn {
 }
 
 /** The partition column of both tables: the `dt=YYYY-MM-DD` path segment (UTC date of the snapshot). */
-export const PARTITION_COLUMN: AthenaColumn = { name: 'dt', type: { kind: 'primitive', name: 'string' } };
+export const PARTITION_COLUMN: AthenaColumn = {
+  name: PARTITION_KEY,
+  type: { kind: 'primitive', name: 'string' },
+};
 
 /** Hive/Glue type text, e.g. `array<struct<type:string,method:struct<...>>>`. */
 export function hiveType(type: AthenaType): string {

@@ -1,13 +1,5 @@
 import { randomBytes } from 'node:crypto';
 
-/** `2026-11-27T02:00:00.000Z` -> `20261127T020000Z`: the slot part of a snapshot id. */
-export function compactIso(date: Date): string {
-  return date
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
-}
-
 /** `dt=YYYY-MM-DD` of a snapshot: the UTC date of its snapshot time. */
 export function partitionDate(snapshotAt: number): string {
   return new Date(snapshotAt * 1000).toISOString().slice(0, 10);

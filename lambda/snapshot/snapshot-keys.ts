@@ -1,13 +1,23 @@
 import { createHash } from 'node:crypto';
+import {
+  dataFileName,
+  type FileKind,
+  folderPrefix,
+  MANIFEST_SUFFIX,
+  MANIFESTS_FOLDER,
+  partitionFolder,
+  RUN_STATE_FOLDER,
+  workStepName,
+} from '../core/facts';
 import { isRunId, partitionDate } from './snapshot-id';
 
-/** The kinds of file a run writes; only `sessions` is read by the Athena table. */
-export type FileKind = 'sessions' | 'rejects' | 'failed-users';
-
-export const FILE_KINDS: readonly FileKind[] = ['sessions', 'rejects', 'failed-users'];
+export { FILE_KINDS, type FileKind } from '../core/facts';
 
 /**
  * Where everything of one run of one snapshot slot lives.
+ *
+ * The folder names, the partition folder and the number widths are shared facts (core/facts.ts):
+ * the Glue tables and the local reader read the same layout.
  *
  * Every object a run writes carries its run id, so two runs of a slot (a rerun, a retry, two
  * overlapping starts) never write the same key, and nothing a run does before its commit point
@@ -31,7 +41,7 @@ export class SnapshotKeys {
 
   /** Every file of `kind` of this slot, whatever run wrote it. */
   slotFilePrefix(kind: FileKind): string {
-    return `${this.prefix}/${kind}/dt=${this.dt}/${this.snapshotId}.`;
+    return `${folderPrefix(this.prefix, kind)}${partitionFolder(this.dt)}${this.snapshotId}.`;
   }
 
   /** Every file of `kind` this run wrote. */
@@ -41,23 +51,23 @@ export class SnapshotKeys {
 
   /** `writer` tells apart writers that run at once or one after another (segments, steps, attempts). */
   fileKey(kind: FileKind, writer: string, index: number): string {
-    return `${this.runFilePrefix(kind)}${writer}-${String(index).padStart(5, '0')}.ndjson.gz`;
+    return `${this.runFilePrefix(kind)}${dataFileName(writer, index)}`;
   }
 
   tableLocation(): string {
-    return `${this.prefix}/sessions/`;
+    return folderPrefix(this.prefix, 'sessions');
   }
 
   slotManifestPrefix(): string {
-    return `${this.prefix}/manifests/dt=${this.dt}/${this.snapshotId}.`;
+    return `${folderPrefix(this.prefix, MANIFESTS_FOLDER)}${partitionFolder(this.dt)}${this.snapshotId}.`;
   }
 
   manifestKey(runId = this.runId): string {
-    return `${this.slotManifestPrefix()}${runId}.json`;
+    return `${this.slotManifestPrefix()}${runId}${MANIFEST_SUFFIX}`;
   }
 
   slotStatePrefix(): string {
-    return `${this.prefix}/runs/dt=${this.dt}/${this.snapshotId}/`;
+    return `${folderPrefix(this.prefix, RUN_STATE_FOLDER)}${partitionFolder(this.dt)}${this.snapshotId}/`;
   }
 
   runStatePrefix(runId = this.runId): string {
@@ -80,7 +90,7 @@ export class SnapshotKeys {
 
   /** A Work step's result; `attempt` makes a retried step's result a new object, never an overwrite. */
   workStepKey(segment: number, step: number, attempt: string): string {
-    return `${this.workStatePrefix()}${String(segment).padStart(3, '0')}/${String(step).padStart(6, '0')}-${attempt}.json`;
+    return `${this.workStatePrefix()}${workStepName(segment, step, attempt)}`;
   }
 
   /** What a failed Work step had done (its counts and failed users), for the failed manifest. */

@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { parseConfig } from '../../lambda/core/config';
 import type { RunMetrics } from '../../lambda/core/observability';
+import type { SessionsResponse } from '../../lambda/moonkey/classify-response';
 import type { FetchSessions } from '../../lambda/moonkey/sessions-client';
 import type { ExportContext } from '../../lambda/run/job-context';
 import type { RunPlan } from '../../lambda/run/run-plan';
@@ -50,12 +51,15 @@ export function memoryContext(
       },
     } as unknown as DynamoDBClient,
     dynamodbSent,
-    fetchSessions: parts.fetchSessions ?? (async () => ({ sessions: [] })),
+    fetchSessions: parts.fetchSessions ?? (async () => moonkeyAnswer({ sessions: [] })),
     logger: captureLogger(),
     metrics: (m) => published.push(m),
     published,
   };
 }
+
+/** A MoonKey answer as the client hands it on: the parsed body, without the items' own text. */
+export const moonkeyAnswer = (body: unknown): SessionsResponse => ({ body, rawItems: undefined });
 
 let runs = 0;
 

@@ -5,12 +5,12 @@
  * event seen here is held to the shipped JSON Schema (schemas/snapshot-event.schema.json).
  */
 import {
-  COMPLETION_EVENT_UNPUBLISHED_METRIC,
   SERVICE_NAME,
   SNAPSHOT_COMMITTED_EVENT,
   SNAPSHOT_EVENT_SOURCE,
   SNAPSHOT_FAILED_EVENT,
-} from '../../lambda/core/observability';
+  STATE_MACHINE_METRICS,
+} from '../../lambda/core/facts';
 import { type LocalStack, startLocalStack } from '../../local/local-stack';
 import { createUsersTable, seedUsers } from '../../local/seed-users';
 import type { PublishedEvent } from '../../local/state-machine-runner';
@@ -196,7 +196,7 @@ describe('the completion event', () => {
         namespace: 'MoonKeySessionExport',
         metricData: [
           {
-            MetricName: COMPLETION_EVENT_UNPUBLISHED_METRIC,
+            MetricName: STATE_MACHINE_METRICS.completionEventUnpublished,
             Dimensions: [{ Name: 'service', Value: SERVICE_NAME }],
             Value: 1,
             Unit: 'Count',
@@ -222,7 +222,7 @@ describe('the completion event', () => {
     expect(run.execution.error?.Error).toBe('Injected.CommitFailed');
     expect(run.manifest?.status).toBe('failed');
     expect(run.execution.metricData.map((m) => m.metricData[0]?.MetricName)).toEqual([
-      COMPLETION_EVENT_UNPUBLISHED_METRIC,
+      STATE_MACHINE_METRICS.completionEventUnpublished,
     ]);
   });
 });

@@ -9,11 +9,8 @@ import {
   MalformedResponseError,
   ResponseTooLargeError,
 } from '../../lambda/core/errors';
-import {
-  createSessionsClient,
-  type SessionsClient,
-  USER_NOT_FOUND,
-} from '../../lambda/moonkey/sessions-client';
+import { type SessionsResponse, USER_NOT_FOUND } from '../../lambda/moonkey/classify-response';
+import { createSessionsClient, type SessionsClient } from '../../lambda/moonkey/sessions-client';
 import { type FakeApi, type FaultStep, startFakeMoonKeyApi } from '../../local/fake-moonkey-api';
 import { isDeletedUser, sessionsFor, userIdFor } from '../../local/fake-sessions';
 
@@ -59,6 +56,9 @@ async function callWith(step: FaultStep, c = client()): Promise<unknown> {
   return c.fetchSessions('user_1', new AbortController().signal).catch((error: unknown) => error);
 }
 
+/** The parsed body of a 200 answer. */
+const bodyOf = (answer: unknown) => (answer as SessionsResponse).body;
+
 const until = async (check: () => boolean) => {
   for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
 };
@@ -96,7 +96,7 @@ describe('the response byte limit', () => {
   it('reads a body up to the limit', async () => {
     const body = await callWith({ kind: 'huge-body', bytes: 4096 }, client({ maxResponseBytes: 4096 }));
 
-    expect(body).toEqual({ sessions: [], padding: expect.any(String) });
+    expect(bodyOf(body)).toEqual({ sessions: [], padding: expect.any(String) });
   });
 
   it('is not retried: the next answer would be as large', () => {
@@ -124,7 +124,7 @@ describe('the total time of one attempt', () => {
       client({ requestTotalTimeoutMs: 10_000 }),
     );
 
-    expect(body).toEqual({ sessions: [], note: 'trickling' });
+    expect(bodyOf(body)).toEqual({ sessions: [], note: 'trickling' });
   });
 });
 
@@ -159,9 +159,9 @@ describe('what an error says', () => {
   });
 
   it('reads a normal answer as before', async () => {
-    const body = await client().fetchSessions('user_7', new AbortController().signal);
+    const answer = await client().fetchSessions('user_7', new AbortController().signal);
 
-    expect(body).toEqual({ sessions: sessionsFor('user_7', BASE_TIME) });
+    expect(bodyOf(answer)).toEqual({ sessions: sessionsFor('user_7', BASE_TIME) });
   });
 });
 
@@ -178,14 +178,17 @@ describe('the API key in a response', () => {
   });
 
   it('is removed from a 200 body that echoes it, so it reaches neither sessions/ nor rejects/', async () => {
-    const body = await callWith({
+    const answer = await callWith({
       kind: 'status',
       status: 200,
       body: JSON.stringify({ sessions: [{ id: 's', note: `sent with Bearer ${KEY}` }] }),
     });
 
-    expect(JSON.stringify(body)).not.toContain(KEY);
-    expect(body).toEqual({ sessions: [{ id: 's', note: 'sent with Bearer [REDACTED]' }] });
+    expect(JSON.stringify(answer)).not.toContain(KEY);
+    expect(answer).toEqual({
+      body: { sessions: [{ id: 's', note: 'sent with Bearer [REDACTED]' }] },
+      rawItems: ['{"id":"s","note":"sent with Bearer [REDACTED]"}'],
+    });
   });
 
   it('is redacted from a redirect Location that carries it', async () => {
@@ -211,7 +214,7 @@ describe('deleted users at the fake API', () => {
     const kept = await client().fetchSessions('user_kept', live());
 
     expect(gone).toBe(USER_NOT_FOUND);
-    expect(kept).toEqual({ sessions: sessionsFor('user_kept', BASE_TIME) });
+    expect(bodyOf(kept)).toEqual({ sessions: sessionsFor('user_kept', BASE_TIME) });
     expect(api.stats.byStatus).toEqual({ 200: 1, 404: 1 });
   });
 

@@ -1,9 +1,5 @@
-import {
-  createMetricsSink,
-  type RunMetrics,
-  SERVICE_NAME,
-  SNAPSHOT_COMMITTED_METRIC,
-} from '../../lambda/core/observability';
+import { METRICS, SERVICE_NAME } from '../../lambda/core/facts';
+import { createMetricsSink, type RunMetrics } from '../../lambda/core/observability';
 
 interface EmfLine {
   _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
@@ -44,7 +40,7 @@ function emfLinesOf(run: RunMetrics): EmfLine[] {
 const metricNames = (line: EmfLine) =>
   line._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name));
 const committedLine = (lines: EmfLine[]) =>
-  lines.filter((l) => metricNames(l).includes(SNAPSHOT_COMMITTED_METRIC));
+  lines.filter((l) => metricNames(l).includes(METRICS.snapshotCommitted));
 
 describe('createMetricsSink', () => {
   it('emits SnapshotCommitted with the trigger dimension of a scheduled run', () => {

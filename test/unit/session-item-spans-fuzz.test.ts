@@ -1,4 +1,4 @@
-import { sessionItemSpans } from '../../lambda/moonkey/sessions-client';
+import { sessionItemSpans } from '../../lambda/moonkey/session-item-spans';
 import { generator } from '../../local/fake-sessions';
 
 /**

@@ -1,4 +1,4 @@
-import { sessionItemSpans } from '../../lambda/moonkey/sessions-client';
+import { rawSessionItems, sessionItemSpans } from '../../lambda/moonkey/session-item-spans';
 
 /** The texts the spans point at, or undefined when the scanner declines. */
 const items = (text: string) => {
@@ -47,5 +47,22 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     expect(items('{"items":[{"id":"a"}]}')).toBeUndefined();
     expect(items('{"sessions":[{"id":"a"}')).toBeUndefined();
     expect(items('[{"sessions":[{"id":"a"}]}]')).toBeUndefined();
+  });
+});
+
+describe('rawSessionItems', () => {
+  it('gives the text of each parsed item, by index', () => {
+    const text = '{"sessions":[{"id":"a", "n":1.50},{"id":"b"}]}';
+    expect(rawSessionItems(text, (JSON.parse(text) as { sessions: unknown[] }).sessions)).toEqual([
+      '{"id":"a", "n":1.50}',
+      '{"id":"b"}',
+    ]);
+  });
+
+  it('gives nothing for no items, an unindexable text, or a count that does not match', () => {
+    expect(rawSessionItems('{"sessions":[]}', [])).toBeUndefined();
+    expect(rawSessionItems('{"sessions":[{"id":"a"}]\n}', [{ id: 'a' }])).toBeUndefined();
+    expect(rawSessionItems('{"sessions":[{"id":"a"}]}', [{ id: 'a' }, { id: 'b' }])).toBeUndefined();
+    expect(rawSessionItems('{"sessions":[{"id":"a"},{"id":"b"}]}', [{ id: 'a' }])).toBeUndefined();
   });
 });

@@ -9,18 +9,14 @@ import {
   ApiAuthError,
   ApiRequestError,
   ApiRetryableError,
+  ApiThrottledError,
   MalformedResponseError,
+  ResponseTooLargeError,
   RetriesExhaustedError,
 } from '../../lambda/core/errors';
 import { withRetries } from '../../lambda/flow/retry-policy';
-import {
-  ApiThrottledError,
-  createSessionsClient,
-  parseRetryAfter,
-  rawJsonOf,
-  type SessionsClient,
-  USER_NOT_FOUND,
-} from '../../lambda/moonkey/sessions-client';
+import { type SessionsResponse, USER_NOT_FOUND } from '../../lambda/moonkey/classify-response';
+import { createSessionsClient, type SessionsClient } from '../../lambda/moonkey/sessions-client';
 import { freePort } from '../../local/child-server';
 
 const API_KEY = 'sk_live_client_test_5150';
@@ -154,17 +150,23 @@ describe('createSessionsClient: the base URL and the pool', () => {
 });
 
 describe('createSessionsClient: a 200 answer', () => {
-  it('returns the parsed body and remembers each item exactly as sent', async () => {
+  it('returns the parsed body and the text of each item exactly as sent', async () => {
     const text = '{"sessions":[{"id":"a", "user_id":"u"},{"id":"b","n":1.50}]}';
     answer = () => ({ status: 200, body: text });
 
-    const body = (await client.fetchSessions('u', live())) as { sessions: object[] };
+    const response = (await client.fetchSessions('u', live())) as SessionsResponse;
 
-    expect(body).toEqual(JSON.parse(text));
-    expect(body.sessions.map((item) => rawJsonOf(item))).toEqual([
-      '{"id":"a", "user_id":"u"}',
-      '{"id":"b","n":1.50}',
-    ]);
+    expect(response).toEqual({
+      body: JSON.parse(text),
+      rawItems: ['{"id":"a", "user_id":"u"}', '{"id":"b","n":1.50}'],
+    });
+  });
+
+  it('returns no item texts for a body it cannot index, and the body all the same', async () => {
+    const text = '{"sessions":[{"id":"a"}],\n"next_cursor":null}';
+    answer = () => ({ status: 200, body: text });
+
+    expect(await client.fetchSessions('u', live())).toEqual({ body: JSON.parse(text), rawItems: undefined });
   });
 
   it('turns a body that is not JSON into a MalformedResponseError, which the retry policy retries', async () => {
@@ -391,6 +393,26 @@ describe('createSessionsClient: the network', () => {
   });
 });
 
+describe('createSessionsClient: the limits of one call', () => {
+  it('fails a body past the byte limit with ResponseTooLargeError itself, which is not retried', async () => {
+    answer = () => ({ status: 200, body: 'x'.repeat(2048) });
+    const c = createSessionsClient({
+      apiUrl: baseUrl,
+      apiKey: API_KEY,
+      connections: 1,
+      requestTimeoutMs: 2000,
+      requestTotalTimeoutMs: 30_000,
+      maxResponseBytes: 1024,
+    });
+    clients.push(c);
+
+    const error = await failureOf('u', c);
+
+    expect(error).toBeInstanceOf(ResponseTooLargeError);
+    expect(error).not.toBeInstanceOf(ApiRetryableError);
+  });
+});
+
 describe('createSessionsClient: a call still waiting for a connection', () => {
   it('is never sent once the run is aborted', async () => {
     answer = () => ({ status: 0, hang: true });
@@ -413,30 +435,5 @@ describe('createSessionsClient: a call still waiting for a connection', () => {
     expect(await Promise.all(calls)).toEqual([reason, reason]);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(received.map((r) => r.url)).toEqual(['/v1/auth/sessions/list?user_id=first']);
-  });
-});
-
-describe('parseRetryAfter', () => {
-  const now = Date.parse('2026-11-26T10:00:00Z');
-
-  it('reads delta-seconds', () => {
-    expect(parseRetryAfter('3', now)).toBe(3000);
-    expect(parseRetryAfter(' 3 ', now)).toBe(3000);
-    expect(parseRetryAfter(['0'], now)).toBe(0);
-    expect(parseRetryAfter('12', now)).toBe(12_000);
-  });
-
-  it('reads an HTTP date relative to now, never negative', () => {
-    expect(parseRetryAfter('Thu, 26 Nov 2026 10:00:05 GMT', now)).toBe(5000);
-    expect(parseRetryAfter('Thu, 26 Nov 2026 09:00:00 GMT', now)).toBe(0);
-  });
-
-  it('ignores a missing or unreadable value', () => {
-    expect(parseRetryAfter(undefined, now)).toBeUndefined();
-    expect(parseRetryAfter('soon', now)).toBeUndefined();
-    expect(parseRetryAfter('', now)).toBeUndefined();
-    expect(parseRetryAfter('  ', now)).toBeUndefined();
-    expect(parseRetryAfter('5s', now)).toBeUndefined();
-    expect(parseRetryAfter('soon5', now)).toBeUndefined();
   });
 });

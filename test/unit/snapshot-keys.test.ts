@@ -19,10 +19,10 @@ describe('SnapshotKeys', () => {
     );
     expect(keys.planKey()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/plan.json`);
     expect(keys.workStepKey(2, 17, 'abc')).toBe(
-      `p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/002/000017-abc.json`,
+      `p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/002/00017-abc.json`,
     );
     expect(keys.failedWorkKey(2, 17, 'abc')).toBe(
-      `p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/002/000017-abc.failed.json`,
+      `p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/002/00017-abc.failed.json`,
     );
   });
 

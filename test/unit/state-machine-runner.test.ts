@@ -3,8 +3,11 @@
  * orchestration alone (loop, Map, retries, Catch, Abort, naming, one run at a time).
  */
 import type { Context } from 'aws-lambda';
+
 import type { RunSummary } from '../../lambda/handlers/handler';
+import type { RunRef } from '../../lambda/run/phase-payloads';
 import { emptyCounts } from '../../lambda/snapshot/manifest';
+
 import {
   loadStateMachineDefinitions,
   type StateMachineDefinitions,
@@ -19,7 +22,6 @@ type Slice = {
   step: number;
   tail: string | null;
 };
-type RunRef = { snapshotId: string; runId: string; dt: string; planKey: string; dryRun: boolean };
 
 /** What the real Commit and Abort return (the completion event is built from it). */
 const summaryOf = (status: 'committed' | 'failed', snapshotId: string, manifestKey: string): RunSummary => ({

@@ -10,13 +10,15 @@ const example = openapi.paths['/v1/auth/sessions/list'].get.responses['200'].con
   .examples.ListSessionsResp.value as { sessions: Record<string, unknown>[] };
 const exampleUser = 'user_24wFP9pDa9YiMJLun94iKykoZs2';
 const exampleSession = example.sessions[0] as Record<string, unknown>;
+/** The valid items of a result, without their texts. */
+const itemsOf = (valid: readonly { item: Record<string, unknown> }[]) => valid.map((v) => v.item);
 
 describe('validateSessions', () => {
   it("accepts the document's own example, including its empty device_fingerprint.ip", () => {
     const result = validateSessions(exampleUser, example);
 
     expect(result.rejected).toEqual([]);
-    expect(result.valid).toEqual(example.sessions);
+    expect(itemsOf(result.valid)).toEqual(example.sessions);
   });
 
   it('keeps fields the API adds later, at every level, exactly as sent', () => {
@@ -28,8 +30,8 @@ describe('validateSessions', () => {
 
     const { valid } = validateSessions(exampleUser, { sessions: [session], next_cursor: null });
 
-    expect(valid).toEqual([session]);
-    expect(valid[0]).toBe(session);
+    expect(valid).toEqual([{ item: session, raw: undefined }]);
+    expect(valid[0]?.item).toBe(session);
   });
 
   it('quarantines an invalid item with its zod issues and exports its valid sibling', () => {
@@ -37,7 +39,7 @@ describe('validateSessions', () => {
 
     const { valid, rejected } = validateSessions(exampleUser, { sessions: [exampleSession, broken] });
 
-    expect(valid).toEqual([exampleSession]);
+    expect(itemsOf(valid)).toEqual([exampleSession]);
     expect(rejected).toEqual([
       {
         user_id: exampleUser,
@@ -61,7 +63,7 @@ describe('validateSessions', () => {
       sessions: [exampleSession, JSON.parse(deep)],
     });
 
-    expect(valid).toEqual([exampleSession]);
+    expect(itemsOf(valid)).toEqual([exampleSession]);
     expect(rejected).toEqual([
       expect.objectContaining({
         reason: 'schema',
@@ -91,7 +93,7 @@ describe('validateSessions', () => {
     const { valid, rejected } = validateSessions(exampleUser, { sessions: [odd] });
 
     expect(rejected).toEqual([]);
-    expect(valid).toEqual([odd]);
+    expect(itemsOf(valid)).toEqual([odd]);
   });
 
   it('quarantines a time that is not a number', () => {
@@ -108,7 +110,21 @@ describe('validateSessions', () => {
     const { valid, rejected } = validateSessions('user_someone_else', example);
 
     expect(valid).toEqual([]);
-    expect(rejected[0]).toMatchObject({ reason: 'user_id_mismatch', user_id: 'user_someone_else' });
+    expect(rejected[0]).toMatchObject({
+      reason: 'user_id_mismatch',
+      user_id: 'user_someone_else',
+      issues: [
+        { path: 'user_id', message: `session belongs to ${exampleUser}, listed under user_someone_else` },
+      ],
+    });
+  });
+
+  it('names a nested field of an invalid item by its dotted path', () => {
+    const { rejected } = validateSessions(exampleUser, {
+      sessions: [{ ...exampleSession, device_fingerprint: { user_agent: 'ua', ip: 7 } }],
+    });
+
+    expect(rejected[0]?.issues).toEqual([expect.objectContaining({ path: 'device_fingerprint.ip' })]);
   });
 
   it('quarantines the second copy of a session id within one response', () => {
@@ -117,7 +133,53 @@ describe('validateSessions', () => {
     });
 
     expect(valid).toHaveLength(1);
-    expect(rejected).toEqual([expect.objectContaining({ reason: 'duplicate_session_id' })]);
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        reason: 'duplicate_session_id',
+        issues: [
+          { path: 'id', message: `session ${exampleSession.id} appears more than once in the response` },
+        ],
+      }),
+    ]);
+  });
+
+  it('pairs each item with its text by position, valid or quarantined', () => {
+    const other = { ...exampleSession, id: 'sess_other' };
+    const broken = { ...exampleSession, id: 'sess_broken', factors: [] };
+    const raw = ['{ "text": 0 }', '{ "text": 1 }', '{ "text": 2 }'];
+
+    const { valid, rejected } = validateSessions(
+      exampleUser,
+      { sessions: [exampleSession, broken, other] },
+      raw,
+    );
+
+    expect(valid).toEqual([
+      { item: exampleSession, raw: raw[0] },
+      { item: other, raw: raw[2] },
+    ]);
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        reason: 'schema',
+        item_raw: raw[1],
+        item_length: raw[1]?.length,
+        item_truncated: false,
+      }),
+    ]);
+  });
+
+  it('keeps a rejected item as the text it came in, cut to REJECT_ITEM_CHARS', () => {
+    const long = `{"id":"x","pad":"${'p'.repeat(REJECT_ITEM_CHARS)}"}`;
+
+    const { rejected } = validateSessions(exampleUser, { sessions: [{ id: 'x' }] }, [long]);
+
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        item_raw: long.slice(0, REJECT_ITEM_CHARS),
+        item_length: long.length,
+        item_truncated: true,
+      }),
+    ]);
   });
 
   it('accepts a user without sessions', () => {
@@ -131,5 +193,14 @@ describe('validateSessions', () => {
     ['null', null],
   ])('treats a body with %s as a failed call', (_label, body) => {
     expect(() => validateSessions(exampleUser, body)).toThrow(MalformedResponseError);
+  });
+
+  it('says what is wrong with the envelope, naming the field or the body itself', () => {
+    expect(() => validateSessions(exampleUser, { data: [] })).toThrow(
+      /^response is not a \{ sessions: \[\.\.\.\] \} object: sessions \S.*$/,
+    );
+    expect(() => validateSessions(exampleUser, null)).toThrow(
+      /^response is not a \{ sessions: \[\.\.\.\] \} object: body \S.*$/,
+    );
   });
 });

@@ -6,7 +6,7 @@ import { RunStore } from '../../lambda/run/run-store';
 import { runWork, type WorkInput } from '../../lambda/run/work';
 import { putJson } from '../../lambda/snapshot/s3-objects';
 import { sessionsFor } from '../../local/fake-sessions';
-import { type MemoryContext, memoryContext, runPlan } from '../helpers/memory-context';
+import { type MemoryContext, memoryContext, moonkeyAnswer, runPlan } from '../helpers/memory-context';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `user_${String(i).padStart(5, '0')}`);
 
@@ -58,7 +58,7 @@ describe('runWork: calls in flight', () => {
             most = Math.max(most, inFlight);
             await new Promise((resolve) => setTimeout(resolve, 20));
             inFlight--;
-            return { sessions: [] };
+            return moonkeyAnswer({ sessions: [] });
           },
         },
       );
@@ -87,7 +87,7 @@ describe('runWork: users waiting', () => {
             throw new ApiRetryableError('HTTP 429', 30);
           }
           started.delete(userId);
-          return { sessions: [] };
+          return moonkeyAnswer({ sessions: [] });
         },
       },
     );
@@ -108,7 +108,7 @@ describe('runWork: a listed audit and the deadline', () => {
       {
         fetchSessions: async (userId) => {
           called.push(userId);
-          return { sessions: [] };
+          return moonkeyAnswer({ sessions: [] });
         },
       },
     );
@@ -136,7 +136,7 @@ describe('runWork: a run given up', () => {
       {
         fetchSessions: async (userId) => {
           fetched.push(userId);
-          return { sessions: [] };
+          return moonkeyAnswer({ sessions: [] });
         },
       },
     );
@@ -158,7 +158,7 @@ describe('runWork: a run given up', () => {
           // Another segment failed and Abort wrote the failed manifest meanwhile.
           if (calls === 10 && store)
             await putJson(ctx.s3, 'exports', store.keys.manifestKey(), { status: 'failed' });
-          return { sessions: [] };
+          return moonkeyAnswer({ sessions: [] });
         },
       },
     );
@@ -183,8 +183,8 @@ describe('runWork: what it writes', () => {
       {
         fetchSessions: async (userId) => {
           if (userId.endsWith('1')) throw new ApiRequestError(500, 'HTTP 500: upstream down');
-          if (userId.endsWith('2')) return { sessions: [{ not: 'a session' }] };
-          return { sessions: sessionsFor(userId, 1_764_115_200) };
+          if (userId.endsWith('2')) return moonkeyAnswer({ sessions: [{ not: 'a session' }] });
+          return moonkeyAnswer({ sessions: sessionsFor(userId, 1_764_115_200) });
         },
       },
     );
@@ -208,7 +208,7 @@ describe('runWork: what it writes', () => {
   it('records each upload before it sends the upload its first part', async () => {
     const ctx = memoryContext(
       { EXPORT_SCAN_SEGMENTS: '1', EXPORT_UPLOAD_PART_BYTES: String(5 * 1024 * 1024) },
-      { fetchSessions: async (userId) => ({ sessions: sessionsFor(userId, 1_764_115_200) }) },
+      { fetchSessions: async (userId) => moonkeyAnswer({ sessions: sessionsFor(userId, 1_764_115_200) }) },
     );
     const { result } = await workOn(ctx, audit(ids(50)));
 
