@@ -13,6 +13,7 @@ import {
   type GzipFileOptions,
   GzipMultipartFile,
 } from '../../lambda/snapshot/gzip-multipart-file';
+import { gate, until } from '../helpers/gate';
 import { MemoryS3 } from '../helpers/memory-s3';
 
 interface Sent {
@@ -136,24 +137,6 @@ const randomText = (chars: number) =>
 const PART = 64 * 1024;
 /** zlib's output chunk size (its default): how far past partBytes a part can grow before it is cut. */
 const ZLIB_CHUNK = 16 * 1024;
-
-/** Resolves when `condition` holds, checked once per event-loop turn (never a timing assertion). */
-async function until(condition: () => boolean, what: string, turns = 100_000): Promise<void> {
-  for (let i = 0; i < turns; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
-/** A call held until the test lets it go. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = () => undefined as void;
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
 
 const partNumberOf = (command: unknown) =>
   command instanceof UploadPartCommand ? command.input.PartNumber : undefined;
