@@ -408,4 +408,79 @@ describe('GzipMultipartFile against S3', () => {
     expect(s3.uploads.size).toBe(0);
     expect(s3.sent.at(-1)).toBe('AbortMultipartUploadCommand');
   });
+
+  it('cuts a part as soon as the compressed bytes reach partBytes exactly, and never sends an empty part', async () => {
+    const s3 = new MemoryS3();
+    // zlib emits 16 KiB chunks: with parts of exactly that, each chunk is a part of its own.
+    const file = memoryFile(s3, { partBytes: ZLIB_CHUNK });
+    const text = randomText(60_000);
+
+    await file.write(text, 1);
+    await completeFiles(s3.client, 'b', [await file.close()]);
+
+    const sizes = s3.inputs
+      .filter((c) => c.command === 'UploadPartCommand')
+      .map((c) => (c.input.Body as Buffer).length);
+    expect(sizes.slice(0, -1).every((size) => size === ZLIB_CHUNK)).toBe(true);
+    expect(sizes.length).toBeGreaterThan(2);
+    expect(sizes.at(-1)).toBeGreaterThan(0);
+
+    // Parts of one byte: every chunk goes at once, so nothing is left to send at close.
+    const tiny = new MemoryS3();
+    const each = memoryFile(tiny, { partBytes: 1 });
+    await each.write(text, 1);
+    await completeFiles(tiny.client, 'b', [await each.close()]);
+    const bodies = tiny.inputs
+      .filter((c) => c.command === 'UploadPartCommand')
+      .map((c) => c.input.Body as Buffer);
+    expect(bodies.every((body) => body.length > 0)).toBe(true);
+    expect(gunzipSync(tiny.bytesOf('k.ndjson.gz') as Buffer).toString()).toBe(text);
+  });
+
+  it('compresses at the level it is given', async () => {
+    const text = Array.from({ length: 3000 }, (_, i) => `{"user_id":"u-${i % 97}","n":${i * 7}}\n`).join('');
+    const sizeAt = async (gzipLevel: number) => {
+      const file = memoryFile(new MemoryS3(), { gzipLevel });
+      await file.write(text, 1);
+      return (await file.close()).bytes;
+    };
+
+    expect(await sizeAt(9)).toBeLessThan(await sizeAt(1));
+  });
+
+  it('close after a failed part sends nothing more and throws the first failure', async () => {
+    const s3 = new MemoryS3();
+    s3.fail = (command) =>
+      partNumberOf(command) === 1 ? Object.assign(new Error('gone'), { name: 'InternalError' }) : undefined;
+    const file = memoryFile(s3, { partBytes: ZLIB_CHUNK });
+    await file.write(randomText(200_000), 1);
+    await until(() => s3.sent.includes('UploadPartCommand'), 'part 1 sent');
+    await new Promise((resolve) => setImmediate(resolve));
+    const sent = s3.sent.length;
+
+    await expect(file.close()).rejects.toThrow('S3 failed uploading part 1 of s3://b/k.ndjson.gz: gone');
+    expect(s3.sent).toHaveLength(sent);
+  });
+
+  it('abort fails the writes still waiting for gzip, so no caller hangs', async () => {
+    const s3 = new MemoryS3();
+    const slow = gate();
+    s3.latency = (command) => (command instanceof UploadPartCommand ? slow.promise : undefined);
+    const file = memoryFile(s3);
+    const writes = Array.from({ length: 20 }, () => file.write(randomText(20_000), 1).then(() => 'written'));
+    await until(() => (s3.inFlight.get('UploadPartCommand') ?? 0) === 2, 'two parts held');
+
+    const aborting = file.abort();
+    const outcomes = await Promise.all(writes.map((w) => w.catch((e: unknown) => e)));
+    slow.open();
+    await aborting;
+
+    const failed = outcomes.filter((o) => o !== 'written');
+    expect(failed.length).toBeGreaterThan(0);
+    for (const error of failed) {
+      expect(error).toBeInstanceOf(SnapshotWriteError);
+      expect((error as Error).message).toMatch(/^S3 failed compressing of s3:\/\/b\/k\.ndjson\.gz: /);
+    }
+    expect(s3.uploads.size).toBe(0);
+  });
 });

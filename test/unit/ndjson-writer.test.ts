@@ -64,6 +64,16 @@ describe('NdjsonWriter', () => {
     expect((await readBack(s3, writer)).join('').split('\n')).toHaveLength(62);
   });
 
+  it('hands a batch of exactly 64 Ki characters to S3 at once', async () => {
+    const s3 = new MemoryS3();
+    const writer = writerOn(s3);
+
+    await writer.write(line(64 * 1024 - 1), 1);
+
+    await until(() => s3.sent.includes('CreateMultipartUploadCommand'), 'the first file opened');
+    await writer.close();
+  });
+
   it('batches by the target size when it is below 64 Ki characters, so rotation happens near it', async () => {
     const s3 = new MemoryS3();
     const writer = writerOn(s3, { targetFileBytes: 2000 });
