@@ -1,4 +1,3 @@
-import { newRunId } from '../../lambda/snapshot/snapshot-id';
 import { runIdOfKey, SnapshotKeys } from '../../lambda/snapshot/snapshot-keys';
 
 const RUN = 'r20261126T020004512Z-3fa9c1';
@@ -48,11 +47,5 @@ describe('runIdOfKey', () => {
     expect(runIdOfKey('elsewhere/x.json', keys.slotManifestPrefix())).toBeUndefined();
     expect(runIdOfKey(`${keys.slotManifestPrefix()}notes.json`, keys.slotManifestPrefix())).toBeUndefined();
     expect(runIdOfKey(`${keys.slotManifestPrefix()}`, keys.slotManifestPrefix())).toBeUndefined();
-  });
-});
-
-describe('newRunId', () => {
-  it('pads a short suffix to six characters and keeps only letters and digits', () => {
-    expect(newRunId(new Date('2026-11-26T02:00:04.512Z'), 'A-b')).toBe('r20261126T020004512Z-ab0000');
   });
 });
