@@ -28,6 +28,15 @@ export default {
       testMatch: only ?? (all ? ['**/*.test.ts'] : ['<rootDir>/test/unit/**/*.test.ts']),
       testPathIgnorePatterns: [
         '/node_modules/',
+        // These drive local/ and scripts/ (child processes, a synthesized definition on the local
+        // runner): seconds per file, and what they reach of lambda/ runs in child processes whose
+        // coverage Stryker cannot see. MUTATION_TESTS=all runs them, with the integration suites.
+        ...(all || only
+          ? []
+          : [
+              '/test/unit/state-machine-runner\\.test\\.ts$',
+              '/test/unit/(export|smoke|replay)-cli\\.test\\.ts$',
+            ]),
         // The CDK tests synthesize stacks (seconds each) and mutate nothing under lambda/ that the
         // unit and integration tests do not already reach.
         '/test/infra/stack\\.test\\.ts$',
