@@ -10,7 +10,7 @@
  * 429 for a call that started before the latest decrease is the same congestion already acted
  * on (those calls were in the air together), so it does not shrink the window again.
  *
- * Pure logic with no clock and no I/O, so it is tested on its own; run-export.ts applies
+ * Pure logic with no clock and no I/O, so it is tested on its own; user-export.ts applies
  * `limit` to p-limit's settable `concurrency`.
  */
 export interface AdaptiveConcurrencyOptions {
