@@ -25,6 +25,19 @@ describe('SnapshotKeys', () => {
     );
   });
 
+  it('names the prefixes a listing of the slot, of this run or of another run uses', () => {
+    const other = 'r20261126T030000000Z-aaaaaa';
+    expect(keys.slotFilePrefix('failed-users')).toBe(`p/q/failed-users/dt=2026-11-26/${SLOT}.`);
+    expect(keys.runFilePrefix('sessions')).toBe(`p/q/sessions/dt=2026-11-26/${SLOT}.${RUN}.`);
+    expect(keys.slotManifestPrefix()).toBe(`p/q/manifests/dt=2026-11-26/${SLOT}.`);
+    expect(keys.slotStatePrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/`);
+    expect(keys.runStatePrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/`);
+    expect(keys.runStatePrefix(other)).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${other}/`);
+    expect(keys.uploadRecordPrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/uploads/`);
+    expect(keys.uploadRecordPrefix(other)).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${other}/uploads/`);
+    expect(keys.workStatePrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/`);
+  });
+
   it('gives every upload a record of its own, named from its key and upload id', () => {
     const a = keys.uploadRecordKey(keys.fileKey('sessions', 'w', 0), 'upload-1');
     const b = keys.uploadRecordKey(keys.fileKey('sessions', 'w', 0), 'upload-2');
