@@ -60,5 +60,13 @@ describe('runIdOfKey', () => {
     expect(runIdOfKey('elsewhere/x.json', keys.slotManifestPrefix())).toBeUndefined();
     expect(runIdOfKey(`${keys.slotManifestPrefix()}notes.json`, keys.slotManifestPrefix())).toBeUndefined();
     expect(runIdOfKey(`${keys.slotManifestPrefix()}`, keys.slotManifestPrefix())).toBeUndefined();
+    // Another slot's key, its prefix as long as this slot's: what follows it is a run id too.
+    const otherSlot = new SnapshotKeys(
+      'p/q',
+      'scheduled-20261126T030000Z',
+      Date.parse('2026-11-26T04:30:00Z') / 1000,
+      RUN,
+    );
+    expect(runIdOfKey(otherSlot.manifestKey(), keys.slotManifestPrefix())).toBeUndefined();
   });
 });
