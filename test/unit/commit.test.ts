@@ -920,4 +920,38 @@ describe('what commit.ts logs, and the counts it reports', () => {
       "commitRun needs this run's committed manifest, got failed",
     );
   });
+
+  it('a clean commit and a take-over with nothing to take log nothing', async () => {
+    const file = s3.open(dataKey(ME, 0), 'mine');
+
+    await commitRun(ctx(), [file], manifestOf(ME, 'committed'));
+    await takeOverSlot(ctx());
+
+    expect(logger.lines).toEqual([]);
+  });
+
+  it('cleanUpSlot leaves a failed manifest of an older run failed (only committed ones are superseded)', async () => {
+    s3.objects.set(runKeys(OLDER).manifestKey(), JSON.stringify(manifestOf(OLDER, 'failed')));
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+
+    const report = await cleanUpSlot(ctx());
+
+    expect(report.supersededManifests).toBe(0);
+    expect(JSON.parse(s3.objects.get(runKeys(OLDER).manifestKey()) ?? '{}')).toEqual(
+      manifestOf(OLDER, 'failed'),
+    );
+  });
+
+  it('abortRun with nothing open aborts nothing and deletes only what its run holds', async () => {
+    s3.listsUploads = false;
+    s3.objects.set(dataKey(ME, 0), 'completed');
+
+    await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(s3.sent).not.toContain('AbortMultipartUploadCommand');
+    const deleted = s3.inputs
+      .filter((c) => c.command === 'DeleteObjectsCommand')
+      .flatMap((c) => (c.input.Delete as { Objects: { Key: string }[] }).Objects.map((o) => o.Key));
+    expect(deleted).toEqual([dataKey(ME, 0)]);
+  });
 });
