@@ -1,31 +1,44 @@
 // @ts-check
 /**
- * `MUTATION_TESTS=unit npm run mutation -- --mutate <file>` leaves the integration tests out: for
- * modules the unit tests reach on their own (the MoonKey client, retry policy, rate limiter) it
- * runs in minutes instead of an hour, and the score it reports is a lower bound.
- *
  * Mutation testing (`npm run mutation`; not part of `npm test`). Stryker changes the job's code one
  * small bug at a time and runs the tests that cover each change; a mutant that no test notices is a
- * behaviour nothing guards. One module at a time: `npm run mutation -- --mutate lambda/flow/retry-policy.ts`.
+ * behaviour nothing guards.
+ *
+ * By default it mutates all of lambda/ and runs the unit tests: test/unit/ (in-memory fakes, no
+ * local servers), with per-test coverage so each mutant runs only the tests that reach it. That
+ * fits in an hour on two cores. The integration suites restart DynamoDB Local, the S3 server and
+ * the fake API per test file, which makes a whole run take hours: `MUTATION_TESTS=all` adds them
+ * (for one module: `MUTATION_TESTS=all npm run mutation -- --mutate lambda/run/work.ts`).
+ *
+ * `MUTATION_ONLY=test/unit/commit.test.ts,test/unit/upload-registry.test.ts` runs only these
+ * files, for a module whose guarding tests are known:
+ * `MUTATION_ONLY=test/unit/commit.test.ts npm run mutation -- --mutate lambda/snapshot/commit.ts`.
  * @type {import('@stryker-mutator/api/core').PartialStrykerOptions}
  */
+const only = process.env.MUTATION_ONLY?.split(',').map((file) => `<rootDir>/${file.trim()}`);
+const all = process.env.MUTATION_TESTS === 'all';
+
 export default {
   mutate: ['lambda/**/*.ts'],
   testRunner: 'jest',
   jest: {
     projectType: 'custom',
     configFile: 'jest.config.js',
-    // The CDK tests synthesize stacks (seconds each) and mutate nothing under lambda/ that the
-    // unit and integration tests do not already reach.
     config: {
-      // `MUTATION_ONLY=test/unit/commit.test.ts,test/integration/commit-faults.test.ts`: only these
-      // files, for a module whose guarding tests are known (the whole suite per mutant is slow here).
-      ...(process.env.MUTATION_ONLY
-        ? { testMatch: process.env.MUTATION_ONLY.split(',').map((file) => `<rootDir>/${file.trim()}`) }
-        : {}),
+      testMatch: only ?? (all ? ['**/*.test.ts'] : ['<rootDir>/test/unit/**/*.test.ts']),
       testPathIgnorePatterns: [
-        ...(process.env.MUTATION_TESTS === 'unit' ? ['/test/integration/'] : []),
         '/node_modules/',
+        // These drive local/ and scripts/ (child processes, a synthesized definition on the local
+        // runner): seconds per file, and what they reach of lambda/ runs in child processes whose
+        // coverage Stryker cannot see. MUTATION_TESTS=all runs them, with the integration suites.
+        ...(all || only
+          ? []
+          : [
+              '/test/unit/state-machine-runner\\.test\\.ts$',
+              '/test/unit/(export|smoke|replay)-cli\\.test\\.ts$',
+            ]),
+        // The CDK tests synthesize stacks (seconds each) and mutate nothing under lambda/ that the
+        // unit and integration tests do not already reach.
         '/test/infra/stack\\.test\\.ts$',
         '/test/infra/bundle\\.test\\.ts$',
       ],
@@ -33,7 +46,7 @@ export default {
     enableFindRelatedTests: false,
   },
   coverageAnalysis: 'perTest',
-  // Two cores: two jest workers, each starting its own local servers in the integration tests.
+  // Two cores: two jest workers.
   concurrency: 2,
   // A mutant that loops forever (say, in the response scanner) costs the timeout plus a worker
   // restart; keep both small. Timed-out mutants count as detected.

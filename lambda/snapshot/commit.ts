@@ -325,11 +325,20 @@ export async function abortRun(
     );
   try {
     await putJson(s3, bucket, manifestKey, failedManifest);
-    // Run state is kept only while it still names something to abort (for the next run to find).
-    if (leftovers === 0) await deleteKeys(s3, bucket, await listKeys(s3, bucket, keys.runStatePrefix()));
-    return { manifestKey, alreadyCommitted: false };
   } catch (error) {
     logger.error('could not write the failed manifest', { error: (error as Error).message });
     return { manifestKey: undefined, alreadyCommitted: false };
   }
+  // Run state is kept only while it still names something to abort (for the next run to find).
+  // The failed manifest is written by now: a failure here leaves state, never an unreported manifest.
+  if (leftovers === 0) {
+    try {
+      await deleteKeys(s3, bucket, await listKeys(s3, bucket, keys.runStatePrefix()));
+    } catch (error) {
+      logger.warn('could not remove the run state of this failed run; the next run of the slot removes it', {
+        error: (error as Error).message,
+      });
+    }
+  }
+  return { manifestKey, alreadyCommitted: false };
 }

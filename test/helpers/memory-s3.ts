@@ -22,17 +22,30 @@ const crc32Bytes = (data: Buffer) => {
   return out;
 };
 
-interface MemoryUpload {
-  readonly key: string;
-  /** Part bodies by part number, with the CRC32 S3 computed for each when the upload asked for one. */
-  readonly parts: Map<number, { body: string; crc32: string | undefined }>;
+interface MemoryPart {
+  readonly body: Buffer;
+  readonly etag: string;
+  readonly crc32: string | undefined;
 }
 
+interface MemoryUpload {
+  readonly key: string;
+  /** Whether CreateMultipartUpload asked for CRC32: S3 then computes and checks one per part. */
+  readonly checksums: boolean;
+  /** Part bodies by part number, with the CRC32 S3 computed for each when the upload asked for one. */
+  readonly parts: Map<number, MemoryPart>;
+}
+
+/** A command's class name, e.g. `UploadPartCommand`. */
+export const commandName = (command: unknown) => (command as object).constructor.name;
+
 /**
- * Just enough S3, in memory, for unit tests of single branches of the commit protocol (a lost
- * PUT answer, a Complete answered NoSuchUpload, a failing DeleteObjects, a store that completes
- * short): the integration tests run the same code against the real emulator; these make one
- * answer go wrong at a time.
+ * Just enough S3, in memory, for unit tests of single branches of the writer and the commit
+ * protocol (a lost PUT answer, a Complete answered NoSuchUpload, a failing DeleteObjects, a store
+ * that completes short, a slow UploadPart): the integration tests run the same code against the
+ * real emulator; these make one answer go wrong at a time. Multipart uploads follow S3's rules
+ * where the job depends on them: Complete refuses a part list out of order or with an ETag or
+ * CRC32 other than UploadPart answered, and UploadPart refuses a CRC32 that is not its bytes'.
  */
 export class MemoryS3 {
   readonly objects = new Map<string, string>();
@@ -56,19 +69,38 @@ export class MemoryS3 {
   /** Runs after a command succeeded and may replace its answer with an error (a lost answer). */
   loseAnswer: (command: unknown) => Error | undefined = () => undefined;
   listsUploads = true;
+  /** Keys DeleteObjects reports in its Errors (the call itself succeeds), as S3 does per key. */
+  refuseDelete: (key: string) => boolean = () => false;
+  /** How many uploads one ListMultipartUploads page holds, and keys one ListObjectsV2 page. */
+  pageSize = 1000;
+  /**
+   * Runs before a command is answered; the answer waits for the promise it returns (undefined: no
+   * wait). Tests hold a call here (a slow S3, parts finishing out of order) and let it go when
+   * they choose, so nothing depends on timing.
+   */
+  latency: (command: unknown) => Promise<void> | undefined = () => undefined;
+  /** Commands being answered right now (held by `latency`), and the most there ever were at once, by name. */
+  readonly inFlight = new Map<string, number>();
+  readonly maxInFlight = new Map<string, number>();
+  /** What the client's requestChecksumCalculation says: the SDK's default, or WHEN_REQUIRED. */
+  checksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED' = 'WHEN_SUPPORTED';
   readonly sent: string[] = [];
-
-  /** Milliseconds each UploadPart takes to answer (a slow S3). */
-  partLatencyMs = 0;
-  /** Upload ids in the order their first UploadPart arrived. */
-  readonly partsSentFor: string[] = [];
-  private uploadCount = 0;
+  /** The bytes of a completed multipart object, while `objects` still holds what Complete stored. */
+  private readonly completed = new Map<string, { text: string; bytes: Buffer }>();
+  private nextUploadId = 1;
 
   readonly client = {
     send: (command: unknown) => this.send(command),
-    // What GzipMultipartFile asks: the SDK's default, so parts carry their CRC32 as in production.
-    config: { requestChecksumCalculation: async () => 'WHEN_SUPPORTED' },
+    config: { requestChecksumCalculation: async () => this.checksumCalculation },
   } as unknown as S3Client;
+
+  /** The bytes S3 would serve for `key`: a completed multipart object's exact bytes, else its text. */
+  bytesOf(key: string): Buffer | undefined {
+    const text = this.objects.get(key);
+    if (text === undefined) return undefined;
+    const completed = this.completed.get(key);
+    return completed?.text === text ? completed.bytes : Buffer.from(text);
+  }
 
   /**
    * An open upload of `key` holding one part per body, as a writer leaves it: returns the file
@@ -82,18 +114,22 @@ export class MemoryS3 {
     { checksums = true }: { checksums?: boolean } = {},
   ): PendingFile {
     const parts = new Map(
-      bodies.map((body, i) => [
+      bodies.map((body, i): [number, MemoryPart] => [
         i + 1,
-        { body, crc32: checksums ? crc32Bytes(Buffer.from(body)).toString('base64') : undefined },
+        {
+          body: Buffer.from(body),
+          etag: `"etag-${i + 1}"`,
+          crc32: checksums ? crc32Bytes(Buffer.from(body)).toString('base64') : undefined,
+        },
       ]),
     );
-    this.uploads.set(uploadId, { key, parts });
+    this.uploads.set(uploadId, { key, checksums, parts });
     return {
       key,
       uploadId,
       parts: [...parts].map(([PartNumber, part]) => ({
         PartNumber,
-        ETag: `"etag-${PartNumber}"`,
+        ETag: part.etag,
         ...(part.crc32 ? { ChecksumCRC32: part.crc32 } : {}),
       })),
       records: bodies.length,
@@ -102,15 +138,22 @@ export class MemoryS3 {
   }
 
   private async send(command: unknown): Promise<unknown> {
-    this.sent.push((command as object).constructor.name);
-    this.inputs.push({
-      command: (command as object).constructor.name,
-      input: (command as { input: Record<string, unknown> }).input,
-    });
+    const name = commandName(command);
+    this.sent.push(name);
+    this.inputs.push({ command: name, input: (command as { input: Record<string, unknown> }).input });
+    const wait = this.latency(command);
+    if (wait) {
+      const now = (this.inFlight.get(name) ?? 0) + 1;
+      this.inFlight.set(name, now);
+      this.maxInFlight.set(name, Math.max(now, this.maxInFlight.get(name) ?? 0));
+      try {
+        await wait;
+      } finally {
+        this.inFlight.set(name, (this.inFlight.get(name) ?? 1) - 1);
+      }
+    }
     const failure = this.fail(command);
     if (failure) throw failure;
-    if (command instanceof UploadPartCommand && this.partLatencyMs > 0)
-      await new Promise((resolve) => setTimeout(resolve, this.partLatencyMs));
     const out = this.run(command);
     const lost = this.loseAnswer(command);
     if (lost) throw lost;
@@ -130,42 +173,88 @@ export class MemoryS3 {
     }
     if (command instanceof HeadObjectCommand) {
       const key = command.input.Key as string;
-      const body = this.objects.get(key);
+      const body = this.bytesOf(key);
       if (body === undefined) throw s3Error('NotFound');
       const checksum = this.checksums.get(key);
       return {
-        ContentLength: Buffer.byteLength(body),
+        ContentLength: body.length,
         ...(command.input.ChecksumMode === 'ENABLED' && checksum ? { ChecksumCRC32: checksum } : {}),
       };
     }
     if (command instanceof ListObjectsV2Command) {
       const prefix = command.input.Prefix ?? '';
+      const after = command.input.ContinuationToken ?? '';
+      const matching = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && k > after).sort();
+      const page = matching.slice(0, this.pageSize);
+      const truncated = matching.length > page.length;
       return {
-        Contents: [...this.objects.keys()]
-          .filter((k) => k.startsWith(prefix))
-          .sort()
-          .map((Key) => ({ Key })),
-        IsTruncated: false,
+        Contents: page.map((Key) => ({ Key })),
+        IsTruncated: truncated,
+        ...(truncated ? { NextContinuationToken: page.at(-1) } : {}),
       };
     }
     if (command instanceof DeleteObjectsCommand) {
+      const errors: { Key: string; Code: string }[] = [];
       for (const { Key } of command.input.Delete?.Objects ?? []) {
+        if (this.refuseDelete(Key as string)) {
+          errors.push({ Key: Key as string, Code: 'AccessDenied' });
+          continue;
+        }
         this.objects.delete(Key as string);
         this.checksums.delete(Key as string);
       }
-      return { Errors: [] };
+      return { Errors: errors };
+    }
+    if (command instanceof CreateMultipartUploadCommand) {
+      const uploadId = `upload-${this.nextUploadId++}`;
+      this.uploads.set(uploadId, {
+        key: command.input.Key as string,
+        checksums: command.input.ChecksumAlgorithm === 'CRC32',
+        parts: new Map(),
+      });
+      return { UploadId: uploadId };
+    }
+    if (command instanceof UploadPartCommand) {
+      const upload = this.uploads.get(command.input.UploadId as string);
+      if (upload === undefined || upload.key !== command.input.Key) throw s3Error('NoSuchUpload');
+      const body = Buffer.from(command.input.Body as Buffer | string);
+      const number = command.input.PartNumber as number;
+      const crc32 = upload.checksums ? crc32Bytes(body).toString('base64') : undefined;
+      // As S3 does: a part sent with a checksum that does not match its bytes is refused.
+      const sentChecksum = command.input.ChecksumCRC32;
+      if (sentChecksum !== undefined && sentChecksum !== crc32Bytes(body).toString('base64'))
+        throw s3Error('BadDigest');
+      const etag = `"${upload.key.length}-${number}-${crc32Bytes(body).toString('hex')}"`;
+      upload.parts.set(number, { body, etag, crc32 });
+      return { ETag: etag, ...(crc32 ? { ChecksumCRC32: crc32 } : {}) };
     }
     if (command instanceof CompleteMultipartUploadCommand) {
       const upload = this.uploads.get(command.input.UploadId as string);
       if (upload === undefined) throw s3Error('NoSuchUpload');
-      const listed = (command.input.MultipartUpload?.Parts ?? []).map((p) => p.PartNumber as number);
+      const listedParts = command.input.MultipartUpload?.Parts ?? [];
+      // S3's rules for the list: part numbers ascending, each part's ETag (and CRC32, when the
+      // upload carries checksums) the one UploadPart answered.
+      for (let i = 1; i < listedParts.length; i++)
+        if ((listedParts[i]?.PartNumber as number) <= (listedParts[i - 1]?.PartNumber as number))
+          throw s3Error('InvalidPartOrder');
+      for (const listed of listedParts) {
+        const part = upload.parts.get(listed.PartNumber as number);
+        if (part === undefined) continue;
+        if (listed.ETag !== part.etag) throw s3Error('InvalidPart');
+        if (upload.checksums && listed.ChecksumCRC32 !== part.crc32) throw s3Error('InvalidPart');
+      }
+      const listed = listedParts.map((p) => p.PartNumber as number);
       const assembled = this.completeParts(listed).map((number) => {
         const part = upload.parts.get(number);
         if (part === undefined) throw s3Error('InvalidPart');
         return { number, ...part };
       });
       this.uploads.delete(command.input.UploadId as string);
-      this.objects.set(upload.key, this.completeAs(upload.key, assembled.map((p) => p.body).join('')));
+      const bytes = Buffer.concat(assembled.map((p) => p.body));
+      const text = this.completeAs(upload.key, bytes.toString());
+      this.objects.set(upload.key, text);
+      if (text === bytes.toString()) this.completed.set(upload.key, { text, bytes });
+      else this.completed.delete(upload.key);
       this.checksums.delete(upload.key);
       let out: Record<string, string> = {};
       if (assembled.length > 0 && assembled.every((p) => p.crc32 !== undefined)) {
@@ -179,24 +268,6 @@ export class MemoryS3 {
       this.onCompleted(upload.key);
       return out;
     }
-    if (command instanceof CreateMultipartUploadCommand) {
-      const UploadId = `memory-upload-${++this.uploadCount}`;
-      this.uploads.set(UploadId, { key: command.input.Key as string, parts: new Map() });
-      return { UploadId };
-    }
-    if (command instanceof UploadPartCommand) {
-      const upload = this.uploads.get(command.input.UploadId as string);
-      if (upload === undefined) throw s3Error('NoSuchUpload');
-      if (upload.parts.size === 0) this.partsSentFor.push(command.input.UploadId as string);
-      // Bytes kept as latin1 text: one character per byte, so gzip parts survive unchanged.
-      const body = Buffer.from(command.input.Body as Uint8Array);
-      const crc = crc32Bytes(body).toString('base64');
-      upload.parts.set(command.input.PartNumber as number, {
-        body: body.toString('latin1'),
-        crc32: command.input.ChecksumCRC32 === undefined ? undefined : crc,
-      });
-      return { ETag: `"etag-${command.input.PartNumber}"`, ChecksumCRC32: crc };
-    }
     if (command instanceof AbortMultipartUploadCommand) {
       if (!this.uploads.delete(command.input.UploadId as string)) throw s3Error('NoSuchUpload');
       return {};
@@ -204,12 +275,22 @@ export class MemoryS3 {
     if (command instanceof ListMultipartUploadsCommand) {
       if (!this.listsUploads) throw s3Error('NotImplemented');
       const prefix = command.input.Prefix ?? '';
+      // Ordered by key then upload id, as S3 lists them; the markers say where the last page ended.
+      const after = `${command.input.KeyMarker ?? ''}\n${command.input.UploadIdMarker ?? ''}`;
+      const matching = [...this.uploads]
+        .filter(([, upload]) => upload.key.startsWith(prefix))
+        .map(([UploadId, upload]) => ({ Key: upload.key, UploadId }))
+        .map((u) => ({ ...u, at: `${u.Key}\n${u.UploadId}` }))
+        .sort((a, b) => (a.at < b.at ? -1 : 1))
+        .filter((u) => command.input.KeyMarker === undefined || u.at > after)
+        .map(({ Key, UploadId }) => ({ Key, UploadId }));
+      const page = matching.slice(0, this.pageSize);
+      const truncated = matching.length > page.length;
       return {
         Bucket: 'b',
-        IsTruncated: false,
-        Uploads: [...this.uploads]
-          .filter(([, upload]) => upload.key.startsWith(prefix))
-          .map(([UploadId, upload]) => ({ Key: upload.key, UploadId })),
+        IsTruncated: truncated,
+        Uploads: page,
+        ...(truncated ? { NextKeyMarker: page.at(-1)?.Key, NextUploadIdMarker: page.at(-1)?.UploadId } : {}),
       };
     }
     throw new Error(`MemoryS3 does not know ${(command as object).constructor.name}`);

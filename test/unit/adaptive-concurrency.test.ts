@@ -83,4 +83,40 @@ describe('AdaptiveConcurrency (AIMD)', () => {
     expect(() => new AdaptiveConcurrency({ max: 10, decreaseFactor: 1 })).toThrow(RangeError);
     expect(() => new AdaptiveConcurrency({ max: 10, decreaseFactor: 0 })).toThrow(RangeError);
   });
+
+  it('names the setting it refuses, and takes the edges it allows', () => {
+    const max = 'max must be an integer >= 1';
+    const min = 'min must be an integer between 1 and max';
+    const factor = 'decreaseFactor must be between 0 and 1';
+    expect(() => new AdaptiveConcurrency({ max: 0, min: 1 })).toThrow(new RangeError(max));
+    expect(() => new AdaptiveConcurrency({ max: 2.5 })).toThrow(new RangeError(max));
+    expect(() => new AdaptiveConcurrency({ max: 10, min: 0 })).toThrow(new RangeError(min));
+    expect(() => new AdaptiveConcurrency({ max: 10, min: 1.5 })).toThrow(new RangeError(min));
+    expect(() => new AdaptiveConcurrency({ max: 10, min: 11 })).toThrow(new RangeError(min));
+    expect(() => new AdaptiveConcurrency({ max: 10, decreaseFactor: 1.5 })).toThrow(new RangeError(factor));
+
+    expect(new AdaptiveConcurrency({ max: 1 }).limit).toBe(1);
+    expect(new AdaptiveConcurrency({ max: 10, min: 10 }).limit).toBe(10);
+  });
+
+  it('reports no change for a 429 of calls already acted on, nor for one at the floor', () => {
+    const aimd = new AdaptiveConcurrency({ max: 10, min: 5, decreaseFactor: 0.5 });
+    const stale = aimd.ticket();
+    expect(aimd.onThrottle(stale)).toBe(true);
+    expect(aimd.onThrottle(stale)).toBe(false);
+    expect(aimd.limit).toBe(5);
+    expect(aimd.onThrottle(aimd.ticket())).toBe(false);
+    expect(aimd.decreases).toBe(2);
+  });
+
+  it('keeps the lowest limit reached, as the benchmark reports it', () => {
+    const aimd = new AdaptiveConcurrency({ max: 20, decreaseFactor: 0.5 });
+    expect(aimd.lowest).toBe(20);
+    aimd.onThrottle(aimd.ticket());
+    aimd.onThrottle(aimd.ticket());
+    for (let i = 0; i < 10_000; i++) aimd.onSuccess();
+
+    expect(aimd.limit).toBe(20);
+    expect(aimd.lowest).toBe(5);
+  });
 });

@@ -745,3 +745,213 @@ describe('takeOverSlot, from the upload records alone (the path the local S3 ser
     expect(logger.text()).toContain('aborted open uploads that earlier runs of this snapshot left behind');
   });
 });
+
+/** The log lines of one level, as `message {fields}`, in order. */
+const logsOf = (logger: ReturnType<typeof captureLogger>, level: string) =>
+  logger.lines
+    .map((line) => JSON.parse(line) as { level: string; message: string; extra: unknown[] })
+    .filter((line) => line.level === level)
+    .map((line) => `${line.message} ${JSON.stringify(line.extra[0] ?? {})}`);
+
+describe('what commit.ts logs, and the counts it reports', () => {
+  let s3: MemoryS3;
+  let logger: ReturnType<typeof captureLogger>;
+  const ctx = () => ({ s3: s3.client, bucket: 'b', keys, logger });
+
+  beforeEach(() => {
+    s3 = new MemoryS3();
+    logger = captureLogger();
+  });
+
+  it('cleanUpSlot logs what it removed, counting every aborted upload of older runs', async () => {
+    s3.objects.set(runKeys(OLDER).manifestKey(), JSON.stringify(manifestOf(OLDER, 'committed')));
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+    s3.objects.set(dataKey(OLDER, 0), 'older');
+    openRecordedUpload(s3, OLDER, 'o1', 1);
+    openRecordedUpload(s3, OLDER, 'o2', 2);
+
+    const report = await cleanUpSlot(ctx());
+
+    expect(report).toEqual({
+      visibleRunId: ME,
+      deletedFiles: 1,
+      supersededManifests: 1,
+      abortedUploads: 2,
+      leftovers: 0,
+    });
+    expect(logsOf(logger, 'INFO')).toEqual([
+      'removed earlier runs of this snapshot {"deletedFiles":1,"supersededManifests":1,"abortedUploads":2}',
+    ]);
+    expect(logsOf(logger, 'WARN')).toEqual([]);
+  });
+
+  it('cleanUpSlot logs nothing when there was nothing to remove', async () => {
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+
+    await cleanUpSlot(ctx());
+
+    expect(logger.lines).toEqual([]);
+  });
+
+  it('cleanUpSlot counts a manifest it could not mark superseded and an upload it could not abort as leftovers', async () => {
+    s3.objects.set(runKeys(OLDER).manifestKey(), JSON.stringify(manifestOf(OLDER, 'committed')));
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+    openRecordedUpload(s3, OLDER, 'stuck', 1);
+    s3.fail = (command) =>
+      command instanceof PutObjectCommand || command instanceof AbortMultipartUploadCommand
+        ? new Error('InternalError')
+        : undefined;
+
+    const report = await cleanUpSlot(ctx());
+
+    expect(report).toMatchObject({ supersededManifests: 0, abortedUploads: 0, leftovers: 2 });
+    // The older run still names an open upload: its run state stays for the next run to find.
+    expect(s3.objects.has(runKeys(OLDER).uploadRecordKey(dataKey(OLDER, 1), 'stuck'))).toBe(true);
+    expect(logsOf(logger, 'WARN')).toEqual([
+      'some files of earlier runs of this snapshot could not be removed; the next run retries {"leftovers":2}',
+    ]);
+  });
+
+  it('cleanUpSlot stops at a failed listing, says so, and never throws', async () => {
+    s3.fail = (command) => (command instanceof ListObjectsV2Command ? new Error('slow down') : undefined);
+
+    await expect(cleanUpSlot(ctx())).resolves.toMatchObject({ leftovers: 1, visibleRunId: undefined });
+    expect(logsOf(logger, 'WARN')).toEqual([
+      'clean-up of earlier runs of this snapshot stopped; the next run of the slot retries it {"error":"Listing s3://b/p/manifests/dt=2026-11-26/scheduled-20261126T020000Z. failed: slow down"}',
+      'some files of earlier runs of this snapshot could not be removed; the next run retries {"leftovers":1}',
+    ]);
+  });
+
+  it('commitRun says how many of its own uploads it could not abort before the commit point', async () => {
+    s3.open(dataKey(ME, 5), 'stray');
+    s3.fail = (command) =>
+      command instanceof AbortMultipartUploadCommand ? new Error('InternalError') : undefined;
+
+    await commitRun(ctx(), [], manifestOf(ME, 'committed'));
+
+    expect(logsOf(logger, 'WARN')).toContain(
+      'some uploads of this run could not be aborted before commit {"count":1}',
+    );
+  });
+
+  it('abortRun aborts the uploads the caller hands in, also when listing the run uploads fails', async () => {
+    s3.open('elsewhere/not-listed', 'handed-in');
+    s3.listsUploads = false;
+    s3.fail = (command) =>
+      command instanceof ListObjectsV2Command && command.input.Prefix?.includes('/uploads/')
+        ? new Error('slow down')
+        : undefined;
+
+    const result = await abortRun(ctx(), manifestOf(ME, 'failed'), [
+      { key: 'elsewhere/not-listed', uploadId: 'handed-in' },
+    ]);
+
+    expect(result.manifestKey).toBe(keys.manifestKey());
+    expect(s3.uploads.has('handed-in')).toBe(false);
+    expect(logsOf(logger, 'WARN')[0]).toMatch(
+      /^could not list this run uploads; aborting the ones it knows \{"error":"Listing s3:\/\/b\/p\/runs\//,
+    );
+  });
+
+  it('abortRun reports the failed manifest it wrote when only removing its run state fails afterwards', async () => {
+    s3.objects.set(keys.planKey(), '{}');
+    s3.fail = (command) =>
+      command instanceof ListObjectsV2Command && command.input.Prefix === keys.runStatePrefix()
+        ? new Error('slow down')
+        : undefined;
+
+    const result = await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(result).toEqual({ manifestKey: keys.manifestKey(), alreadyCommitted: false });
+    expect(JSON.parse(s3.objects.get(keys.manifestKey()) ?? '{}')).toMatchObject({ status: 'failed' });
+    expect(logsOf(logger, 'ERROR')).toEqual([]);
+    expect(logsOf(logger, 'WARN')[0]).toMatch(
+      /^could not remove the run state of this failed run; the next run of the slot removes it /,
+    );
+  });
+
+  it('abortRun keeps the run state and says so when it cannot list its completed files', async () => {
+    s3.objects.set(keys.planKey(), '{}');
+    s3.fail = (command) =>
+      command instanceof ListObjectsV2Command && command.input.Prefix?.startsWith('p/sessions/')
+        ? new Error('slow down')
+        : undefined;
+
+    const result = await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(result.manifestKey).toBe(keys.manifestKey());
+    expect(s3.objects.has(keys.planKey())).toBe(true);
+    expect(logsOf(logger, 'WARN')).toEqual([
+      'some uploads or files of this failed run could not be removed; readers never show them, and the next run of the slot removes them {"leftovers":1}',
+    ]);
+  });
+
+  it('abortRun counts a completed file it could not delete as a leftover', async () => {
+    s3.objects.set(dataKey(ME, 0), 'completed by a partial commit');
+    s3.objects.set(keys.planKey(), '{}');
+    s3.refuseDelete = (key) => key === dataKey(ME, 0);
+
+    await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(s3.objects.has(keys.planKey())).toBe(true);
+    expect(logsOf(logger, 'WARN')[0]).toMatch(/\{"leftovers":1\}$/);
+  });
+
+  it('abortRun logs why it left everything, or wrote no failed manifest, or found the run committed', async () => {
+    s3.fail = (command) => (command instanceof GetObjectCommand ? new Error('AccessDenied') : undefined);
+    await abortRun(ctx(), manifestOf(ME, 'failed'));
+    s3.fail = (command) => (command instanceof PutObjectCommand ? new Error('InternalError') : undefined);
+    await abortRun(ctx(), manifestOf(ME, 'failed'));
+    expect(logsOf(logger, 'ERROR')).toEqual([
+      `could not read this run manifest; left everything as it is {"error":"Reading s3://b/${keys.manifestKey()} failed: AccessDenied"}`,
+      `could not write the failed manifest {"error":"Writing s3://b/${keys.manifestKey()} failed: InternalError"}`,
+    ]);
+
+    s3.fail = () => undefined;
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+    await abortRun(ctx(), manifestOf(ME, 'failed'));
+    expect(logsOf(logger, 'WARN').at(-1)).toBe(
+      `this run had already committed; nothing was aborted {"manifestKey":"${keys.manifestKey()}"}`,
+    );
+  });
+
+  it("commitRun refuses another run's or an uncommitted manifest, naming the status", async () => {
+    await expect(commitRun(ctx(), [], manifestOf(ME, 'failed'))).rejects.toThrow(
+      "commitRun needs this run's committed manifest, got failed",
+    );
+  });
+
+  it('a clean commit and a take-over with nothing to take log nothing', async () => {
+    const file = s3.open(dataKey(ME, 0), 'mine');
+
+    await commitRun(ctx(), [file], manifestOf(ME, 'committed'));
+    await takeOverSlot(ctx());
+
+    expect(logger.lines).toEqual([]);
+  });
+
+  it('cleanUpSlot leaves a failed manifest of an older run failed (only committed ones are superseded)', async () => {
+    s3.objects.set(runKeys(OLDER).manifestKey(), JSON.stringify(manifestOf(OLDER, 'failed')));
+    s3.objects.set(keys.manifestKey(), JSON.stringify(manifestOf(ME, 'committed')));
+
+    const report = await cleanUpSlot(ctx());
+
+    expect(report.supersededManifests).toBe(0);
+    expect(JSON.parse(s3.objects.get(runKeys(OLDER).manifestKey()) ?? '{}')).toEqual(
+      manifestOf(OLDER, 'failed'),
+    );
+  });
+
+  it('abortRun with nothing open aborts nothing and deletes only what its run holds', async () => {
+    s3.listsUploads = false;
+    s3.objects.set(dataKey(ME, 0), 'completed');
+
+    await abortRun(ctx(), manifestOf(ME, 'failed'));
+
+    expect(s3.sent).not.toContain('AbortMultipartUploadCommand');
+    const deleted = s3.inputs
+      .filter((c) => c.command === 'DeleteObjectsCommand')
+      .flatMap((c) => (c.input.Delete as { Objects: { Key: string }[] }).Objects.map((o) => o.Key));
+    expect(deleted).toEqual([dataKey(ME, 0)]);
+  });
+});

@@ -53,6 +53,49 @@ describe('createRateLimiter', () => {
     }
   });
 
+  it('serves the callers already waiting before a newcomer, even when a late timer left slots free', async () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      const limiter = createRateLimiter(10, () => Date.now());
+      const signal = new AbortController().signal;
+      const order: string[] = [];
+      const pending = ['w0', 'w1', 'w2'].map((name) => limiter.acquire(signal).then(() => order.push(name)));
+      await jest.advanceTimersByTimeAsync(0);
+      // The timer due at 100 has not fired yet when the clock reads 500 (a stall).
+      jest.setSystemTime(500);
+      pending.push(limiter.acquire(signal).then(() => order.push('newcomer')));
+      await jest.advanceTimersByTimeAsync(1000);
+      await Promise.all(pending);
+
+      expect(order).toEqual(['w0', 'w1', 'w2', 'newcomer']);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('releases every waiter a late timer finds due and stops at the end of the queue', async () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      // R = 1000/s: a burst of ten. Eleven callers: one waits; the timer fires after a stall,
+      // with room for more than the one waiting.
+      const limiter = createRateLimiter(1000, () => Date.now());
+      const signal = new AbortController().signal;
+      const started: number[] = [];
+      const pending = Array.from({ length: 11 }, () =>
+        limiter.acquire(signal).then(() => started.push(Date.now())),
+      );
+      await jest.advanceTimersByTimeAsync(0);
+      jest.setSystemTime(50);
+      await jest.advanceTimersByTimeAsync(10);
+      await Promise.all(pending);
+
+      expect(started).toHaveLength(11);
+      expect(started.at(-1)).toBeGreaterThanOrEqual(50);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('allows at most R plus a 1% burst in any one-second window, however many callers', async () => {
     const started = await startTimes(1000, 5000, 6000);
 
@@ -113,6 +156,30 @@ describe('createRateLimiter and a run abort', () => {
     // The aborted callers held no slot: the other run's caller takes the next one, at 200 ms.
     expect(outcome).toContain('b started at 200');
     expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('gives the slots of callers already started to no one twice when another run aborts', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const limiter = createRateLimiter(10, () => Date.now());
+    const kept = new AbortController();
+    const aborted = new AbortController();
+    const started: string[] = [];
+    const track = (name: string, p: Promise<void>) =>
+      p.then(
+        () => started.push(`${name} at ${Date.now()}`),
+        () => undefined,
+      );
+    void track('k0', limiter.acquire(kept.signal));
+    void track('k1', limiter.acquire(kept.signal));
+    void track('a', limiter.acquire(aborted.signal));
+    void track('k2', limiter.acquire(kept.signal));
+    await jest.advanceTimersByTimeAsync(150);
+
+    aborted.abort(new Error('stop'));
+    await jest.advanceTimersByTimeAsync(1000);
+
+    // k0 and k1 went at 0 and 100; the aborted caller's slot (200) goes to k2, nothing replays k0 or k1.
+    expect(started).toEqual(['k0 at 0', 'k1 at 100', 'k2 at 200']);
   });
 
   it('arms no timer once every waiter of the only run has been aborted', async () => {

@@ -1,4 +1,3 @@
-import { newRunId } from '../../lambda/snapshot/snapshot-id';
 import { runIdOfKey, SnapshotKeys } from '../../lambda/snapshot/snapshot-keys';
 
 const RUN = 'r20261126T020004512Z-3fa9c1';
@@ -26,6 +25,19 @@ describe('SnapshotKeys', () => {
     );
   });
 
+  it('names the prefixes a listing of the slot, of this run or of another run uses', () => {
+    const other = 'r20261126T030000000Z-aaaaaa';
+    expect(keys.slotFilePrefix('failed-users')).toBe(`p/q/failed-users/dt=2026-11-26/${SLOT}.`);
+    expect(keys.runFilePrefix('sessions')).toBe(`p/q/sessions/dt=2026-11-26/${SLOT}.${RUN}.`);
+    expect(keys.slotManifestPrefix()).toBe(`p/q/manifests/dt=2026-11-26/${SLOT}.`);
+    expect(keys.slotStatePrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/`);
+    expect(keys.runStatePrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/`);
+    expect(keys.runStatePrefix(other)).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${other}/`);
+    expect(keys.uploadRecordPrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/uploads/`);
+    expect(keys.uploadRecordPrefix(other)).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${other}/uploads/`);
+    expect(keys.workStatePrefix()).toBe(`p/q/runs/dt=2026-11-26/${SLOT}/${RUN}/work/`);
+  });
+
   it('gives every upload a record of its own, named from its key and upload id', () => {
     const a = keys.uploadRecordKey(keys.fileKey('sessions', 'w', 0), 'upload-1');
     const b = keys.uploadRecordKey(keys.fileKey('sessions', 'w', 0), 'upload-2');
@@ -48,11 +60,13 @@ describe('runIdOfKey', () => {
     expect(runIdOfKey('elsewhere/x.json', keys.slotManifestPrefix())).toBeUndefined();
     expect(runIdOfKey(`${keys.slotManifestPrefix()}notes.json`, keys.slotManifestPrefix())).toBeUndefined();
     expect(runIdOfKey(`${keys.slotManifestPrefix()}`, keys.slotManifestPrefix())).toBeUndefined();
-  });
-});
-
-describe('newRunId', () => {
-  it('pads a short suffix to six characters and keeps only letters and digits', () => {
-    expect(newRunId(new Date('2026-11-26T02:00:04.512Z'), 'A-b')).toBe('r20261126T020004512Z-ab0000');
+    // Another slot's key, its prefix as long as this slot's: what follows it is a run id too.
+    const otherSlot = new SnapshotKeys(
+      'p/q',
+      'scheduled-20261126T030000Z',
+      Date.parse('2026-11-26T04:30:00Z') / 1000,
+      RUN,
+    );
+    expect(runIdOfKey(otherSlot.manifestKey(), keys.slotManifestPrefix())).toBeUndefined();
   });
 });

@@ -1,113 +1,112 @@
 /**
- * One user's lines, from the answer the client gives (`{ body, rawItems }`) to the text handed
- * to the writers: each session's own text when the client had it, JSON.stringify otherwise.
+ * UserExport's failed-user path over real NDJSON writers on the in-memory S3: what each failed
+ * user leaves in the failed-users file (every line names the run) and in the step's list (capped).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import pLimit from 'p-limit';
-import { parse } from 'yaml';
 import { parseConfig } from '../../lambda/core/config';
 import { unlimited } from '../../lambda/flow/rate-limiter';
-import type { SessionsResponse } from '../../lambda/moonkey/classify-response';
-import type { FetchSessions } from '../../lambda/moonkey/sessions-client';
 import { Admission } from '../../lambda/run/admission';
 import { UserExport } from '../../lambda/run/user-export';
-import { emptyCounts } from '../../lambda/snapshot/manifest';
-import type { NdjsonWriter } from '../../lambda/snapshot/ndjson-writer';
-import type { FileKind } from '../../lambda/snapshot/snapshot-keys';
+import { completeFiles } from '../../lambda/snapshot/commit';
+import { emptyCounts, type FailedUser, MANIFEST_FAILED_USERS_LIMIT } from '../../lambda/snapshot/manifest';
+import { NdjsonWriter } from '../../lambda/snapshot/ndjson-writer';
+import { FILE_KINDS, type FileKind } from '../../lambda/snapshot/snapshot-keys';
+import { captureLogger } from '../helpers/capture-logger';
+import { MemoryS3 } from '../helpers/memory-s3';
 
-const USER = 'user_1';
 const RUN = {
-  snapshotId: 'scheduled-20261127T020000Z',
-  runId: 'r20261127T020004512Z-3fa9c1',
-  snapshotAt: 1_764_208_800,
+  snapshotId: 'scheduled-20261126T020000Z',
+  runId: 'r20261126T020000000Z-abcdef',
+  snapshotAt: 1_790_000_000,
 };
-const NOW_MS = 1_764_208_900_000;
-/** The vendor's own example session, read from the contract fixture. */
-const openapi = parse(readFileSync(join(__dirname, '../fixtures/moonkey-openapi.yaml'), 'utf8'));
-const example = openapi.paths['/v1/auth/sessions/list'].get.responses['200'].content['application/json']
-  .examples.ListSessionsResp.value.sessions[0] as Record<string, unknown>;
-const session = (id: string) => ({ ...example, id, user_id: USER });
 
-/** Runs one user through UserExport with `answer` as the client's answer; returns what each writer got. */
-async function linesFor(answer: SessionsResponse): Promise<Record<FileKind, string>> {
-  const written: Record<FileKind, string> = { sessions: '', rejects: '', 'failed-users': '' };
-  const writer = (kind: FileKind) =>
-    ({
-      write: async (lines: string) => {
-        written[kind] += lines;
-      },
-    }) as unknown as NdjsonWriter;
-  const admission = new Admission(10, () => 1);
-  const failures: Error[] = [];
-  const fetchSessions: FetchSessions = async () => answer;
-  new UserExport({
-    config: parseConfig({ USERS_TABLE_NAME: 'users', EXPORT_BUCKET_NAME: 'bucket', MOONKEY_API_KEY: 'k' }),
+/** `users` users whose every call fails with a plain error (not retried: one attempt), through one UserExport. */
+async function exportFailing(users: number) {
+  const s3 = new MemoryS3();
+  const config = parseConfig({
+    USERS_TABLE_NAME: 'users',
+    EXPORT_BUCKET_NAME: 'exports',
+    MOONKEY_API_KEY: 'sk_test_x',
+    EXPORT_MAX_ATTEMPTS: '1',
+    EXPORT_FAILED_USERS_TOLERANCE: '100%',
+  });
+  const writers = Object.fromEntries(
+    FILE_KINDS.map((kind) => [
+      kind,
+      new NdjsonWriter({
+        s3: s3.client,
+        bucket: 'b',
+        keyForFile: (i) => `p/${kind}/${i}.ndjson.gz`,
+        targetFileBytes: 1024 * 1024,
+        partBytes: 64 * 1024,
+        gzipLevel: 1,
+      }),
+    ]),
+  ) as Record<FileKind, NdjsonWriter>;
+  const failedUsers: FailedUser[] = [];
+  const counts = emptyCounts();
+  const admission = new Admission(10_000, () => 8);
+  const runFailures: Error[] = [];
+  const userExport = new UserExport({
+    config,
     run: RUN,
-    fetchSessions,
-    limit: pLimit(1),
+    fetchSessions: async (userId) => {
+      throw Object.assign(new Error(`MoonKey answered 500 for ${userId}`), { name: 'ApiServerError' });
+    },
+    limit: pLimit(8),
     limiter: unlimited,
     aimd: undefined,
     admission,
-    writers: {
-      sessions: writer('sessions'),
-      rejects: writer('rejects'),
-      'failed-users': writer('failed-users'),
-    },
-    counts: emptyCounts(),
-    failedUsers: [],
-    logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+    writers,
+    counts,
+    failedUsers,
+    logger: captureLogger(),
     signal: new AbortController().signal,
-    failRun: (error) => failures.push(error),
-    now: () => NOW_MS,
-  }).start(USER);
+    failRun: (error) => runFailures.push(error),
+  });
+
+  for (let i = 0; i < users; i++) userExport.start(`u-${i}`);
   await admission.drained();
-  expect(failures).toEqual([]);
-  return written;
+  const files = (await Promise.all(FILE_KINDS.map((kind) => writers[kind].close()))).flat();
+  await completeFiles(s3.client, 'b', files);
+  const lines = files
+    .filter((f) => f.key.startsWith('p/failed-users/'))
+    .flatMap((f) =>
+      gunzipSync(s3.bytesOf(f.key) as Buffer)
+        .toString()
+        .split('\n')
+        .filter(Boolean),
+    )
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { counts, failedUsers, lines, runFailures };
 }
 
-const OURS = `"snapshot_id":"${RUN.snapshotId}","run_id":"${RUN.runId}","snapshot_at":${RUN.snapshotAt},"observed_at":${NOW_MS / 1000}`;
+describe('UserExport, a user that fails', () => {
+  it('writes one failed-users line per failed user, each naming the snapshot and the run', async () => {
+    const { counts, lines, runFailures } = await exportFailing(3);
 
-describe('UserExport: the session lines', () => {
-  it("writes each session's own text as MoonKey sent it, plus the job's fields", async () => {
-    const items = [session('a'), session('b')];
-    // Spacing JSON.stringify would not reproduce.
-    const raw = items.map((item) => JSON.stringify(item, null, 1).replace(/\n/g, ''));
-
-    const { sessions } = await linesFor({ body: { sessions: items }, rawItems: raw });
-
-    expect(sessions).toBe(raw.map((text) => `${text.slice(0, -1)},${OURS}}\n`).join(''));
+    expect(runFailures).toEqual([]);
+    expect(counts).toMatchObject({ users_failed: 3, users_processed: 3, requests: 3 });
+    expect(lines.sort((a, b) => String(a.user_id).localeCompare(String(b.user_id)))).toEqual(
+      [0, 1, 2].map((i) => ({
+        snapshot_id: RUN.snapshotId,
+        run_id: RUN.runId,
+        user_id: `u-${i}`,
+        error: `MoonKey answered 500 for u-${i}`,
+        error_type: 'ApiServerError',
+      })),
+    );
   });
 
-  it('writes JSON.stringify of a session whose text the client could not index', async () => {
-    const item = session('a');
+  it(`lists at most ${MANIFEST_FAILED_USERS_LIMIT} failed users for the manifest, while the file has every one, each with run_id`, async () => {
+    const { counts, failedUsers, lines } = await exportFailing(MANIFEST_FAILED_USERS_LIMIT + 1);
 
-    const { sessions } = await linesFor({ body: { sessions: [item] }, rawItems: undefined });
-
-    expect(sessions).toBe(`${JSON.stringify(item).slice(0, -1)},${OURS}}\n`);
-  });
-
-  it("rebuilds a session that carries one of the job's own fields, ours replacing MoonKey's", async () => {
-    const item = { ...session('a'), run_id: 'theirs' };
-
-    const { sessions } = await linesFor({ body: { sessions: [item] }, rawItems: ['{"not":"used"}'] });
-
-    expect(JSON.parse(sessions)).toEqual({ ...item, ...JSON.parse(`{${OURS}}`) });
-  });
-
-  it('puts a quarantined item into rejects/ as the text it came in', async () => {
-    const broken = { ...session('bad'), factors: [] };
-    const raw = ['{ "id" : "bad", "factors" : [] }'];
-
-    const { sessions, rejects } = await linesFor({ body: { sessions: [broken] }, rawItems: raw });
-
-    expect(sessions).toBe('');
-    expect(JSON.parse(rejects)).toMatchObject({
-      snapshot_id: RUN.snapshotId,
-      run_id: RUN.runId,
-      user_id: USER,
-      reason: 'schema',
-      item_raw: raw[0],
-    });
+    expect(counts.users_failed).toBe(MANIFEST_FAILED_USERS_LIMIT + 1);
+    expect(failedUsers).toHaveLength(MANIFEST_FAILED_USERS_LIMIT);
+    expect(lines).toHaveLength(MANIFEST_FAILED_USERS_LIMIT + 1);
+    expect(lines.every((line) => line.run_id === RUN.runId && line.snapshot_id === RUN.snapshotId)).toBe(
+      true,
+    );
   });
 });

@@ -36,9 +36,7 @@ function openUploadLines(ctx: MemoryContext, prefix: string): Record<string, unk
   return [...ctx.memory.uploads.values()]
     .filter((u) => u.key.startsWith(prefix))
     .flatMap((u) => {
-      const gz = Buffer.concat(
-        [...u.parts].sort(([a], [b]) => a - b).map(([, part]) => Buffer.from(part.body, 'latin1')),
-      );
+      const gz = Buffer.concat([...u.parts].sort(([a], [b]) => a - b).map(([, part]) => part.body));
       return gunzipSync(gz).toString('utf8').split('\n').filter(Boolean);
     })
     .map((line) => JSON.parse(line) as Record<string, unknown>);

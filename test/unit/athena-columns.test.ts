@@ -167,3 +167,58 @@ describe('prestoType', () => {
     expect(manifestColumns.map((c) => c.name)).not.toContain(PARTITION_COLUMN.name);
   });
 });
+
+describe('athenaColumnsOf', () => {
+  it('maps every JSON Schema type zod emits, a nullable one as its type, nested fields by name', () => {
+    const schema = z.object({
+      s: z.string(),
+      n: z.int(),
+      d: z.number(),
+      b: z.boolean(),
+      maybe: z.string().nullable(),
+      list: z.array(z.object({ x: z.int() })),
+      nested: z.object({ deep: z.object({ y: z.boolean() }) }),
+    });
+
+    expect(athenaColumnsOf(schema).map((c) => `${c.name} ${hiveType(c.type)}`)).toEqual([
+      's string',
+      'n bigint',
+      'd double',
+      'b boolean',
+      'maybe string',
+      'list array<struct<x:bigint>>',
+      'nested struct<deep:struct<y:boolean>>',
+    ]);
+  });
+
+  it.each([
+    [
+      'a union of types',
+      z.object({ u: z.union([z.string(), z.number()]) }),
+      'Cannot map u to an Athena column: JSON Schema type ["string","number"]',
+    ],
+    [
+      'null alone',
+      z.object({ a: z.object({ x: z.null() }) }),
+      'Cannot map a.x to an Athena column: JSON Schema type "null"',
+    ],
+    [
+      'a tuple (an array without items)',
+      z.object({ t: z.tuple([z.string()]) }),
+      'Cannot map t to an Athena column: array without items',
+    ],
+    [
+      'a union inside an array',
+      z.object({ l: z.array(z.union([z.string(), z.int()])) }),
+      'Cannot map l[] to an Athena column: JSON Schema type undefined',
+    ],
+  ])('refuses %s, naming the field by its path', (_, schema, message) => {
+    expect(() => athenaColumnsOf(schema)).toThrow(new Error(message));
+  });
+
+  it('names a bad field by its full path', () => {
+    expect(() => athenaColumnsOf(z.object({ outer: z.object({ Bad: z.string() }) }))).toThrow(
+      new Error('Field outer.Bad is not a valid Athena column name (lower-case letters, digits, _)'),
+    );
+  });
+});
