@@ -5,7 +5,13 @@ import {
   manifestColumns,
   sessionColumns,
 } from '../lambda/snapshot/athena-columns';
-import { MANIFESTS_TABLE, RAW_SESSIONS_TABLE, readerViewSql } from '../lambda/snapshot/reader-view';
+import {
+  MANIFESTS_TABLE,
+  PSEUDONYMIZED_SESSIONS_TABLE,
+  PSEUDONYMIZED_VIEW_NAME,
+  RAW_SESSIONS_TABLE,
+  readerViewSql,
+} from '../lambda/snapshot/reader-view';
 
 /** Glue/Hive type -> DuckDB type, so DuckDB reads with exactly the columns the Glue tables declare. */
 export function duckType(type: AthenaType): string {
@@ -28,7 +34,8 @@ export function readNdjson(glob: string, columns: readonly AthenaColumn[]): stri
 }
 
 /**
- * Runs `sql` where `sessions_raw`, `manifests` and the reader view `sessions` exist as in Glue,
+ * Runs `sql` where `sessions_raw`, `manifests` and the reader view `sessions` exist as in Glue
+ * (and the pseudonymized copy's `sessions_pseudonymized_raw` and view `sessions_pseudonymized`),
  * over a local copy of `<dir>/<prefix>/` (see download-prefix.ts): the view is the stack's own SQL
  * (lambda/snapshot/reader-view.ts), so a local query reads snapshots exactly as Athena readers do.
  * A prefix with no files yet gives empty tables, not an error.
@@ -50,6 +57,14 @@ export async function queryLocalSnapshots<T>(dir: string, prefix: string, sql: s
     await table(MANIFESTS_TABLE, `${dir}/${prefix}/manifests/**/*.json`, manifestColumns);
     await connection.run(
       `CREATE VIEW sessions AS ${readerViewSql({ sessionsRaw: RAW_SESSIONS_TABLE, manifests: MANIFESTS_TABLE })}`,
+    );
+    await table(
+      PSEUDONYMIZED_SESSIONS_TABLE,
+      `${dir}/${prefix}/pseudonymized/sessions/**/*.ndjson.gz`,
+      sessionColumns,
+    );
+    await connection.run(
+      `CREATE VIEW ${PSEUDONYMIZED_VIEW_NAME} AS ${readerViewSql({ sessionsRaw: PSEUDONYMIZED_SESSIONS_TABLE, manifests: MANIFESTS_TABLE })}`,
     );
     const reader = await connection.runAndReadAll(sql);
     return reader.getRowObjectsJson() as unknown as T[];

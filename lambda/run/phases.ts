@@ -352,10 +352,13 @@ function buildManifest(
       sessions: describe('sessions'),
       rejects: describe('rejects'),
       failed_users: describe('failed-users'),
+      pseudonymized_sessions: describe('pseudonymized/sessions'),
+      pseudonymized_rejects: describe('pseudonymized/rejects'),
     },
     failed_users: [...parts.failedUsers],
     failed_users_truncated: parts.counts.users_failed > parts.failedUsers.length,
     settings: { ...stored.settings, segments: stored.totalSegments },
+    pii: ctx.pii.manifestEntry,
   };
 }
 

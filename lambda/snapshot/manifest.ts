@@ -1,3 +1,5 @@
+import type { PiiManifestEntry } from '../run/pii-copies';
+
 /**
  * `committed`: this run's commit point; readers show the committed run with the greatest run id.
  * `superseded`: was committed, then a newer run of the slot committed and its files were removed.
@@ -89,8 +91,13 @@ export interface Manifest {
     readonly sessions: readonly ManifestFile[];
     readonly rejects: readonly ManifestFile[];
     readonly failed_users: readonly ManifestFile[];
+    /** The pseudonymized copy's files (EXPORT_COPIES pseudonymized or both); committed with the raw ones. */
+    readonly pseudonymized_sessions: readonly ManifestFile[];
+    readonly pseudonymized_rejects: readonly ManifestFile[];
   };
   readonly failed_users: readonly FailedUser[];
   readonly failed_users_truncated: boolean;
   readonly settings: Record<string, unknown>;
+  /** Which copies this run wrote, the policy of the pseudonymized one and its key's fingerprint. */
+  readonly pii: PiiManifestEntry;
 }

@@ -1,10 +1,28 @@
 import { createHash } from 'node:crypto';
 import { isRunId, partitionDate } from './snapshot-id';
 
-/** The kinds of file a run writes; only `sessions` is read by the Athena table. */
-export type FileKind = 'sessions' | 'rejects' | 'failed-users';
+/**
+ * The kinds of file a run writes; `sessions` and `pseudonymized/sessions` are read by the Athena
+ * tables. The pseudonymized copy lives under its own `pseudonymized/` prefix, so access to it is
+ * granted apart from the raw copy's. Failed-users files hold no session data and serve both.
+ */
+export type FileKind =
+  | 'sessions'
+  | 'rejects'
+  | 'failed-users'
+  | 'pseudonymized/sessions'
+  | 'pseudonymized/rejects';
 
-export const FILE_KINDS: readonly FileKind[] = ['sessions', 'rejects', 'failed-users'];
+export const FILE_KINDS: readonly FileKind[] = [
+  'sessions',
+  'rejects',
+  'failed-users',
+  'pseudonymized/sessions',
+  'pseudonymized/rejects',
+];
+
+/** Where the pseudonymized copy's files live under the prefix. */
+export const PSEUDONYMIZED_DIR = 'pseudonymized';
 
 /**
  * Where everything of one run of one snapshot slot lives.
@@ -46,6 +64,10 @@ export class SnapshotKeys {
 
   tableLocation(): string {
     return `${this.prefix}/sessions/`;
+  }
+
+  pseudonymizedTableLocation(): string {
+    return `${this.prefix}/${PSEUDONYMIZED_DIR}/sessions/`;
   }
 
   slotManifestPrefix(): string {
