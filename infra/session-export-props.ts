@@ -36,6 +36,31 @@ export interface SessionExportProps extends StackProps {
    */
   readonly apiKeySecretKmsKeyArn?: string;
   /**
+   * Which copies each run writes (EXPORT_COPIES, docs/pii.md): `raw` as MoonKey returns it,
+   * `pseudonymized` only (no raw value stored), or `both` under one manifest. With a pseudonymized
+   * copy the stack also catalogs it, creates the analyst workgroup, the HMAC key's secret and one
+   * IAM managed policy per audience (analyst, security).
+   * @default 'raw'
+   */
+  readonly copies?: 'raw' | 'pseudonymized' | 'both';
+  /**
+   * The pseudonymized copy's policy (EXPORT_PII_POLICY): a preset (`pseudonymize`, `analytics`,
+   * `minimal`), amended (`analytics,user_agent=drop`), or every field named.
+   * @default 'pseudonymize'
+   */
+  readonly piiPolicy?: string;
+  /**
+   * Full ARN of an existing secret holding the HMAC key (bare, or `{"key": "..."}`, at least 32
+   * characters), e.g. to keep tokens comparable with another deployment's.
+   * @default - the stack creates a random 64-character key, encrypted with a customer-managed KMS key of its own
+   */
+  readonly piiKeySecretArn?: string;
+  /**
+   * ARN of the customer-managed KMS key that encrypts the existing secret (`piiKeySecretArn`).
+   * @default - the existing secret uses the AWS-managed key, which needs no grant
+   */
+  readonly piiKeySecretKmsKeyArn?: string;
+  /**
    * MoonKey API base URL.
    * @default 'https://api.moonkey.fun'
    */

@@ -2,6 +2,7 @@ import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations } f
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { EventBus } from 'aws-cdk-lib/aws-events';
 import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import {
@@ -16,7 +17,7 @@ import { CHANGES_VIEW_NAME } from '../lambda/snapshot/change-view';
 import { MANIFESTS_TABLE, READER_VIEW_NAME } from '../lambda/snapshot/reader-view';
 
 import { AccessLogsBucket } from './constructs/access-logs-bucket';
-import { dataEncryptionKey, importedKey } from './constructs/data-key';
+import { dataEncryptionKey, denyGrantsExceptForAwsServices, importedKey } from './constructs/data-key';
 import { ExportAlarms } from './constructs/export-alarms';
 import { ExportBucket } from './constructs/export-bucket';
 
@@ -26,6 +27,7 @@ import { ExportFunction, FUNCTION_TIMEOUT } from './constructs/export-function';
 import { ExportSchedule } from './constructs/export-schedule';
 import { ExportStateMachine } from './constructs/export-state-machine';
 import { FailureQueue } from './constructs/failure-queue';
+import { ReaderPolicies } from './constructs/reader-policies';
 import { ScheduledRunLauncher } from './constructs/scheduled-run-launcher';
 import { SessionsCatalog, snakeCase } from './constructs/sessions-catalog';
 import type { SessionExportProps } from './session-export-props';
@@ -54,6 +56,8 @@ export class SessionExportStack extends Stack {
   readonly export: ExportStateMachine;
   readonly launcher: ScheduledRunLauncher;
   readonly catalog: SessionsCatalog;
+  /** One IAM managed policy per audience; undefined with copies=raw. */
+  readonly readerPolicies: ReaderPolicies | undefined;
 
   constructor(scope: Construct, id: string, props: SessionExportProps = {}) {
     super(scope, id, props);
@@ -84,6 +88,8 @@ export class SessionExportStack extends Stack {
         ? dataKey
         : importedKey(this, 'ExistingBucketKey', props.existingBucketKmsKeyArn);
     const failures = new FailureQueue(this, 'Failures');
+    const copies = props.copies ?? 'raw';
+    const pii = copies === 'raw' ? undefined : this.piiKeySecret(props);
 
     const environment: Record<string, string> = {
       ...props.jobEnvironment,
@@ -91,7 +97,9 @@ export class SessionExportStack extends Stack {
       MOONKEY_API_URL: props.apiUrl ?? DEFAULT_API_URL,
       EXPORT_CONCURRENCY: String(props.concurrency ?? DEFAULT_CONCURRENCY),
       METRICS_NAMESPACE: DEFAULT_METRICS_NAMESPACE,
+      EXPORT_COPIES: copies,
     };
+    if (pii !== undefined) environment.EXPORT_PII_POLICY = props.piiPolicy ?? 'pseudonymize';
     if (props.maxRequestsPerSecond !== undefined) {
       environment.EXPORT_MAX_RPS = String(props.maxRequestsPerSecond);
     }
@@ -103,6 +111,8 @@ export class SessionExportStack extends Stack {
       prefix,
       apiKeySecret,
       apiKeySecretKey: importedKey(this, 'ApiKeySecretKey', props.apiKeySecretKmsKeyArn),
+      piiKeySecret: pii?.secret,
+      piiKeySecretKey: pii?.key,
       bucketKey,
       environment,
       memoryMiB: props.memoryMiB,
@@ -111,9 +121,10 @@ export class SessionExportStack extends Stack {
       // may briefly overlap the attempt Step Functions lost track of.
       reservedConcurrency: (props.reserveConcurrency ?? true) ? maxSegmentConcurrency + 1 : undefined,
     });
-    if (apiKeySecret instanceof Secret) {
-      // Only the function may read the key this stack created, whatever else the account's policies allow.
-      apiKeySecret.addToResourcePolicy(
+    for (const secret of [apiKeySecret, pii?.secret]) {
+      if (!(secret instanceof Secret)) continue;
+      // Only the function may read a key this stack created, whatever else the account's policies allow.
+      secret.addToResourcePolicy(
         new PolicyStatement({
           sid: 'OnlyTheExportFunctionReadsTheKey',
           effect: Effect.DENY,
@@ -182,7 +193,18 @@ export class SessionExportStack extends Stack {
       databaseName,
       encryptionKey: dataKey,
       bytesScannedCutoffPerQuery: props.athenaBytesScannedCutoff,
+      pseudonymized: pii !== undefined,
     });
+    this.readerPolicies =
+      pii === undefined
+        ? undefined
+        : new ReaderPolicies(this, 'Readers', {
+            bucket,
+            prefix,
+            catalog: this.catalog,
+            bucketKey,
+            resultsKey: dataKey,
+          });
 
     const out = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
@@ -207,6 +229,23 @@ export class SessionExportStack extends Stack {
       'Glue database (view sessions; tables sessions_raw, manifests)',
     );
     out(OUTPUTS.athenaWorkGroup, this.catalog.workGroup.ref, 'Athena workgroup with the named queries');
+    if (this.readerPolicies && this.catalog.pseudonymizedWorkGroup) {
+      out(
+        OUTPUTS.analystPolicyArn,
+        this.readerPolicies.analyst.managedPolicyArn,
+        'Attach to analysts: the pseudonymized copy only',
+      );
+      out(
+        OUTPUTS.securityPolicyArn,
+        this.readerPolicies.security.managedPolicyArn,
+        'Attach to the security team: the raw copy',
+      );
+      out(
+        OUTPUTS.analystWorkGroup,
+        this.catalog.pseudonymizedWorkGroup.ref,
+        'Athena workgroup of the pseudonymized copy',
+      );
+    }
     out(OUTPUTS.usersTableName, usersTable.tableName, 'DynamoDB table the job scans for user ids');
     out(OUTPUTS.userIdAttribute, userIdAttribute, 'Attribute of the users table holding the id');
   }
@@ -223,6 +262,36 @@ export class SessionExportStack extends Stack {
       // Demo data only: it goes with the stack.
       removalPolicy: RemovalPolicy.DESTROY,
     });
+  }
+
+  /** The HMAC key of the pseudonymized copy: an existing secret, or a random one under a key of its own. */
+  private piiKeySecret(props: SessionExportProps): { secret: ISecret; key: IKey | undefined } {
+    if (props.piiKeySecretArn !== undefined) {
+      return {
+        secret: Secret.fromSecretCompleteArn(this, 'PiiKeySecret', props.piiKeySecretArn),
+        key: importedKey(this, 'PiiKeySecretKey', props.piiKeySecretKmsKeyArn),
+      };
+    }
+    const key = new Key(this, 'PiiKeyEncryption', {
+      description: 'MoonKey session export: encrypts the HMAC key of the pseudonymized copy',
+      enableKeyRotation: true,
+      // Losing the key of the secret loses the HMAC key, and with it every token's comparability.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    denyGrantsExceptForAwsServices(key);
+    const secret = new Secret(this, 'PiiKey', {
+      description:
+        'HMAC-SHA256 key of the pseudonymized session copy (docs/pii.md: rotating it changes every token)',
+      encryptionKey: key,
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Rotating the HMAC key changes every token and breaks joins across snapshots (docs/pii.md); it is rotated on purpose, by the operator, not on a schedule.',
+    });
+    return { secret, key };
   }
 
   private apiKeySecret(props: SessionExportProps): ISecret {

@@ -15,6 +15,9 @@ export const OUTPUTS = {
   failureQueueUrl: 'FailureQueueUrl',
   glueDatabase: 'GlueDatabaseName',
   athenaWorkGroup: 'AthenaWorkGroup',
+  analystPolicyArn: 'AnalystPolicyArn',
+  securityPolicyArn: 'SecurityPolicyArn',
+  analystWorkGroup: 'AnalystAthenaWorkGroup',
   usersTableName: 'UsersTableName',
   userIdAttribute: 'UserIdAttribute',
 } as const;

@@ -12,6 +12,9 @@ export const STACK_OWNED_VARIABLES = [
   'EXPORT_PREFIX',
   'MOONKEY_API_URL',
   'MOONKEY_API_KEY_SECRET_ARN',
+  'EXPORT_COPIES',
+  'EXPORT_PII_POLICY',
+  'EXPORT_PII_KEY_SECRET_ARN',
   'EXPORT_CONCURRENCY',
   'EXPORT_MAX_RPS',
   'METRICS_NAMESPACE',
@@ -67,6 +70,7 @@ export function validateSessionExportProps(props: SessionExportProps): void {
     );
   }
   problems.push(...kmsProblems(props));
+  problems.push(...piiProblems(props));
   if (props.existingBucketName !== undefined) {
     for (const name of [
       'snapshotRetentionDays',
@@ -228,6 +232,37 @@ function transitionProblems(props: SessionExportProps): Problem[] {
 }
 
 /** Key ARNs must be key ARNs, and each key must belong to the resource it is declared for. */
+function piiProblems(props: SessionExportProps): Problem[] {
+  const problems: Problem[] = [];
+  if (props.copies !== undefined && !envSchema.shape.EXPORT_COPIES.safeParse(props.copies).success) {
+    problems.push(`copies must be raw, pseudonymized or both (got "${props.copies}")`);
+  }
+  if (props.piiPolicy !== undefined && !Token.isUnresolved(props.piiPolicy)) {
+    const parsed = envSchema.shape.EXPORT_PII_POLICY.safeParse(props.piiPolicy);
+    if (!parsed.success) problems.push(`piiPolicy ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (
+    props.piiKeySecretArn !== undefined &&
+    !Token.isUnresolved(props.piiKeySecretArn) &&
+    !SECRET_ARN.test(props.piiKeySecretArn)
+  ) {
+    problems.push(
+      'piiKeySecretArn must be the full Secrets Manager secret ARN, including the 6-character suffix after the name',
+    );
+  }
+  if (props.piiKeySecretKmsKeyArn !== undefined && props.piiKeySecretArn === undefined) {
+    problems.push(
+      'piiKeySecretKmsKeyArn needs piiKeySecretArn: it is the key of an existing secret; the created secret has its own key',
+    );
+  }
+  if ((props.copies ?? 'raw') === 'raw') {
+    for (const name of ['piiPolicy', 'piiKeySecretArn', 'piiKeySecretKmsKeyArn'] as const)
+      if (props[name] !== undefined)
+        problems.push(`${name} has no effect with copies=raw: set copies to pseudonymized or both`);
+  }
+  return problems;
+}
+
 function kmsProblems(props: SessionExportProps): Problem[] {
   const problems: Problem[] = [];
   const keyArn = (name: string, value: string | undefined) => {
@@ -238,6 +273,7 @@ function kmsProblems(props: SessionExportProps): Problem[] {
     }
   };
   keyArn('apiKeySecretKmsKeyArn', props.apiKeySecretKmsKeyArn);
+  keyArn('piiKeySecretKmsKeyArn', props.piiKeySecretKmsKeyArn);
   keyArn('existingBucketKmsKeyArn', props.existingBucketKmsKeyArn);
   if (props.encryptionKey !== 'create') keyArn('encryptionKey', props.encryptionKey);
   if (props.apiKeySecretKmsKeyArn !== undefined && props.apiKeySecretArn === undefined) {
@@ -267,7 +303,11 @@ function jobEnvironmentProblems(env: Readonly<Record<string, string>>): Problem[
   const problems: Problem[] = [];
   const shape = envSchema.shape as Record<string, { safeParse(v: unknown): { success: boolean } }>;
   for (const [name, value] of Object.entries(env)) {
-    if (name === 'MOONKEY_API_KEY') {
+    if (name === 'EXPORT_PII_KEY') {
+      problems.push(
+        'jobEnvironment.EXPORT_PII_KEY is refused: a plaintext key in the function configuration; the stack keeps it in a secret',
+      );
+    } else if (name === 'MOONKEY_API_KEY') {
       problems.push(
         'jobEnvironment.MOONKEY_API_KEY is refused: a plaintext key in the function configuration; use the secret',
       );

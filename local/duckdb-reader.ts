@@ -15,6 +15,8 @@ import {
 import { CHANGES_VIEW_NAME, changeViewSql } from '../lambda/snapshot/change-view';
 import {
   MANIFESTS_TABLE,
+  PSEUDONYMIZED_SESSIONS_TABLE,
+  PSEUDONYMIZED_VIEW_NAME,
   RAW_SESSIONS_TABLE,
   READER_VIEW_NAME,
   readerViewSql,
@@ -51,8 +53,9 @@ export const TRINO_FUNCTION_STAND_INS = [
 ] as const;
 
 /**
- * Runs `sql` where `sessions_raw`, `manifests`, the reader view `sessions` and the change view
- * `session_changes` exist as in Glue, over a local copy of `<dir>/<prefix>/` (see
+ * Runs `sql` where `sessions_raw`, `manifests`, the reader view `sessions`, the change view
+ * `session_changes` and the pseudonymized copy's `sessions_pseudonymized_raw` and view
+ * `sessions_pseudonymized` exist as in Glue, over a local copy of `<dir>/<prefix>/` (see
  * download-prefix.ts): the views are the stack's own SQL (lambda/snapshot/reader-view.ts,
  * change-view.ts), so a local query reads snapshots exactly as Athena readers do. With
  * `database`, they live in a schema of that name (a named query's `"<db>"."sessions"` resolves)
@@ -90,8 +93,16 @@ export async function queryLocalSnapshots<T>(
       `${dir}/${folderPrefix(prefix, MANIFESTS_FOLDER)}**/*${MANIFEST_SUFFIX}`,
       manifestColumns,
     );
+    await table(
+      PSEUDONYMIZED_SESSIONS_TABLE,
+      `${dir}/${folderPrefix(prefix, 'pseudonymized/sessions')}**/*${DATA_FILE_SUFFIX}`,
+      sessionColumns,
+    );
     await connection.run(
       `CREATE VIEW ${name(READER_VIEW_NAME)} AS ${readerViewSql({ sessionsRaw: name(RAW_SESSIONS_TABLE), manifests: name(MANIFESTS_TABLE) })}`,
+    );
+    await connection.run(
+      `CREATE VIEW ${name(PSEUDONYMIZED_VIEW_NAME)} AS ${readerViewSql({ sessionsRaw: name(PSEUDONYMIZED_SESSIONS_TABLE), manifests: name(MANIFESTS_TABLE) })}`,
     );
     await connection.run(
       `CREATE VIEW ${name(CHANGES_VIEW_NAME)} AS ${changeViewSql({ sessions: name(READER_VIEW_NAME), manifests: name(MANIFESTS_TABLE) })}`,

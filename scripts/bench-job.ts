@@ -64,7 +64,8 @@ async function main(): Promise<BenchJobResult> {
       `${execution.error?.Error ?? 'NoManifest'}: ${execution.error?.Cause ?? 'no manifest'}`,
     );
   }
-  const files = m.files.sessions;
+  // Both copies in `both` mode: what the run stored.
+  const files = [...m.files.sessions, ...m.files.pseudonymized_sessions];
   return finish(started, {
     ok: true,
     users: m.counts.users_processed,

@@ -1,6 +1,9 @@
 /**
  * `npm run bench -- [--users N] [--big-users N] [--configs a,b,...] [--latency MS] [--rps R]
- *                   [--hidden-limit H] [--profile] [--seed-only]`
+ *                   [--hidden-limit H] [--profile] [--seed-only] [--pii]`
+ *
+ * `--pii` runs the copies modes side by side (EXPORT_COPIES raw, pseudonymized and both, the
+ * `pseudonymize` policy: every field hashed), so the cost of the pseudonymized copy is one table.
  *
  * The export against the local stack with every part in its own process: DynamoDB Local (the
  * jar, persisted under .bench-data/ so a seeded table is reused between runs), fauxqs S3, the
@@ -46,6 +49,9 @@ const ROOT = resolve(__dirname, '..');
 const DATA = join(ROOT, '.bench-data');
 const BUILD = join(DATA, 'build');
 const API_KEY = 'sk_bench_local';
+/** The HMAC key of the `--pii` configurations: local, and only for the benchmark's fake sessions. */
+const BENCH_PII_KEY = 'bench-pii-key-0123456789abcdefghijklmn';
+const PII_CONFIGS = ['pii-raw', 'pii-pseudonymized', 'pii-both'];
 const BUCKET = 'moonkey-bench';
 const META_TABLE = 'bench_meta';
 /** DynamoDB Local's file with -sharedDb. */
@@ -61,6 +67,8 @@ interface ConfigSpec {
   readonly adaptive?: boolean;
   /** The fake API's hidden limit (429 + Retry-After: 1 above it). */
   readonly hiddenLimit?: number;
+  /** Job environment of this configuration only. */
+  readonly env?: Readonly<Record<string, string>>;
   /** Requests per second the configuration cannot beat, given latency L. */
   readonly bound: (latencyMs: number) => { rps: number; label: string };
 }
@@ -104,6 +112,11 @@ function configs(options: { rps: number; hiddenLimit: number }): ConfigSpec[] {
       bound: () => ({ rps: options.hiddenLimit, label: `hidden=${options.hiddenLimit}` }),
     }),
     job('c256-big', 256, { users: 'big' }),
+    ...(['raw', 'pseudonymized', 'both'] as const).map((copies) =>
+      job(`pii-${copies}`, 64, {
+        env: { EXPORT_COPIES: copies, EXPORT_PII_POLICY: 'pseudonymize', EXPORT_PII_KEY: BENCH_PII_KEY },
+      }),
+    ),
   ];
 }
 
@@ -145,6 +158,7 @@ async function main(): Promise<void> {
       'hidden-limit': { type: 'string', default: '1500' },
       profile: { type: 'boolean', default: false },
       'seed-only': { type: 'boolean', default: false },
+      pii: { type: 'boolean', default: false },
       /** Extra job environment for every configuration, e.g. --env EXPORT_GZIP_LEVEL=1 (repeatable). */
       env: { type: 'string', multiple: true },
       /** Extra node flags for the job process, for experiments (repeatable). */
@@ -156,8 +170,10 @@ async function main(): Promise<void> {
   const bigUsers = Number(values['big-users']);
   const latencyMs = Number(values.latency);
   const all = configs({ rps: Number(values.rps), hiddenLimit: Number(values['hidden-limit']) });
-  const wanted = values.configs?.split(',').map((s) => s.trim());
-  const selected = wanted ? all.filter((c) => wanted.includes(c.name)) : all;
+  const wanted = values.configs?.split(',').map((s) => s.trim()) ?? (values.pii ? PII_CONFIGS : undefined);
+  const selected = wanted
+    ? all.filter((c) => wanted.includes(c.name))
+    : all.filter((c) => !PII_CONFIGS.includes(c.name));
   const unknown = wanted?.filter((w) => !all.some((c) => c.name === w)) ?? [];
   if (unknown.length > 0 || selected.length === 0) {
     throw new Error(
@@ -251,6 +267,7 @@ async function main(): Promise<void> {
         ...(spec.concurrency ? { EXPORT_CONCURRENCY: String(spec.concurrency) } : {}),
         ...(spec.maxRps ? { EXPORT_MAX_RPS: String(spec.maxRps) } : {}),
         ...(spec.adaptive === undefined ? {} : { EXPORT_ADAPTIVE_CONCURRENCY: String(spec.adaptive) }),
+        ...spec.env,
         ...Object.fromEntries(
           (values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
         ),

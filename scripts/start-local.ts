@@ -55,6 +55,11 @@ async function main(): Promise<void> {
       EXPORT_SCAN_PAGE_SIZE: '100',
       LOG_LEVEL: 'WARN',
       METRICS_ENABLED: 'false',
+      // Both copies, so the demo shows what each audience reads (docs/pii.md). A demo key: the
+      // deployed stack keeps its key in Secrets Manager.
+      EXPORT_COPIES: 'both',
+      EXPORT_PII_POLICY: 'analytics',
+      EXPORT_PII_KEY: 'local-demo-hmac-key-not-for-real-data!!',
     });
     const budget = { workBudgetMs: 2_000 };
 
@@ -134,6 +139,16 @@ GROUP BY ALL ORDER BY sessions DESC LIMIT 10`;
         previous_snapshot_id,
       })),
     );
+    // The analysts' view: tokens for identifiers, networks for IPs, the same rule for committed runs.
+    const pseudonymizedSql = `SELECT s.device_fingerprint.ip AS network, count(*) AS sessions,
+       count(DISTINCT f.method.email) AS distinct_email_tokens
+FROM sessions_pseudonymized s, unnest(s.factors) AS t(f)
+WHERE s.snapshot_id = '${committed.snapshotId}'
+GROUP BY ALL ORDER BY sessions DESC LIMIT 5`;
+    step(
+      `the pseudonymized copy (policy analytics), through the view sessions_pseudonymized:\n${pseudonymizedSql}`,
+    );
+    console.table(await queryLocalSnapshots(dir, PREFIX, pseudonymizedSql));
     step('done');
   } finally {
     await closeRuntime();

@@ -18,8 +18,15 @@ export function dataEncryptionKey(scope: Construct, id: string, spec: string | u
     enableKeyRotation: true,
     removalPolicy: RemovalPolicy.RETAIN,
   });
-  // Grants only for AWS services acting on a resource (Control Tower CT.KMS.PR.3): S3 and Athena
-  // use the key through IAM permissions, so a grant created by anyone else is not ours.
+  denyGrantsExceptForAwsServices(key);
+  return key;
+}
+
+/**
+ * Grants only for AWS services acting on a resource (Control Tower CT.KMS.PR.3): S3, Athena and
+ * Secrets Manager use our keys through IAM permissions, so a grant created by anyone else is not ours.
+ */
+export function denyGrantsExceptForAwsServices(key: Key): void {
   key.addToResourcePolicy(
     new PolicyStatement({
       sid: 'GrantsOnlyForAwsServices',
@@ -32,7 +39,6 @@ export function dataEncryptionKey(scope: Construct, id: string, spec: string | u
       },
     }),
   );
-  return key;
 }
 
 /** A key named by ARN in the props (an existing secret's or bucket's), or none. */

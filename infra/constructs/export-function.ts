@@ -48,6 +48,12 @@ export interface ExportFunctionProps {
    */
   readonly apiKeySecretKey?: IKey;
   /**
+   * The HMAC key's secret of the pseudonymized copy, and the KMS key it is encrypted with.
+   * @default - none: the job writes the raw copy only
+   */
+  readonly piiKeySecret?: ISecret;
+  readonly piiKeySecretKey?: IKey;
+  /**
    * KMS key of the bucket's SSE-KMS default encryption (needs kms:GenerateDataKey and kms:Decrypt through S3).
    * @default - SSE-S3, which needs no grant
    */
@@ -133,7 +139,26 @@ export class ExportFunction extends Construct {
         resources: [props.apiKeySecret.secretArn],
       }),
     );
+    if (props.piiKeySecret) {
+      this.role.addToPolicy(
+        new PolicyStatement({
+          sid: 'ReadPiiKey',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [props.piiKeySecret.secretArn],
+        }),
+      );
+    }
     const region = Stack.of(this).region;
+    if (props.piiKeySecretKey) {
+      this.role.addToPolicy(
+        new PolicyStatement({
+          sid: 'DecryptPiiKeySecret',
+          actions: ['kms:Decrypt'],
+          resources: [props.piiKeySecretKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` } },
+        }),
+      );
+    }
     if (props.apiKeySecretKey) {
       this.role.addToPolicy(
         new PolicyStatement({
@@ -185,6 +210,7 @@ export class ExportFunction extends Construct {
         EXPORT_BUCKET_NAME: props.bucket.bucketName,
         EXPORT_PREFIX: props.prefix,
         MOONKEY_API_KEY_SECRET_ARN: props.apiKeySecret.secretArn,
+        ...(props.piiKeySecret ? { EXPORT_PII_KEY_SECRET_ARN: props.piiKeySecret.secretArn } : {}),
         NODE_OPTIONS: '--enable-source-maps',
       },
       reservedConcurrentExecutions: props.reservedConcurrency,

@@ -21,10 +21,11 @@ export interface NamedQueryText {
   readonly id: string;
   readonly name: string;
   readonly description: string;
-  readonly sql: (db: string) => string;
+  /** `view`: the reader view the query reads (`sessions`, or the pseudonymized copy's). */
+  readonly sql: (db: string, view?: string) => string;
 }
 
-const latestSnapshot = (db: string) => `latest AS (
+const latestSnapshot = (db: string, view: string) => `latest AS (
   SELECT snapshot_id, dt
   FROM "${db}"."manifests"
   WHERE status = 'committed' AND trigger = 'scheduled'
@@ -34,7 +35,7 @@ const latestSnapshot = (db: string) => `latest AS (
 ),
 snapshot AS (
   SELECT s.*
-  FROM "${db}"."${READER_VIEW_NAME}" s
+  FROM "${db}"."${view}" s
   JOIN latest l ON s.dt = l.dt AND s.snapshot_id = l.snapshot_id
   WHERE s.dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
 )`;
@@ -62,7 +63,7 @@ export const NAMED_QUERIES: readonly NamedQueryText[] = [
     id: 'LatestSnapshot',
     name: 'Latest complete snapshot',
     description: 'Every session of the latest committed scheduled snapshot (looks back 7 days).',
-    sql: (db) => `WITH ${latestSnapshot(db)}
+    sql: (db, view = READER_VIEW_NAME) => `WITH ${latestSnapshot(db, view)}
 SELECT id, user_id, from_unixtime(started_at) AS started, from_unixtime(last_active_at) AS last_active,
        from_unixtime(expires_at) AS expires, device_fingerprint.ip AS ip, cardinality(factors) AS factor_count,
        snapshot_id, dt
@@ -73,7 +74,7 @@ ORDER BY user_id, started_at;`,
     id: 'SessionsPerUser',
     name: 'Sessions per user (top 50)',
     description: 'Users with the most live sessions in the latest complete snapshot.',
-    sql: (db) => `WITH ${latestSnapshot(db)}
+    sql: (db, view = READER_VIEW_NAME) => `WITH ${latestSnapshot(db, view)}
 SELECT user_id, count(*) AS sessions, count(DISTINCT device_fingerprint.ip) AS distinct_ips,
        from_unixtime(max(last_active_at)) AS last_active
 FROM snapshot
@@ -86,7 +87,7 @@ LIMIT 50;`,
     name: 'Factor mix',
     description:
       'Which authentication factors live sessions were established with (latest complete snapshot).',
-    sql: (db) => `WITH ${latestSnapshot(db)}
+    sql: (db, view = READER_VIEW_NAME) => `WITH ${latestSnapshot(db, view)}
 SELECT f.type, f.delivery_channel, count(*) AS factors, count(DISTINCT s.id) AS sessions,
        count(DISTINCT s.user_id) AS users
 FROM snapshot s
@@ -98,7 +99,7 @@ ORDER BY factors DESC;`,
     id: 'SharedIp',
     name: 'Sessions sharing one IP',
     description: 'IP addresses used by live sessions of more than one user (latest complete snapshot).',
-    sql: (db) => `WITH ${latestSnapshot(db)}
+    sql: (db, view = READER_VIEW_NAME) => `WITH ${latestSnapshot(db, view)}
 SELECT device_fingerprint.ip AS ip, count(DISTINCT user_id) AS users, count(*) AS sessions,
        slice(array_agg(DISTINCT user_id), 1, 20) AS some_users
 FROM snapshot
@@ -112,7 +113,7 @@ LIMIT 100;`,
     id: 'ExpiringSoon',
     name: 'Sessions about to expire',
     description: 'Live sessions of the latest complete snapshot that expire within 24 hours of it.',
-    sql: (db) => `WITH ${latestSnapshot(db)}
+    sql: (db, view = READER_VIEW_NAME) => `WITH ${latestSnapshot(db, view)}
 SELECT user_id, id, from_unixtime(expires_at) AS expires,
        round((expires_at - snapshot_at) / 3600.0, 1) AS hours_left_at_snapshot, device_fingerprint.ip AS ip
 FROM snapshot
@@ -124,11 +125,14 @@ ORDER BY expires_at;`,
     name: "One user's sessions (audit)",
     description:
       'Every session of one user in every snapshot of the last 90 days; run with the user id as parameter.',
-    sql: (db) => `SELECT snapshot_id, from_unixtime(snapshot_at) AS snapshot_time, id AS session_id,
+    sql: (
+      db,
+      view = READER_VIEW_NAME,
+    ) => `SELECT snapshot_id, from_unixtime(snapshot_at) AS snapshot_time, id AS session_id,
        from_unixtime(started_at) AS started, from_unixtime(last_active_at) AS last_active,
        from_unixtime(expires_at) AS expires, device_fingerprint.ip AS ip, device_fingerprint.user_agent AS user_agent,
        transform(factors, f -> f.type || '/' || f.delivery_channel) AS factors
-FROM "${db}"."${READER_VIEW_NAME}"
+FROM "${db}"."${view}"
 WHERE user_id = ?
   AND dt >= date_format(current_date - INTERVAL '90' DAY, '%Y-%m-%d')
 ORDER BY snapshot_at DESC, started_at;`,

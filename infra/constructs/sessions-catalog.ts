@@ -40,6 +40,8 @@ import {
 import { CHANGES_VIEW_NAME, changeViewColumns, changeViewSql } from '../../lambda/snapshot/change-view';
 import {
   MANIFESTS_TABLE,
+  PSEUDONYMIZED_SESSIONS_TABLE,
+  PSEUDONYMIZED_VIEW_NAME,
   RAW_SESSIONS_TABLE,
   READER_VIEW_NAME,
   readerViewColumns,
@@ -87,7 +89,17 @@ export interface SessionsCatalogProps {
    * @default FIRST_PARTITION_DATE ('2024-01-01')
    */
   readonly firstPartitionDate?: string;
+  /**
+   * Also catalog the pseudonymized copy (`<prefix>/pseudonymized/sessions/`): its table, its view
+   * `sessions_pseudonymized`, and an analyst workgroup with the same named queries over it.
+   * @default false
+   */
+  readonly pseudonymized?: boolean;
 }
+
+/** Where each workgroup writes its results in the results bucket: apart, so access can be split. */
+export const RAW_RESULTS_PREFIX = 'results/';
+export const PSEUDONYMIZED_RESULTS_PREFIX = 'pseudonymized-results/';
 
 function glueType(type: AthenaType): Type {
   switch (type.kind) {
@@ -151,6 +163,10 @@ export class SessionsCatalog extends Construct {
   readonly changesView: PrestoView;
   readonly workGroup: CfnWorkGroup;
   readonly resultsBucket: Bucket;
+  /** The pseudonymized copy's table, view and workgroup; undefined unless `pseudonymized`. */
+  readonly pseudonymizedTable: S3Table | undefined;
+  readonly pseudonymizedView: PrestoView | undefined;
+  readonly pseudonymizedWorkGroup: CfnWorkGroup | undefined;
 
   constructor(scope: Construct, id: string, props: SessionsCatalogProps) {
     super(scope, id);
@@ -170,6 +186,7 @@ export class SessionsCatalog extends Construct {
       tableName: string,
       kind: FileKind | typeof MANIFESTS_FOLDER,
       columns: readonly AthenaColumn[],
+      gzip = kind === 'sessions',
     ) => {
       const created = new S3Table(this, id, {
         database: this.database,
@@ -187,7 +204,7 @@ export class SessionsCatalog extends Construct {
             format: 'yyyy-MM-dd',
           }),
         },
-        compressed: kind === 'sessions',
+        compressed: gzip,
         hasEncryptedData: false,
         // The job writes Hive-style `dt=` folders; spelled out so nobody has to know Athena's default.
         parameters: {
@@ -223,6 +240,29 @@ export class SessionsCatalog extends Construct {
     });
     this.changesView.table.applyRemovalPolicy(RemovalPolicy.DESTROY);
     this.changesView.node.addDependency(this.sessionsView, this.manifestsTable);
+    if (props.pseudonymized) {
+      // Same columns as the raw copy: a token, a network and a dropped field (NULL) are all strings.
+      this.pseudonymizedTable = table(
+        'SessionsPseudonymizedTable',
+        PSEUDONYMIZED_SESSIONS_TABLE,
+        'pseudonymized/sessions',
+        sessionColumns,
+        true,
+      );
+      this.pseudonymizedView = new PrestoView(this, 'SessionsPseudonymizedView', {
+        database: this.database,
+        databaseName,
+        viewName: PSEUDONYMIZED_VIEW_NAME,
+        description: `MoonKey sessions of committed snapshots, pseudonymized: the lines of ${PSEUDONYMIZED_SESSIONS_TABLE} whose run is the newest committed run of their snapshot`,
+        sql: readerViewSql({
+          sessionsRaw: qualified(PSEUDONYMIZED_SESSIONS_TABLE),
+          manifests: qualified(MANIFESTS_TABLE),
+        }),
+        columns: readerViewColumns,
+      });
+      this.pseudonymizedView.table.applyRemovalPolicy(RemovalPolicy.DESTROY);
+      this.pseudonymizedView.node.addDependency(this.pseudonymizedTable, this.manifestsTable);
+    }
 
     const key = props.encryptionKey;
     this.resultsBucket = new Bucket(this, 'ResultsBucket', {
@@ -254,31 +294,39 @@ export class SessionsCatalog extends Construct {
           }),
     });
 
-    this.workGroup = new CfnWorkGroup(this, 'WorkGroup', {
-      name: `${stack.stackName}-sessions`,
-      description: 'Queries over MoonKey session snapshots',
-      state: 'ENABLED',
-      recursiveDeleteOption: true,
-      workGroupConfiguration: {
-        enforceWorkGroupConfiguration: true,
-        publishCloudWatchMetricsEnabled: true,
-        bytesScannedCutoffPerQuery: props.bytesScannedCutoffPerQuery ?? 10 * 1024 ** 3,
-        engineVersion: { selectedEngineVersion: 'Athena engine version 3' },
-        resultConfiguration: {
-          outputLocation: `s3://${this.resultsBucket.bucketName}/results/`,
-          encryptionConfiguration: key
-            ? { encryptionOption: 'SSE_KMS', kmsKey: key.keyArn }
-            : { encryptionOption: 'SSE_S3' },
+    const workGroup = (id: string, name: string, description: string, resultsPrefix: string) => {
+      const created = new CfnWorkGroup(this, id, {
+        name,
+        description,
+        state: 'ENABLED',
+        recursiveDeleteOption: true,
+        workGroupConfiguration: {
+          enforceWorkGroupConfiguration: true,
+          publishCloudWatchMetricsEnabled: true,
+          bytesScannedCutoffPerQuery: props.bytesScannedCutoffPerQuery ?? 10 * 1024 ** 3,
+          engineVersion: { selectedEngineVersion: 'Athena engine version 3' },
+          resultConfiguration: {
+            outputLocation: `s3://${this.resultsBucket.bucketName}/${resultsPrefix}`,
+            encryptionConfiguration: key
+              ? { encryptionOption: 'SSE_KMS', kmsKey: key.keyArn }
+              : { encryptionOption: 'SSE_S3' },
+          },
         },
-      },
-    });
-
-    if (!key) {
-      acknowledgeGuard(this.workGroup, {
-        athena_workgroup_results_encrypted_at_rest_kms_check:
-          'Results are SSE-S3 unless the deployer sets encryptionKey; the workgroup enforces its encryption setting either way.',
       });
-    }
+      if (!key) {
+        acknowledgeGuard(created, {
+          athena_workgroup_results_encrypted_at_rest_kms_check:
+            'Results are SSE-S3 unless the deployer sets encryptionKey; the workgroup enforces its encryption setting either way.',
+        });
+      }
+      return created;
+    };
+    this.workGroup = workGroup(
+      'WorkGroup',
+      `${stack.stackName}-sessions`,
+      'Queries over MoonKey session snapshots',
+      RAW_RESULTS_PREFIX,
+    );
 
     for (const query of NAMED_QUERIES) {
       const named = new CfnNamedQuery(this, query.id, {
@@ -289,6 +337,28 @@ export class SessionsCatalog extends Construct {
         queryString: query.sql(databaseName),
       });
       named.node.addDependency(this.sessionsView, this.changesView, this.manifestsTable);
+    }
+
+    // Results of queries over the raw copy hold raw values: the analysts' workgroup writes its
+    // results under its own prefix, which is all of the results bucket their policy reaches.
+    if (this.pseudonymizedView) {
+      const analysts = workGroup(
+        'PseudonymizedWorkGroup',
+        `${stack.stackName}-sessions-pseudonymized`,
+        'Queries over the pseudonymized copy of MoonKey session snapshots',
+        PSEUDONYMIZED_RESULTS_PREFIX,
+      );
+      this.pseudonymizedWorkGroup = analysts;
+      for (const query of NAMED_QUERIES) {
+        const named = new CfnNamedQuery(this, `Pseudonymized${query.id}`, {
+          name: `${query.name} (pseudonymized)`,
+          description: query.description,
+          database: databaseName,
+          workGroup: analysts.ref,
+          queryString: query.sql(databaseName, PSEUDONYMIZED_VIEW_NAME),
+        });
+        named.node.addDependency(this.pseudonymizedView, this.manifestsTable);
+      }
     }
   }
 }

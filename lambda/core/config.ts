@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describePolicy, PII_PRESETS, type PiiPolicy, parsePolicy } from '../pii/pii-policy';
 import { ConfigError } from './errors';
 import {
   DEFAULT_API_URL,
@@ -70,6 +71,21 @@ const tolerance = z
   )
   .refine((t) => t.kind === 'count' || t.value <= 100, { error: 'a percentage must be at most 100%' });
 
+/** A preset name or the per-field form (pii/pii-policy.ts); the error is the parser's own. */
+const piiPolicy = z.string().transform((v, ctx): PiiPolicy => {
+  const result = parsePolicy(v);
+  if (result.ok) return result.policy;
+  ctx.addIssue({ code: 'custom', message: result.error });
+  return z.NEVER;
+});
+
+/** HMAC keys shorter than the hash's own 32 bytes are weaker than the hash. */
+export const PII_KEY_MIN_CHARS = 32;
+
+const secretArn = z.string().regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
+  error: 'must be a Secrets Manager secret ARN',
+});
+
 /**
  * Every environment variable the job reads, with its default and rule. This is the only place
  * that reads `process.env` (see `loadConfig`); everything else receives a `Config`.
@@ -84,12 +100,17 @@ export const envShape = z.object({
   EXPORT_PREFIX: keyPrefix.default(DEFAULT_EXPORT_PREFIX),
   MOONKEY_API_URL: apiUrl.default(DEFAULT_API_URL),
   MOONKEY_API_KEY: z.string().min(1, { error: 'must not be empty' }).optional(),
-  MOONKEY_API_KEY_SECRET_ARN: z
+  MOONKEY_API_KEY_SECRET_ARN: secretArn.optional(),
+  // Raw by default: what existing deployments and their readers already rely on.
+  EXPORT_COPIES: z
+    .enum(['raw', 'pseudonymized', 'both'], { error: 'must be raw, pseudonymized or both' })
+    .default('raw'),
+  EXPORT_PII_POLICY: piiPolicy.default(() => PII_PRESETS.pseudonymize),
+  EXPORT_PII_KEY: z
     .string()
-    .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
-      error: 'must be a Secrets Manager secret ARN',
-    })
+    .min(PII_KEY_MIN_CHARS, { error: `must be at least ${PII_KEY_MIN_CHARS} characters` })
     .optional(),
+  EXPORT_PII_KEY_SECRET_ARN: secretArn.optional(),
   EXPORT_CONCURRENCY: int(1, 2048).default(DEFAULT_CONCURRENCY),
   EXPORT_MAX_RPS: positiveDecimal.optional(),
   // On by default: inert until the API answers 429 (see lambda/flow/adaptive-concurrency.ts).
@@ -142,6 +163,14 @@ export const envSchema = envShape.superRefine((env, ctx) => {
       message: `exactly one of MOONKEY_API_KEY or MOONKEY_API_KEY_SECRET_ARN must be set (found ${keys.length})`,
     });
   }
+  const piiKeys = [env.EXPORT_PII_KEY, env.EXPORT_PII_KEY_SECRET_ARN].filter((v) => v !== undefined);
+  if (env.EXPORT_COPIES !== 'raw' && piiKeys.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['EXPORT_PII_KEY_SECRET_ARN'],
+      message: `exactly one of EXPORT_PII_KEY or EXPORT_PII_KEY_SECRET_ARN must be set when EXPORT_COPIES=${env.EXPORT_COPIES} (found ${piiKeys.length})`,
+    });
+  }
   if (env.EXPORT_REQUEST_TOTAL_TIMEOUT_MS < env.EXPORT_REQUEST_TIMEOUT_MS) {
     ctx.addIssue({
       code: 'custom',
@@ -169,6 +198,16 @@ export const envSchema = envShape.superRefine((env, ctx) => {
 export type Env = z.infer<typeof envSchema>;
 
 export type ApiKeySource = { kind: 'value'; value: string } | { kind: 'secret'; secretArn: string };
+
+/** Which copies of each record a run writes (docs/pii.md). */
+export type ExportCopies = Env['EXPORT_COPIES'];
+
+export interface PiiConfig {
+  readonly copies: ExportCopies;
+  readonly policy: PiiPolicy;
+  /** Where the HMAC key comes from; undefined in `raw` mode, which needs none. */
+  readonly key: ApiKeySource | undefined;
+}
 
 export interface Config {
   readonly usersTableName: string;
@@ -201,6 +240,7 @@ export interface Config {
   readonly logLevel: Env['LOG_LEVEL'];
   readonly metricsNamespace: string;
   readonly metricsEnabled: boolean;
+  readonly pii: PiiConfig;
 }
 
 /** Empty strings count as unset: CloudFormation and shells both produce them for "no value". */
@@ -257,6 +297,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     metricsNamespace: e.METRICS_NAMESPACE,
     metricsEnabled: e.METRICS_ENABLED,
+    pii: {
+      copies: e.EXPORT_COPIES,
+      policy: e.EXPORT_PII_POLICY,
+      key:
+        e.EXPORT_COPIES === 'raw'
+          ? undefined
+          : e.EXPORT_PII_KEY !== undefined
+            ? { kind: 'value', value: e.EXPORT_PII_KEY }
+            : { kind: 'secret', secretArn: e.EXPORT_PII_KEY_SECRET_ARN ?? '' },
+    },
   };
 }
 
@@ -270,9 +320,19 @@ export function loadConfig(defaults: Record<string, string> = {}): Config {
 
 /** Settings recorded in the manifest: everything but secrets (the key source says only which kind). */
 export function effectiveSettings(config: Config): Record<string, unknown> {
-  const { apiKey, ...rest } = config;
+  const { apiKey, pii, ...rest } = config;
   return {
     ...rest,
     apiKey: apiKey.kind === 'secret' ? { secretArn: apiKey.secretArn } : '(from MOONKEY_API_KEY)',
+    pii: {
+      copies: pii.copies,
+      policy: describePolicy(pii.policy),
+      key:
+        pii.key === undefined
+          ? null
+          : pii.key.kind === 'secret'
+            ? { secretArn: pii.key.secretArn }
+            : '(from EXPORT_PII_KEY)',
+    },
   };
 }

@@ -103,7 +103,20 @@ export const METRIC_DIMENSIONS = {
 // ---- Key layout and snapshot naming ---------------------------------------------------------
 
 /** The kinds of file a run writes, each under `<prefix>/<kind>/`; only `sessions` is read by the Athena table. */
-export const FILE_KINDS = ['sessions', 'rejects', 'failed-users'] as const;
+/**
+ * The kinds of file a run writes; `sessions` and `pseudonymized/sessions` are read by the Athena
+ * tables. The pseudonymized copy lives under its own `pseudonymized/` prefix, so access to it is
+ * granted apart from the raw copy's. Failed-users files hold no session data and serve both.
+ */
+export const FILE_KINDS = [
+  'sessions',
+  'rejects',
+  'failed-users',
+  'pseudonymized/sessions',
+  'pseudonymized/rejects',
+] as const;
+/** Where the pseudonymized copy's files live under the prefix. */
+export const PSEUDONYMIZED_DIR = 'pseudonymized';
 export type FileKind = (typeof FILE_KINDS)[number];
 
 /** Folders under the prefix besides the file kinds: the commit points, and run state outside every table. */

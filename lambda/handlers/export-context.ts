@@ -3,8 +3,10 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { resolveApiKey } from '../core/api-key';
 import type { Config } from '../core/config';
 import { createLogger, createMetricsSink, type JobLogger, type MetricsSink } from '../core/observability';
+import { resolvePiiKey } from '../core/pii-key';
 import { createSessionsClient } from '../moonkey/sessions-client';
 import type { ExportContext } from '../run/job-context';
+import { createPiiCopies } from '../run/pii-copies';
 
 export interface ExportRuntime extends ExportContext {
   close(): Promise<void>;
@@ -21,6 +23,11 @@ export async function createExportRuntime(
   overrides: { logger?: JobLogger; metrics?: MetricsSink } = {},
 ): Promise<ExportRuntime> {
   const apiKey = await resolveApiKey(config.apiKey);
+  // Read once here and held only by the tokenizer's closure: never in the config, a log or the state.
+  const pii = createPiiCopies(
+    config.pii,
+    config.pii.key === undefined ? undefined : await resolvePiiKey(config.pii.key),
+  );
   const sessions = createSessionsClient({
     apiUrl: config.apiUrl,
     apiKey,
@@ -39,6 +46,7 @@ export async function createExportRuntime(
     s3,
     dynamodb,
     fetchSessions: sessions.fetchSessions,
+    pii,
     logger: overrides.logger ?? createLogger(config),
     metrics: overrides.metrics ?? createMetricsSink(config),
     async close() {

@@ -34,6 +34,7 @@ export async function abortPhase(ctx: ExportContext, input: AbortInput): Promise
     files: [],
     error: { type: input.error.type, message: input.error.message, step: input.failedStep },
     settings: { ...store.stored.settings, segments: store.stored.totalSegments },
+    pii: ctx.pii.manifestEntry,
   });
   const result = await abortRun(store.commitContext(ctx.logger), manifest);
   if (result.alreadyCommitted) {

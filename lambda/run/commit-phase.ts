@@ -29,6 +29,7 @@ export async function commitPhase(
       failedUsers,
       files: [],
       settings,
+      pii: ctx.pii.manifestEntry,
     });
     // The plan and steps were the only objects written; a dry run leaves nothing behind.
     await store.clear();
@@ -39,7 +40,14 @@ export async function commitPhase(
   const tooMany = toleranceError(counts, ctx.config);
   if (tooMany) throw tooMany;
   const files = steps.flatMap((s) => s.files);
-  const manifest = buildManifest(plan, store, { status: 'committed', counts, failedUsers, files, settings });
+  const manifest = buildManifest(plan, store, {
+    status: 'committed',
+    counts,
+    failedUsers,
+    files,
+    settings,
+    pii: ctx.pii.manifestEntry,
+  });
   const { manifestKey, cleanup } = await commitRun(store.commitContext(ctx.logger), files, manifest);
   if (cleanup.visibleRunId !== undefined && cleanup.visibleRunId !== plan.runId) {
     ctx.logger.warn('a newer run of this snapshot committed first; readers show that one', {

@@ -3,6 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../core/config';
 import type { JobLogger, MetricsSink } from '../core/observability';
 import type { FetchSessions } from '../moonkey/sessions-client';
+import type { PiiCopies } from './pii-copies';
 
 /**
  * Clients and sinks built once per cold start (handlers/export-context.ts) and handed to every
@@ -15,4 +16,6 @@ export interface ExportContext {
   readonly fetchSessions: FetchSessions;
   readonly logger: JobLogger;
   readonly metrics: MetricsSink;
+  /** Which copies a run writes and the policy of the pseudonymized one (pii-copies.ts). */
+  readonly pii: PiiCopies;
 }

@@ -12,6 +12,7 @@ import { type FailedUser, MANIFEST_FAILED_USERS_LIMIT, type MutableRunCounts } f
 import type { NdjsonWriter } from '../snapshot/ndjson-writer';
 import type { FileKind } from '../snapshot/snapshot-keys';
 import type { Admission } from './admission';
+import type { PiiCopies } from './pii-copies';
 import { tooManyUsersNotFound } from './tolerance';
 
 /** Fields the job adds to every line; a response that carries them has them replaced by ours. */
@@ -27,6 +28,8 @@ export interface UserExportDeps {
   >;
   readonly run: { readonly snapshotId: string; readonly runId: string; readonly snapshotAt: number };
   readonly fetchSessions: FetchSessions;
+  /** Which copies to write; the one place the policy is applied to a record. */
+  readonly copies: PiiCopies;
   readonly limit: LimitFunction;
   readonly limiter: RateLimiter;
   /** AIMD on 429s; moves `limit.concurrency` within [1, the worker's share of EXPORT_CONCURRENCY]. */
@@ -103,19 +106,41 @@ export class UserExport {
       }
       const { valid, rejected } = answer;
       const observedAt = Math.floor(this.now() / 1000);
+      const { copies } = deps;
       if (valid.length > 0) {
-        let lines = '';
-        for (const session of valid) lines += this.toLine(session, observedAt);
         counts.users_with_sessions++;
         counts.sessions_exported += valid.length;
-        await deps.writers.sessions.write(lines, valid.length);
+        if (copies.writesRaw) {
+          let lines = '';
+          for (const session of valid) lines += this.toLine(session, observedAt);
+          await deps.writers.sessions.write(lines, valid.length);
+        }
+        if (copies.sessionLine) {
+          const { run } = deps;
+          const ours = {
+            snapshot_id: run.snapshotId,
+            run_id: run.runId,
+            snapshot_at: run.snapshotAt,
+            observed_at: observedAt,
+          };
+          let lines = '';
+          for (const session of valid) lines += copies.sessionLine(session.item, ours);
+          await deps.writers['pseudonymized/sessions'].write(lines, valid.length);
+        }
       }
       if (rejected.length > 0) {
-        let lines = '';
-        for (const reject of rejected)
-          lines += `${JSON.stringify({ snapshot_id: deps.run.snapshotId, run_id: deps.run.runId, ...reject })}\n`;
         counts.items_rejected += rejected.length;
-        await deps.writers.rejects.write(lines, rejected.length);
+        const ours = { snapshot_id: deps.run.snapshotId, run_id: deps.run.runId };
+        if (copies.writesRaw) {
+          let lines = '';
+          for (const reject of rejected) lines += `${JSON.stringify({ ...ours, ...reject })}\n`;
+          await deps.writers.rejects.write(lines, rejected.length);
+        }
+        if (copies.rejectLine) {
+          let lines = '';
+          for (const reject of rejected) lines += copies.rejectLine(reject, ours);
+          await deps.writers['pseudonymized/rejects'].write(lines, rejected.length);
+        }
       }
       counts.users_processed++;
     } catch (error) {
@@ -206,7 +231,11 @@ export class UserExport {
     const { counts } = deps;
     counts.users_failed++;
     counts.users_processed++;
-    const failed: FailedUser = { user_id: userId, error: error.message, error_type: error.name };
+    const failed: FailedUser = {
+      user_id: userId,
+      error: deps.copies.failureText(error),
+      error_type: error.name,
+    };
     if (deps.failedUsers.length < MANIFEST_FAILED_USERS_LIMIT) deps.failedUsers.push(failed);
     if (counts.users_failed <= 20) deps.logger.warn('user failed', { ...failed });
     const tolerance = deps.config.failedUsersTolerance;

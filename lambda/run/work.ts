@@ -140,15 +140,19 @@ class Work {
         gzipLevel: config.gzipLevel,
         onUploadCreated: (upload) => store.recordUpload(upload),
       });
+    // A writer opens no file before its first line: the copies a run does not write cost nothing.
     this.writers = {
       sessions: writer('sessions'),
       rejects: writer('rejects'),
       'failed-users': writer('failed-users'),
+      'pseudonymized/sessions': writer('pseudonymized/sessions'),
+      'pseudonymized/rejects': writer('pseudonymized/rejects'),
     };
     this.users = new UserExport({
       config,
       run: input.store.plan,
       fetchSessions: ctx.fetchSessions,
+      copies: ctx.pii,
       limit: this.limit,
       limiter,
       aimd: this.aimd,

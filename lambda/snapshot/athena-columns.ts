@@ -168,9 +168,16 @@ const manifestColumnTypes = {
     requests: big,
     retries: big,
   }),
-  files: struct({ sessions: fileList, rejects: fileList, failed_users: fileList }),
+  files: struct({
+    sessions: fileList,
+    rejects: fileList,
+    failed_users: fileList,
+    pseudonymized_sessions: fileList,
+    pseudonymized_rejects: fileList,
+  }),
   failed_users: { kind: 'array', element: struct({ user_id: str, error: str, error_type: str }) },
   failed_users_truncated: { kind: 'primitive', name: 'boolean' },
+  pii: struct({ copies: str, policy: str, key_fingerprint: str }),
 } as const satisfies ManifestColumnTypes;
 
 /** Columns of the manifests table (one row per manifest file). */

@@ -92,10 +92,24 @@ export interface Manifest {
     readonly sessions: readonly ManifestFile[];
     readonly rejects: readonly ManifestFile[];
     readonly failed_users: readonly ManifestFile[];
+    /** The pseudonymized copy's files (EXPORT_COPIES pseudonymized or both); committed with the raw ones. */
+    readonly pseudonymized_sessions: readonly ManifestFile[];
+    readonly pseudonymized_rejects: readonly ManifestFile[];
   };
   readonly failed_users: readonly FailedUser[];
   readonly failed_users_truncated: boolean;
   readonly settings: Record<string, unknown>;
+  /** Which copies this run wrote, the policy of the pseudonymized one and its key's fingerprint. */
+  readonly pii: ManifestPii;
+}
+
+/** The manifest's `pii`: enough for a reader to tell which snapshots' tokens are comparable. */
+export interface ManifestPii {
+  readonly copies: 'raw' | 'pseudonymized' | 'both';
+  /** The per-field form of the policy (lambda/pii/pii-policy.ts); null in `raw` mode. */
+  readonly policy: string | null;
+  /** Snapshots with one fingerprint have comparable tokens; null in `raw` mode. */
+  readonly key_fingerprint: string | null;
 }
 
 /** What a run is, as its manifest names it (the run's plan, seen from the snapshot layer). */
@@ -118,6 +132,7 @@ export interface ManifestParts {
   readonly error?: Manifest['error'];
   /** The effective settings, as the plan recorded them, and the segments it chose. */
   readonly settings: Record<string, unknown>;
+  readonly pii: ManifestPii;
 }
 
 /** The manifest of a run that ends now. */
@@ -152,9 +167,12 @@ export function buildManifest(
       sessions: describe('sessions'),
       rejects: describe('rejects'),
       failed_users: describe('failed-users'),
+      pseudonymized_sessions: describe('pseudonymized/sessions'),
+      pseudonymized_rejects: describe('pseudonymized/rejects'),
     },
     failed_users: failedUsers,
     failed_users_truncated: parts.counts.users_failed > failedUsers.length,
     settings: parts.settings,
+    pii: parts.pii,
   };
 }

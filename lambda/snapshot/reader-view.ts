@@ -15,6 +15,10 @@ import { type AthenaColumn, PARTITION_COLUMN, sessionColumns } from './athena-co
 export const READER_VIEW_NAME = 'sessions';
 /** The Glue table over every line under `<prefix>/sessions/`, of every run. */
 export const RAW_SESSIONS_TABLE = 'sessions_raw';
+/** The pseudonymized copy's view (EXPORT_COPIES pseudonymized or both): same columns, same rule. */
+export const PSEUDONYMIZED_VIEW_NAME = 'sessions_pseudonymized';
+/** The Glue table over every line under `<prefix>/pseudonymized/sessions/`, of every run. */
+export const PSEUDONYMIZED_SESSIONS_TABLE = 'sessions_pseudonymized_raw';
 /** The Glue table over `<prefix>/manifests/`. */
 export const MANIFESTS_TABLE = 'manifests';
 

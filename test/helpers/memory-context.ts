@@ -4,6 +4,7 @@ import type { RunMetrics } from '../../lambda/core/observability';
 import type { SessionsResponse } from '../../lambda/moonkey/classify-response';
 import type { FetchSessions } from '../../lambda/moonkey/sessions-client';
 import type { ExportContext } from '../../lambda/run/job-context';
+import { RAW_ONLY } from '../../lambda/run/pii-copies';
 import type { RunPlan } from '../../lambda/run/run-plan';
 import { newRunId } from '../../lambda/snapshot/snapshot-id';
 import { type CapturedLogger, captureLogger } from './capture-logger';
@@ -52,6 +53,7 @@ export function memoryContext(
     } as unknown as DynamoDBClient,
     dynamodbSent,
     fetchSessions: parts.fetchSessions ?? (async () => moonkeyAnswer({ sessions: [] })),
+    pii: RAW_ONLY,
     logger: captureLogger(),
     metrics: (m) => published.push(m),
     published,

@@ -42,6 +42,8 @@ export async function readVisibleSessions(
   s3: S3Client,
   bucket: string,
   prefix: string,
+  /** `pseudonymized/sessions` for the pseudonymized copy's view. */
+  sessionsDir = 'sessions',
 ): Promise<Record<string, unknown>[]> {
   const winners = new Map<string, string>();
   for (const [key, text] of await readObjects(s3, bucket, `${prefix}/manifests/`)) {
@@ -53,7 +55,7 @@ export async function readVisibleSessions(
     if (current === undefined || manifest.run_id > current) winners.set(slot, manifest.run_id);
   }
   const visible: Record<string, unknown>[] = [];
-  for (const [key, text] of await readObjects(s3, bucket, `${prefix}/sessions/`)) {
+  for (const [key, text] of await readObjects(s3, bucket, `${prefix}/${sessionsDir}/`)) {
     const dt = /\/dt=([^/]+)\//.exec(key)?.[1];
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;

@@ -112,10 +112,17 @@ function manifestOf(runId: string, status: Manifest['status']): Manifest {
     duration_ms: 0,
     table_location: '',
     counts: emptyCounts(),
-    files: { sessions: [], rejects: [], failed_users: [] },
+    files: {
+      sessions: [],
+      rejects: [],
+      failed_users: [],
+      pseudonymized_sessions: [],
+      pseudonymized_rejects: [],
+    },
     failed_users: [],
     failed_users_truncated: false,
     settings: {},
+    pii: { copies: 'raw', policy: null, key_fingerprint: null },
   };
 }
 

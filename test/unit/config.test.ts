@@ -1,5 +1,6 @@
 import { effectiveSettings, parseConfig } from '../../lambda/core/config';
 import { ConfigError } from '../../lambda/core/errors';
+import { PII_PRESETS } from '../../lambda/pii/pii-policy';
 import { thrownBy } from '../helpers/thrown-by';
 
 const minimal = { USERS_TABLE_NAME: 'users', EXPORT_BUCKET_NAME: 'my-exports', MOONKEY_API_KEY: 'sk_test_x' };
@@ -223,5 +224,82 @@ describe('parseConfig', () => {
 
     expect(JSON.stringify(settings)).not.toContain('sk_test_x');
     expect(settings.apiKey).toBe('(from MOONKEY_API_KEY)');
+  });
+});
+
+describe('parseConfig: PII copies', () => {
+  const KEY = 'k'.repeat(32);
+
+  it('writes the raw copy only by default, with the pseudonymize preset ready and no key needed', () => {
+    expect(parseConfig(minimal).pii).toEqual({
+      copies: 'raw',
+      policy: PII_PRESETS.pseudonymize,
+      key: undefined,
+    });
+  });
+
+  it('reads the copies mode, a preset or the per-field form, and the key source', () => {
+    expect(
+      parseConfig({ ...minimal, EXPORT_COPIES: 'both', EXPORT_PII_POLICY: 'analytics', EXPORT_PII_KEY: KEY })
+        .pii,
+    ).toEqual({
+      copies: 'both',
+      policy: PII_PRESETS.analytics,
+      key: { kind: 'value', value: KEY },
+    });
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pii-AbCdEf';
+    const config = parseConfig({
+      ...minimal,
+      EXPORT_COPIES: 'pseudonymized',
+      EXPORT_PII_POLICY: 'minimal,user_agent=keep',
+      EXPORT_PII_KEY_SECRET_ARN: arn,
+    });
+    expect(config.pii.key).toEqual({ kind: 'secret', secretArn: arn });
+    expect(config.pii.policy.user_agent).toEqual({ kind: 'keep' });
+  });
+
+  it('names the variable and the rule for a bad mode or policy', () => {
+    expect(errorOf({ ...minimal, EXPORT_COPIES: 'hashed' }).issues).toEqual([
+      'EXPORT_COPIES must be raw, pseudonymized or both',
+    ]);
+    expect(errorOf({ ...minimal, EXPORT_PII_POLICY: 'analytics,email=truncate' }).issues).toEqual([
+      'EXPORT_PII_POLICY email=truncate: only ip can be truncated',
+    ]);
+  });
+
+  it('requires exactly one key source when a pseudonymized copy is written, and a long enough key', () => {
+    expect(errorOf({ ...minimal, EXPORT_COPIES: 'both' }).issues).toEqual([
+      'EXPORT_PII_KEY_SECRET_ARN exactly one of EXPORT_PII_KEY or EXPORT_PII_KEY_SECRET_ARN must be set when EXPORT_COPIES=both (found 0)',
+    ]);
+    expect(
+      errorOf({
+        ...minimal,
+        EXPORT_COPIES: 'pseudonymized',
+        EXPORT_PII_KEY: KEY,
+        EXPORT_PII_KEY_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pii-AbCdEf',
+      }).issues,
+    ).toEqual([
+      'EXPORT_PII_KEY_SECRET_ARN exactly one of EXPORT_PII_KEY or EXPORT_PII_KEY_SECRET_ARN must be set when EXPORT_COPIES=pseudonymized (found 2)',
+    ]);
+    expect(errorOf({ ...minimal, EXPORT_COPIES: 'both', EXPORT_PII_KEY: 'short' }).issues).toEqual([
+      'EXPORT_PII_KEY must be at least 32 characters',
+    ]);
+    expect(errorOf({ ...minimal, EXPORT_PII_KEY_SECRET_ARN: 'pii' }).issues).toEqual([
+      'EXPORT_PII_KEY_SECRET_ARN must be a Secrets Manager secret ARN',
+    ]);
+  });
+
+  it('keeps the PII key out of the settings recorded in manifests and logs', () => {
+    const settings = effectiveSettings(
+      parseConfig({ ...minimal, EXPORT_COPIES: 'both', EXPORT_PII_KEY: KEY }),
+    );
+    expect(JSON.stringify(settings)).not.toContain(KEY);
+    expect(settings.pii).toEqual({
+      copies: 'both',
+      policy:
+        'phone_number=hash,email=hash,wallet_public_address=hash,provider_subject=hash,ip=hash,user_agent=hash',
+      key: '(from EXPORT_PII_KEY)',
+    });
+    expect((effectiveSettings(parseConfig(minimal)).pii as { key: unknown }).key).toBeNull();
   });
 });

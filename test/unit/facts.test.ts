@@ -51,7 +51,14 @@ describe('mostAutoSegments', () => {
 
 describe('key layout', () => {
   it('puts each kind and the manifests in a folder of its own under the prefix, partitioned by dt', () => {
-    expect(FILE_KINDS).toEqual(['sessions', 'rejects', 'failed-users']);
+    expect(FILE_KINDS).toEqual([
+      'sessions',
+      'rejects',
+      'failed-users',
+      'pseudonymized/sessions',
+      'pseudonymized/rejects',
+    ]);
+    expect(folderPrefix('p', 'pseudonymized/sessions')).toBe('p/pseudonymized/sessions/');
     expect(folderPrefix('p/q', 'failed-users')).toBe('p/q/failed-users/');
     expect(folderPrefix('p', 'manifests')).toBe('p/manifests/');
     expect(folderPrefix('p', 'runs')).toBe('p/runs/');

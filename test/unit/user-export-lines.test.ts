@@ -11,6 +11,7 @@ import { unlimited } from '../../lambda/flow/rate-limiter';
 import type { SessionsResponse } from '../../lambda/moonkey/classify-response';
 import type { FetchSessions } from '../../lambda/moonkey/sessions-client';
 import { Admission } from '../../lambda/run/admission';
+import { RAW_ONLY } from '../../lambda/run/pii-copies';
 import { UserExport } from '../../lambda/run/user-export';
 import { emptyCounts } from '../../lambda/snapshot/manifest';
 import type { NdjsonWriter } from '../../lambda/snapshot/ndjson-writer';
@@ -31,7 +32,13 @@ const session = (id: string) => ({ ...example, id, user_id: USER });
 
 /** Runs one user through UserExport with `answer` as the client's answer; returns what each writer got. */
 async function linesFor(answer: SessionsResponse): Promise<Record<FileKind, string>> {
-  const written: Record<FileKind, string> = { sessions: '', rejects: '', 'failed-users': '' };
+  const written: Record<FileKind, string> = {
+    sessions: '',
+    rejects: '',
+    'failed-users': '',
+    'pseudonymized/sessions': '',
+    'pseudonymized/rejects': '',
+  };
   const writer = (kind: FileKind) =>
     ({
       write: async (lines: string) => {
@@ -45,6 +52,7 @@ async function linesFor(answer: SessionsResponse): Promise<Record<FileKind, stri
     config: parseConfig({ USERS_TABLE_NAME: 'users', EXPORT_BUCKET_NAME: 'bucket', MOONKEY_API_KEY: 'k' }),
     run: RUN,
     fetchSessions,
+    copies: RAW_ONLY,
     limit: pLimit(1),
     limiter: unlimited,
     aimd: undefined,
@@ -53,6 +61,8 @@ async function linesFor(answer: SessionsResponse): Promise<Record<FileKind, stri
       sessions: writer('sessions'),
       rejects: writer('rejects'),
       'failed-users': writer('failed-users'),
+      'pseudonymized/sessions': writer('pseudonymized/sessions'),
+      'pseudonymized/rejects': writer('pseudonymized/rejects'),
     },
     counts: emptyCounts(),
     failedUsers: [],

@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import { parseConfig } from '../../lambda/core/config';
 import { unlimited } from '../../lambda/flow/rate-limiter';
 import { Admission } from '../../lambda/run/admission';
+import { RAW_ONLY } from '../../lambda/run/pii-copies';
 import { UserExport } from '../../lambda/run/user-export';
 import { completeFiles } from '../../lambda/snapshot/commit';
 import { emptyCounts, type FailedUser, MANIFEST_FAILED_USERS_LIMIT } from '../../lambda/snapshot/manifest';
@@ -54,6 +55,7 @@ async function exportFailing(users: number) {
     fetchSessions: async (userId) => {
       throw Object.assign(new Error(`MoonKey answered 500 for ${userId}`), { name: 'ApiServerError' });
     },
+    copies: RAW_ONLY,
     limit: pLimit(8),
     limiter: unlimited,
     aimd: undefined,
