@@ -1,6 +1,7 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ApiKeySource } from './config';
 import { SecretFetchError } from './errors';
+import { readSecretString } from './read-secret';
 
 /**
  * The API key, from the environment or from Secrets Manager (once per cold start). A secret may
@@ -9,20 +10,7 @@ import { SecretFetchError } from './errors';
  */
 export async function resolveApiKey(source: ApiKeySource, client?: SecretsManagerClient): Promise<string> {
   if (source.kind === 'value') return source.value;
-  let secret: string | undefined;
-  try {
-    const out = await (client ?? new SecretsManagerClient({})).send(
-      new GetSecretValueCommand({ SecretId: source.secretArn }),
-    );
-    secret = out.SecretString;
-  } catch (error) {
-    throw new SecretFetchError(
-      `Reading the API key from ${source.secretArn} failed: ${(error as Error).name}`,
-      {
-        cause: error,
-      },
-    );
-  }
+  const secret = await readSecretString(source.secretArn, 'the API key', client);
   const key = secret === undefined ? undefined : keyFromSecretString(secret);
   if (!key) {
     throw new SecretFetchError(

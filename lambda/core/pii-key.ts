@@ -1,7 +1,8 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ApiKeySource } from './config';
 import { PII_KEY_MIN_CHARS } from './config';
 import { SecretFetchError } from './errors';
+import { readSecretString } from './read-secret';
 
 /**
  * The HMAC key of the pseudonymized copy, from EXPORT_PII_KEY or from Secrets Manager (once per
@@ -10,20 +11,7 @@ import { SecretFetchError } from './errors';
  */
 export async function resolvePiiKey(source: ApiKeySource, client?: SecretsManagerClient): Promise<Buffer> {
   if (source.kind === 'value') return Buffer.from(source.value, 'utf8');
-  let secret: string | undefined;
-  try {
-    const out = await (client ?? new SecretsManagerClient({})).send(
-      new GetSecretValueCommand({ SecretId: source.secretArn }),
-    );
-    secret = out.SecretString;
-  } catch (error) {
-    throw new SecretFetchError(
-      `Reading the PII key from ${source.secretArn} failed: ${(error as Error).name}`,
-      {
-        cause: error,
-      },
-    );
-  }
+  const secret = await readSecretString(source.secretArn, 'the PII key', client);
   const key = secret === undefined ? undefined : keyFromSecretString(secret);
   if (key === undefined || key.length < PII_KEY_MIN_CHARS) {
     throw new SecretFetchError(
