@@ -1,6 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
-import { createMetricsSink, type RunMetrics } from '../../lambda/core/observability';
+import type { RunMetrics } from '../../lambda/core/observability';
 import { resolveTokens } from '../../local/state-machine-definitions';
+import { emfLinesOf } from '../helpers/emf-lines';
 import { synthStack } from '../helpers/synth-stack';
 
 /**
@@ -37,21 +38,7 @@ const key = (name: string, dimensions: Record<string, string>) =>
 function emittedByTheJob(): Set<string> {
   const keys = new Set<string>();
   for (const trigger of ['scheduled', 'audit'] as const) {
-    const written: string[] = [];
-    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    });
-    try {
-      createMetricsSink({ metricsEnabled: true, metricsNamespace: NAMESPACE })({ ...RUN, trigger });
-    } finally {
-      spy.mockRestore();
-    }
-    for (const line of written
-      .join('')
-      .split('\n')
-      .filter((l) => l.includes('"_aws"'))) {
-      const emf = JSON.parse(line) as Json;
+    for (const emf of emfLinesOf({ ...RUN, trigger }, NAMESPACE) as Json[]) {
       for (const directive of emf._aws.CloudWatchMetrics as Json[]) {
         expect(directive.Namespace).toBe(NAMESPACE);
         for (const dimensionSet of directive.Dimensions as string[][]) {

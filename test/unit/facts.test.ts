@@ -34,8 +34,9 @@ import {
   workStepName,
   writerId,
 } from '../../lambda/core/facts';
-import { createMetricsSink, type RunMetrics } from '../../lambda/core/observability';
+import type { RunMetrics } from '../../lambda/core/observability';
 import { planFromEvent, scheduledTimeProblem } from '../../lambda/run/run-plan';
+import { emfLinesOf } from '../helpers/emf-lines';
 
 describe('mostAutoSegments', () => {
   it('is one segment per call in flight, up to the 40 an inline Map runs at once', () => {
@@ -163,25 +164,9 @@ describe('METRICS', () => {
 
   /** Every metric name in the EMF lines the job's MetricsSink prints for one run. */
   function emittedNames(): string[] {
-    const written: string[] = [];
-    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    });
-    try {
-      createMetricsSink({ metricsEnabled: true, metricsNamespace: 'Test' })(RUN);
-    } finally {
-      spy.mockRestore();
-    }
-    return written
-      .join('')
-      .split('\n')
-      .filter((line) => line.includes('"_aws"'))
-      .flatMap((line) =>
-        (
-          JSON.parse(line) as { _aws: { CloudWatchMetrics: { Metrics: { Name: string }[] }[] } }
-        )._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name)),
-      );
+    return emfLinesOf(RUN).flatMap((line) =>
+      line._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name)),
+    );
   }
 
   it('keeps the names CloudWatch already holds: renaming one orphans its history and its alarms', () => {

@@ -1,10 +1,6 @@
 import { METRICS, SERVICE_NAME } from '../../lambda/core/facts';
-import { createMetricsSink, type RunMetrics } from '../../lambda/core/observability';
-
-interface EmfLine {
-  _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
-  [key: string]: unknown;
-}
+import type { RunMetrics } from '../../lambda/core/observability';
+import { type EmfLine, emfLinesOf } from '../helpers/emf-lines';
 
 const RUN: RunMetrics = {
   usersProcessed: 10,
@@ -17,25 +13,6 @@ const RUN: RunMetrics = {
   committed: true,
   trigger: 'scheduled',
 };
-
-/** Runs the sink and returns the EMF lines it printed (Powertools writes them to stdout). */
-function emfLinesOf(run: RunMetrics): EmfLine[] {
-  const written: string[] = [];
-  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    written.push(String(chunk));
-    return true;
-  });
-  try {
-    createMetricsSink({ metricsEnabled: true, metricsNamespace: 'TestNamespace' })(run);
-  } finally {
-    spy.mockRestore();
-  }
-  return written
-    .join('')
-    .split('\n')
-    .filter((line) => line.includes('"_aws"'))
-    .map((line) => JSON.parse(line) as EmfLine);
-}
 
 const metricNames = (line: EmfLine) =>
   line._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name));

@@ -3,29 +3,14 @@ import type { RunPlan } from '../../lambda/run/run-plan';
 import { RunStore, type StoredPlan, type WorkStep } from '../../lambda/run/run-store';
 import { emptyCounts } from '../../lambda/snapshot/manifest';
 import { putJson } from '../../lambda/snapshot/s3-objects';
+import { runPlan } from '../helpers/memory-context';
 import { MemoryS3 } from '../helpers/memory-s3';
 
 /** A page of user ids as long as a real one (`user_` + 27 characters, EXPORT_SCAN_PAGE_SIZE's default). */
 const pageOfIds = Array.from({ length: 1_000 }, (_, i) => `user_${String(i).padStart(27, '0')}`);
 
-let runs = 0;
 function storedPlan(overrides: Partial<RunPlan> = {}): StoredPlan {
-  runs++;
-  return {
-    plan: {
-      snapshotId: 'scheduled-20261201T020000Z',
-      runId: `20261201T020000Z-r${String(runs).padStart(4, '0')}`,
-      startedAt: '2026-12-01T02:00:00.000Z',
-      snapshotAt: 1_796_090_400,
-      trigger: 'scheduled',
-      reason: undefined,
-      users: { kind: 'scan' },
-      dryRun: false,
-      ...overrides,
-    },
-    totalSegments: 2,
-    settings: { concurrency: 16 },
-  };
+  return { plan: runPlan(overrides), totalSegments: 2, settings: { concurrency: 16 } };
 }
 
 function step(overrides: Partial<WorkStep> = {}): WorkStep {
