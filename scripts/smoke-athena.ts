@@ -7,14 +7,44 @@ import {
   StopQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
 import { OUTPUTS } from '../infra/stack-outputs';
-import { RAW_SESSIONS_TABLE, READER_VIEW_NAME } from '../lambda/snapshot/reader-view';
+import {
+  PSEUDONYMIZED_SESSIONS_TABLE,
+  PSEUDONYMIZED_VIEW_NAME,
+  RAW_SESSIONS_TABLE,
+  READER_VIEW_NAME,
+} from '../lambda/snapshot/reader-view';
 import type { AuditRun } from './smoke-audit';
 import { athenaFix, awsCallFix, type FixContext } from './smoke-fixes';
 import type { CommittedManifest } from './smoke-manifest';
 import { type Clock, type DeployedStack, fail, type Outcome, pass } from './smoke-steps';
 
-/** Which relation a count reads: the readers' view, or the table of every run's lines. */
-export type CountSource = typeof READER_VIEW_NAME | typeof RAW_SESSIONS_TABLE;
+/** Which relation a count reads: a copy's readers' view, or its table of every run's lines. */
+export type CountSource =
+  | typeof READER_VIEW_NAME
+  | typeof RAW_SESSIONS_TABLE
+  | typeof PSEUDONYMIZED_VIEW_NAME
+  | typeof PSEUDONYMIZED_SESSIONS_TABLE;
+
+const isView = (source: CountSource) => source === READER_VIEW_NAME || source === PSEUDONYMIZED_VIEW_NAME;
+const isPseudonymized = (source: CountSource) =>
+  source === PSEUDONYMIZED_VIEW_NAME || source === PSEUDONYMIZED_SESSIONS_TABLE;
+
+/**
+ * The relations that must count the run's sessions, by the copies its manifest says it wrote: a
+ * pseudonymized-only run leaves the raw view and table empty, and a raw run the pseudonymized ones.
+ */
+export function countSources(copies: CommittedManifest['pii']['copies']): readonly [string, CountSource][] {
+  const raw: [string, CountSource][] = [
+    ['athena-view', READER_VIEW_NAME],
+    ['athena-raw', RAW_SESSIONS_TABLE],
+  ];
+  const pseudonymized: [string, CountSource][] = [
+    ['athena-pseudonymized-view', PSEUDONYMIZED_VIEW_NAME],
+    ['athena-pseudonymized-raw', PSEUDONYMIZED_SESSIONS_TABLE],
+  ];
+  if (copies === 'raw') return raw;
+  return copies === 'pseudonymized' ? pseudonymized : [...raw, ...pseudonymized];
+}
 
 const SAFE_LITERAL = /^[A-Za-z0-9._-]+$/;
 
@@ -29,7 +59,7 @@ export function countSql(source: CountSource, database: string, manifest: Commit
     if (!SAFE_LITERAL.test(value)) throw new Error(`refusing to put ${JSON.stringify(value)} into a query`);
   }
   const where = [`dt = '${manifest.dt}'`, `snapshot_id = '${manifest.snapshot_id}'`];
-  if (source === RAW_SESSIONS_TABLE) where.push(`run_id = '${manifest.run_id}'`);
+  if (!isView(source)) where.push(`run_id = '${manifest.run_id}'`);
   return `SELECT count(*) AS sessions FROM "${database}"."${source}" WHERE ${where.join(' AND ')}`;
 }
 
@@ -50,7 +80,15 @@ export async function checkAthenaCount(
   ctx: FixContext,
 ): Promise<Outcome<number>> {
   const database = stack.outputs[OUTPUTS.glueDatabase] ?? '';
-  const workGroup = stack.outputs[OUTPUTS.athenaWorkGroup] ?? '';
+  // The pseudonymized copy is queried where its readers query it: the analysts' workgroup.
+  const workGroup =
+    stack.outputs[isPseudonymized(source) ? OUTPUTS.analystWorkGroup : OUTPUTS.athenaWorkGroup] ?? '';
+  if (workGroup === '') {
+    return fail(
+      `the stack has no ${OUTPUTS.analystWorkGroup} output, but run ${run.runId} wrote a pseudonymized copy`,
+      'deploy this version of the project with the copies prop the function runs with',
+    );
+  }
   let sql: string;
   try {
     sql = countSql(source, database, manifest);
@@ -131,9 +169,9 @@ export async function checkAthenaCount(
     const bucket = stack.outputs[OUTPUTS.bucketName];
     return fail(
       `${source} counts ${Number.isNaN(count) ? 'no number' : count} sessions of the snapshot, the manifest ${expected}`,
-      source === READER_VIEW_NAME
+      isView(source)
         ? `the view does not show exactly this run: check that the manifests table reads s3://${bucket}/${prefix}/manifests/dt=${manifest.dt}/ (SELECT run_id, status FROM "${database}"."manifests" WHERE dt = '${manifest.dt}' AND snapshot_id = '${manifest.snapshot_id}')`
-        : `${RAW_SESSIONS_TABLE} does not read this run's files: compare its location and storage.location.template with s3://${bucket}/${prefix}/sessions/dt=${manifest.dt}/`,
+        : `${source} does not read this run's files: compare its location and storage.location.template with s3://${bucket}/${prefix}/${isPseudonymized(source) ? 'pseudonymized/' : ''}sessions/dt=${manifest.dt}/`,
     );
   }
   return pass(count, `${count} sessions through ${source}, as the manifest says (query ${queryExecutionId})`);

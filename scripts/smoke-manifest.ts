@@ -22,6 +22,8 @@ const manifestSchema = z.object({
   }),
   files: z.object({ sessions: z.array(z.object({ key: z.string(), records: z.number() })) }),
   failed_users: z.array(z.object({ user_id: z.string(), error: z.string(), error_type: z.string() })),
+  // Which copies the run wrote; manifests of versions before PII controls wrote the raw copy only.
+  pii: z.object({ copies: z.enum(['raw', 'pseudonymized', 'both']) }).default({ copies: 'raw' }),
 });
 export type CommittedManifest = z.infer<typeof manifestSchema>;
 

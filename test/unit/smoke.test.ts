@@ -50,9 +50,9 @@ interface Mocks {
 const manifestBody = (manifest: Manifest) =>
   sdkStreamMixin(Readable.from([Buffer.from(`${JSON.stringify(manifest)}\n`)]));
 
-/** Which of the two queries an Athena call is about, by the relation its SQL reads. */
+/** Which of the two queries an Athena call is about, by the relation its SQL reads (a view, or a `_raw` table). */
 const queryIdFor = (sql: string | undefined) =>
-  sql?.includes('"sessions_raw"') ? recorded.RAW_QUERY_ID : recorded.VIEW_QUERY_ID;
+  sql?.includes('_raw"') ? recorded.RAW_QUERY_ID : recorded.VIEW_QUERY_ID;
 
 /**
  * A deployed stack whose every call answers as on a healthy first deploy: one poll while the
@@ -181,6 +181,79 @@ describe('npm run smoke', () => {
         QueryExecutionContext: { Catalog: 'AwsDataCatalog', Database: recorded.DATABASE },
       },
     ]);
+  });
+
+  describe('a deploy that writes a pseudonymized copy', () => {
+    const ANALYST_WORK_GROUP = 'MoonKeySessionExport-sessions-pseudonymized';
+    const withCopies = (copies: 'pseudonymized' | 'both') => {
+      const [deployed] = recorded.describeStacks.Stacks ?? [];
+      mocks.cfn.on(DescribeStacksCommand).resolves({
+        ...recorded.describeStacks,
+        Stacks: [
+          {
+            ...(deployed as NonNullable<typeof deployed>),
+            Outputs: [
+              ...(deployed?.Outputs ?? []),
+              { OutputKey: 'AnalystAthenaWorkGroup', OutputValue: ANALYST_WORK_GROUP },
+            ],
+          },
+        ],
+      });
+      const manifest = {
+        ...recorded.manifest,
+        pii: { copies, policy: 'pseudonymize', key_fingerprint: 'hmac-sha256:0123456789abcdef' },
+      };
+      mocks.s3.on(GetObjectCommand).callsFake(() => ({ Body: manifestBody(manifest as Manifest) }));
+    };
+
+    it('counts through the pseudonymized view and table, in the analysts’ workgroup, and not the empty raw ones', async () => {
+      withCopies('pseudonymized');
+
+      const { code, lines } = await smoke(clients);
+
+      expect(lines.slice(4)).toEqual([
+        `PASS athena-pseudonymized-view: 5 sessions through sessions_pseudonymized, as the manifest says (query ${recorded.VIEW_QUERY_ID})`,
+        `PASS athena-pseudonymized-raw: 5 sessions through sessions_pseudonymized_raw, as the manifest says (query ${recorded.RAW_QUERY_ID})`,
+      ]);
+      expect(code).toBe(0);
+      const queries = mocks.athena.commandCalls(StartQueryExecutionCommand).map((call) => call.args[0].input);
+      expect(queries.map((q) => [q.WorkGroup, q.QueryString])).toEqual([
+        [
+          ANALYST_WORK_GROUP,
+          `SELECT count(*) AS sessions FROM "moon_key_session_export"."sessions_pseudonymized" WHERE dt = '2026-12-14' AND snapshot_id = '${recorded.SNAPSHOT_ID}'`,
+        ],
+        [
+          ANALYST_WORK_GROUP,
+          `SELECT count(*) AS sessions FROM "moon_key_session_export"."sessions_pseudonymized_raw" WHERE dt = '2026-12-14' AND snapshot_id = '${recorded.SNAPSHOT_ID}' AND run_id = '${recorded.RUN_ID}'`,
+        ],
+      ]);
+    });
+
+    it('counts through both copies when the run wrote both', async () => {
+      withCopies('both');
+
+      const { code, lines } = await smoke(clients);
+
+      expect(lines.slice(4).map((l) => l.split(':')[0])).toEqual([
+        'PASS athena-view',
+        'PASS athena-raw',
+        'PASS athena-pseudonymized-view',
+        'PASS athena-pseudonymized-raw',
+      ]);
+      expect(code).toBe(0);
+    });
+
+    it('fails the pseudonymized steps, saying what to deploy, on a stack without the analysts’ workgroup', async () => {
+      withCopies('pseudonymized');
+      mocks.cfn.on(DescribeStacksCommand).resolves(recorded.describeStacks);
+
+      const { code, lines } = await smoke(clients);
+
+      expect(lines[4]).toBe(
+        `FAIL athena-pseudonymized-view: the stack has no AnalystAthenaWorkGroup output, but run ${recorded.RUN_ID} wrote a pseudonymized copy — fix: deploy this version of the project with the copies prop the function runs with`,
+      );
+      expect(code).toBe(1);
+    });
   });
 
   it('takes the first --users N ids of the users table, across pages, passing over items without one', async () => {
