@@ -39,7 +39,7 @@ export default {
             ]),
         // The CDK tests synthesize stacks (seconds each) and mutate nothing under lambda/ that the
         // unit and integration tests do not already reach.
-        '/test/infra/stack\\.test\\.ts$',
+        '/test/infra/stack(-[a-z-]+)?\\.test\\.ts$',
         '/test/infra/bundle\\.test\\.ts$',
       ],
     },
