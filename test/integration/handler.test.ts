@@ -152,7 +152,10 @@ describe('handler', () => {
   it('stops a Work whose run was given up while it waited (the failed manifest exists), before it calls the API', async () => {
     stack.api.resetStats();
     let calledByFirstWork: number | undefined;
-    // Pages of 10 and a Work that takes no new page after 100 ms: more than one Work.
+    // Pages of 10, a Work that takes no new page after 100 ms, and calls that take 150 ms: the
+    // first Work can start at most concurrency + FEED_AHEAD (32) users before a call must finish,
+    // so it ends within 4 of the 5 pages on any machine, and a second Work follows.
+    stack.api.configure({ latencyMs: 150 });
     const result = await runPrinted(
       scheduledEvent('2026-11-22T02:00:00Z', 'aws.events'),
       { EXPORT_SCAN_PAGE_SIZE: '10', EXPORT_DEADLINE_MARGIN_MS: '60000' },
@@ -174,6 +177,7 @@ describe('handler', () => {
       },
     );
 
+    stack.api.configure({ latencyMs: 0 });
     expect(result.execution.status).toBe('FAILED');
     expect(result.error?.name).toBe('RunAbandonedError');
     expect(result.invocations.filter((i) => i.phase === 'work').map((w) => w.error)).toEqual([
@@ -182,6 +186,7 @@ describe('handler', () => {
     ]);
     // The first Work's pages only: the second asked S3 first and called no one.
     expect(calledByFirstWork).toBeGreaterThanOrEqual(10);
+    expect(calledByFirstWork).toBeLessThan(seeded.length);
     expect(stack.api.stats.requests).toBe(calledByFirstWork);
     expect(result.manifest).toMatchObject({
       status: 'failed',
