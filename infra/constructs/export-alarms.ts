@@ -1,5 +1,5 @@
 import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Topic } from 'aws-cdk-lib/aws-sns';
@@ -11,10 +11,10 @@ import {
   METRIC_DIMENSIONS,
   METRICS,
   type MetricName,
-  SERVICE_NAME,
   STATE_MACHINE_METRICS,
   type StateMachineMetricName,
 } from '../../lambda/core/facts';
+import { jobMetric } from './job-metric';
 
 export interface ExportAlarmsProps {
   /** The export state machine: one execution per run. */
@@ -82,18 +82,11 @@ export class ExportAlarms extends Construct {
     );
     if (props.email) this.topic.addSubscription(new EmailSubscription(props.email));
 
-    const jobMetric = (
+    const sum = (
       metricName: MetricName | StateMachineMetricName,
       period: Duration,
       dimensions: Record<string, string> = {},
-    ) =>
-      new Metric({
-        namespace: props.metricsNamespace,
-        metricName,
-        dimensionsMap: { [METRIC_DIMENSIONS.service]: SERVICE_NAME, ...dimensions },
-        statistic: 'Sum',
-        period,
-      });
+    ) => jobMetric(props.metricsNamespace, metricName, { statistic: 'Sum', period, dimensions });
     const staleAfterHours = props.staleAfterHours ?? 26;
 
     this.alarms = [
@@ -135,7 +128,7 @@ export class ExportAlarms extends Construct {
       new Alarm(this, 'FailedUsers', {
         alarmDescription:
           'Users whose sessions could not be exported (listed in the manifest and failed-users/).',
-        metric: jobMetric(METRICS.usersFailed, Duration.minutes(5)),
+        metric: sum(METRICS.usersFailed, Duration.minutes(5)),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
@@ -144,7 +137,7 @@ export class ExportAlarms extends Construct {
       new Alarm(this, 'CompletionEventUnpublished', {
         alarmDescription:
           'A completion event (Snapshot Committed / Snapshot Failed) could not be put on EventBridge after retries: the snapshot is as its manifest says, but downstream jobs were not told (see $.eventError in the execution output).',
-        metric: jobMetric(STATE_MACHINE_METRICS.completionEventUnpublished, Duration.minutes(5)),
+        metric: sum(STATE_MACHINE_METRICS.completionEventUnpublished, Duration.minutes(5)),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
@@ -166,7 +159,7 @@ export class ExportAlarms extends Construct {
       // are a separate metric (trigger=audit) and cannot keep it green while the schedule is dead.
       new Alarm(this, 'NoRecentSnapshot', {
         alarmDescription: `No scheduled snapshot committed in the last ${staleAfterHours} hours (failed runs, or the schedule stopped firing).`,
-        metric: jobMetric(METRICS.snapshotCommitted, Duration.hours(1), {
+        metric: sum(METRICS.snapshotCommitted, Duration.hours(1), {
           [METRIC_DIMENSIONS.trigger]: 'scheduled',
         }),
         threshold: 1,

@@ -6,12 +6,19 @@ import {
   type IAlarm,
   type IWidget,
   MathExpression,
-  Metric,
+  type Metric,
   SingleValueWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { METRIC_DIMENSIONS, METRICS, SERVICE_NAME, STATE_MACHINE_METRICS } from '../../lambda/core/facts';
+import {
+  METRIC_DIMENSIONS,
+  METRICS,
+  type MetricName,
+  STATE_MACHINE_METRICS,
+  type StateMachineMetricName,
+} from '../../lambda/core/facts';
+import { jobMetric } from './job-metric';
 
 export interface ExportDashboardProps {
   readonly stateMachine: IStateMachine;
@@ -34,8 +41,8 @@ export interface ExportDashboardProps {
  * One CloudWatch dashboard for an operator: how long runs take and how much they did, users per
  * second against the configured API limit, what went wrong (failed and not-found users, rejected
  * items, retries), executions by status, hours since the last committed scheduled snapshot, and
- * the alarms. Every metric name comes from lambda/core/observability.ts, the module that emits
- * them, with the dimensions the emitter puts on them; the run metrics arrive once per run, so
+ * the alarms. Every metric name comes from lambda/core/facts.ts (what the job and the state
+ * machine emit), with the dimensions the emitter puts on them (job-metric.ts); the run metrics arrive once per run, so
  * each graph shows one point per run at the hour it ended.
  */
 export class ExportDashboard extends Construct {
@@ -45,27 +52,18 @@ export class ExportDashboard extends Construct {
     super(scope, id);
     const period = props.period ?? Duration.hours(1);
     const job = (
-      metricName: string,
+      metricName: MetricName | StateMachineMetricName,
       statistic: string,
       label: string,
       dimensions: Record<string, string> = {},
-    ) =>
-      new Metric({
-        namespace: props.metricsNamespace,
-        metricName,
-        dimensionsMap: { [METRIC_DIMENSIONS.service]: SERVICE_NAME, ...dimensions },
-        statistic,
-        period,
-        label,
-      });
-    const names = METRICS;
+    ) => jobMetric(props.metricsNamespace, metricName, { statistic, period, label, dimensions });
     const graph = (title: string, left: Metric[]) => new GraphWidget({ title, left, width: 12, height: 6 });
 
     const usersPerSecond = new MathExpression({
       expression: 'users / seconds',
       usingMetrics: {
-        users: job(names.usersProcessed, 'Sum', 'users'),
-        seconds: job(names.runDuration, 'Sum', 'seconds'),
+        users: job(METRICS.usersProcessed, 'Sum', 'users'),
+        seconds: job(METRICS.runDuration, 'Sum', 'seconds'),
       },
       label: 'users processed per second of run',
       period,
@@ -88,7 +86,7 @@ export class ExportDashboard extends Construct {
 
     const widgets: IWidget[][] = [
       [
-        graph('Run duration (s)', [job(names.runDuration, 'Maximum', 'run duration')]),
+        graph('Run duration (s)', [job(METRICS.runDuration, 'Maximum', 'run duration')]),
         new GraphWidget({
           title: 'Users per second',
           left: [usersPerSecond],
@@ -107,17 +105,17 @@ export class ExportDashboard extends Construct {
       ],
       [
         graph('Users processed and sessions exported', [
-          job(names.usersProcessed, 'Sum', 'users processed'),
-          job(names.sessionsExported, 'Sum', 'sessions exported'),
+          job(METRICS.usersProcessed, 'Sum', 'users processed'),
+          job(METRICS.sessionsExported, 'Sum', 'sessions exported'),
         ]),
         graph('Failed and not-found users, rejected items', [
-          job(names.usersFailed, 'Sum', 'failed users'),
-          job(names.usersNotFound, 'Sum', 'not-found users (deleted at MoonKey)'),
-          job(names.itemsRejected, 'Sum', 'rejected items'),
+          job(METRICS.usersFailed, 'Sum', 'failed users'),
+          job(METRICS.usersNotFound, 'Sum', 'not-found users (deleted at MoonKey)'),
+          job(METRICS.itemsRejected, 'Sum', 'rejected items'),
         ]),
       ],
       [
-        graph('Retried API calls (429s and transient errors)', [job(names.retries, 'Sum', 'retries')]),
+        graph('Retried API calls (429s and transient errors)', [job(METRICS.retries, 'Sum', 'retries')]),
         graph('Executions by status', [
           props.stateMachine.metricStarted({ period, statistic: 'Sum', label: 'started' }),
           props.stateMachine.metricSucceeded({ period, statistic: 'Sum', label: 'succeeded' }),
