@@ -272,16 +272,11 @@ export interface AbortResult {
 }
 
 /**
- * A run that will not commit: aborts every open upload of this run (recorded, listed, or handed
- * in by the caller), deletes any file of it that a partial commit completed, and writes its
+ * A run that will not commit: aborts every open upload of this run (recorded or listed), deletes any file of it that a partial commit completed, and writes its
  * failed manifest. Nothing here can touch another run's objects. If this run's manifest already
  * says committed (a commit whose success was not reported), nothing is undone.
  */
-export async function abortRun(
-  ctx: CommitContext,
-  failedManifest: Manifest,
-  pending: readonly OpenUpload[] = [],
-): Promise<AbortResult> {
+export async function abortRun(ctx: CommitContext, failedManifest: Manifest): Promise<AbortResult> {
   const { s3, bucket, keys, logger } = ctx;
   const manifestKey = keys.manifestKey();
   let current: Manifest | undefined;
@@ -299,7 +294,6 @@ export async function abortRun(
     return { manifestKey, alreadyCommitted: true };
   }
   const uploads = new Map<string, OpenUpload>();
-  for (const upload of pending) uploads.set(upload.uploadId, upload);
   try {
     for (const upload of await openUploadsOfRun(ctx)) uploads.set(upload.uploadId, upload);
   } catch (error) {
