@@ -33,7 +33,7 @@ export async function abortPhase(ctx: ExportContext, input: AbortInput): Promise
     failedUsers: known.flatMap((s) => s.failedUsers),
     files: [],
     error: { type: input.error.type, message: input.error.message, step: input.failedStep },
-    settings: { ...store.stored.settings, segments: store.stored.totalSegments },
+    settings: store.manifestSettings,
     pii: ctx.pii.manifestEntry,
   });
   const result = await abortRun(store.commitContext(ctx.logger), manifest);

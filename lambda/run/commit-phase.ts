@@ -21,7 +21,7 @@ export async function commitPhase(
   const steps = await store.collectSteps(tails);
   const counts = sumCounts(steps.map((s) => s.counts));
   const failedUsers = steps.flatMap((s) => s.failedUsers);
-  const settings = { ...store.stored.settings, segments: store.stored.totalSegments };
+  const settings = store.manifestSettings;
   if (plan.dryRun) {
     const manifest = buildManifest(plan, store, {
       status: 'dry_run',

@@ -103,6 +103,11 @@ export class RunStore {
     return this.stored.plan;
   }
 
+  /** The settings a manifest records: the effective ones Plan stored, and the segments it chose. */
+  get manifestSettings(): Record<string, unknown> {
+    return { ...this.stored.settings, segments: this.stored.totalSegments };
+  }
+
   /** What the commit protocol (snapshot/commit.ts) works on. */
   commitContext(logger: JobLogger): CommitContext {
     return { s3: this.s3, bucket: this.bucket, keys: this.keys, logger };
