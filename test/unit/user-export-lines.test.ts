@@ -8,10 +8,10 @@ import pLimit from 'p-limit';
 import { parse } from 'yaml';
 import { parseConfig } from '../../lambda/core/config';
 import { unlimited } from '../../lambda/flow/rate-limiter';
-import type { SessionsResponse } from '../../lambda/moonkey/classify-response';
+import { type SessionsResponse, USER_NOT_FOUND } from '../../lambda/moonkey/classify-response';
 import type { FetchSessions } from '../../lambda/moonkey/sessions-client';
 import { Admission } from '../../lambda/run/admission';
-import { RAW_ONLY } from '../../lambda/run/pii-copies';
+import { createPiiCopies, type PiiCopies, RAW_ONLY } from '../../lambda/run/pii-copies';
 import { UserExport } from '../../lambda/run/user-export';
 import { emptyCounts } from '../../lambda/snapshot/manifest';
 import type { NdjsonWriter } from '../../lambda/snapshot/ndjson-writer';
@@ -31,7 +31,11 @@ const example = openapi.paths['/v1/auth/sessions/list'].get.responses['200'].con
 const session = (id: string) => ({ ...example, id, user_id: USER });
 
 /** Runs one user through UserExport with `answer` as the client's answer; returns what each writer got. */
-async function linesFor(answer: SessionsResponse): Promise<Record<FileKind, string>> {
+async function linesFor(
+  answer: SessionsResponse | typeof USER_NOT_FOUND,
+  copies: PiiCopies = RAW_ONLY,
+  counts = emptyCounts(),
+): Promise<Record<FileKind, string>> {
   const written: Record<FileKind, string> = {
     sessions: '',
     rejects: '',
@@ -52,7 +56,7 @@ async function linesFor(answer: SessionsResponse): Promise<Record<FileKind, stri
     config: parseConfig({ USERS_TABLE_NAME: 'users', EXPORT_BUCKET_NAME: 'bucket', MOONKEY_API_KEY: 'k' }),
     run: RUN,
     fetchSessions,
-    copies: RAW_ONLY,
+    copies,
     limit: pLimit(1),
     limiter: unlimited,
     aimd: undefined,
@@ -64,7 +68,7 @@ async function linesFor(answer: SessionsResponse): Promise<Record<FileKind, stri
       'pseudonymized/sessions': writer('pseudonymized/sessions'),
       'pseudonymized/rejects': writer('pseudonymized/rejects'),
     },
-    counts: emptyCounts(),
+    counts,
     failedUsers: [],
     logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
     signal: new AbortController().signal,
@@ -118,6 +122,69 @@ describe('UserExport: the session lines', () => {
       user_id: USER,
       reason: 'schema',
       item_raw: raw[0],
+    });
+  });
+
+  it('counts a user with sessions, its sessions and its rejects, once each', async () => {
+    const counts = emptyCounts();
+    const broken = { ...session('bad'), factors: [] };
+
+    await linesFor(
+      { body: { sessions: [session('a'), session('b'), broken] }, rawItems: undefined },
+      RAW_ONLY,
+      counts,
+    );
+
+    expect(counts).toMatchObject({
+      users_processed: 1,
+      users_with_sessions: 1,
+      sessions_exported: 2,
+      items_rejected: 1,
+      users_not_found: 0,
+      requests: 1,
+    });
+  });
+
+  it('counts a user MoonKey no longer knows as processed and not found, and writes nothing for it', async () => {
+    const counts = emptyCounts();
+
+    const written = await linesFor(USER_NOT_FOUND, RAW_ONLY, counts);
+
+    expect(Object.values(written).join('')).toBe('');
+    expect(counts).toMatchObject({ users_processed: 1, users_not_found: 1, users_with_sessions: 0 });
+  });
+
+  describe('with a pseudonymized copy', () => {
+    const copiesOf = (mode: 'pseudonymized' | 'both') => {
+      const config = parseConfig({
+        USERS_TABLE_NAME: 'users',
+        EXPORT_BUCKET_NAME: 'bucket',
+        MOONKEY_API_KEY: 'k',
+        EXPORT_COPIES: mode,
+        EXPORT_PII_KEY: 'a-local-test-hmac-key-of-enough-length!!',
+      });
+      return createPiiCopies(config.pii, Buffer.from('a-local-test-hmac-key-of-enough-length!!'));
+    };
+    const answer = () => ({
+      body: { sessions: [session('a'), { ...session('bad'), factors: [] }] },
+      rawItems: undefined,
+    });
+
+    it('writes only the pseudonymized sessions and rejects in pseudonymized mode', async () => {
+      const written = await linesFor(answer(), copiesOf('pseudonymized'));
+
+      expect(written.sessions).toBe('');
+      expect(written.rejects).toBe('');
+      expect(written['pseudonymized/sessions']).toContain(`"run_id":"${RUN.runId}"`);
+      expect(written['pseudonymized/rejects']).toContain(`"run_id":"${RUN.runId}"`);
+    });
+
+    it('writes both copies from the one answer in both mode', async () => {
+      const written = await linesFor(answer(), copiesOf('both'));
+
+      for (const kind of ['sessions', 'rejects', 'pseudonymized/sessions', 'pseudonymized/rejects'] as const)
+        expect(written[kind]).not.toBe('');
+      expect(written['pseudonymized/sessions']).not.toBe(written.sessions);
     });
   });
 });
