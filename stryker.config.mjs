@@ -10,9 +10,9 @@
  * the fake API per test file, which makes a whole run take hours: `MUTATION_TESTS=all` adds them
  * (for one module: `MUTATION_TESTS=all npm run mutation -- --mutate lambda/run/work.ts`).
  *
- * `MUTATION_ONLY=test/unit/commit.test.ts,test/unit/upload-registry.test.ts` runs only these
+ * `MUTATION_ONLY=test/unit/snapshot/commit.test.ts,test/unit/snapshot/upload-registry.test.ts` runs only these
  * files, for a module whose guarding tests are known:
- * `MUTATION_ONLY=test/unit/commit.test.ts npm run mutation -- --mutate lambda/snapshot/commit.ts`.
+ * `MUTATION_ONLY=test/unit/snapshot/commit.test.ts npm run mutation -- --mutate lambda/snapshot/commit.ts`.
  * @type {import('@stryker-mutator/api/core').PartialStrykerOptions}
  */
 const only = process.env.MUTATION_ONLY?.split(',').map((file) => `<rootDir>/${file.trim()}`);
@@ -34,8 +34,8 @@ export default {
         ...(all || only
           ? []
           : [
-              '/test/unit/state-machine-runner\\.test\\.ts$',
-              '/test/unit/(export|smoke|replay)-cli\\.test\\.ts$',
+              '/test/unit/local/state-machine-runner\\.test\\.ts$',
+              '/test/unit/scripts/(export|smoke|replay)-cli\\.test\\.ts$',
             ]),
         // The CDK tests synthesize stacks (seconds each) and mutate nothing under lambda/ that the
         // unit and integration tests do not already reach.

@@ -5,7 +5,7 @@
  *
  * Every class spells its `name` out literally: the manifest's `error.type` and each failed
  * user's `error_type` are read from it, and the deployed bundle is minified, which renames
- * classes (`new.target.name` reads `t` there). test/unit/error-names.test.ts checks it on a
+ * classes (`new.target.name` reads `t` there). test/unit/core/error-names.test.ts checks it on a
  * minified build.
  */
 export class ExportError extends Error {

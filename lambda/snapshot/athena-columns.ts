@@ -47,7 +47,7 @@ export function hiveType(type: AthenaType): string {
  * Presto/Trino type text, e.g. `array(row(type varchar,method row(...)))`: the spelling of a view's
  * column types in its Presto view definition (Glue keeps the Hive spelling, `hiveType`, beside it).
  * Field names are bare: every name passed COLUMN_NAME below, and none is a Trino reserved word
- * (test/unit/athena-columns.test.ts checks the list).
+ * (test/unit/snapshot/athena-columns.test.ts checks the list).
  */
 export function prestoType(type: AthenaType): string {
   switch (type.kind) {
