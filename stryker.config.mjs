@@ -43,7 +43,11 @@ export default {
         '/test/infra/bundle\\.test\\.ts$',
       ],
     },
-    enableFindRelatedTests: false,
+    // Each mutant runs only the test files that import its module (jest --findRelatedTests), and in
+    // them only the tests that reached it. Without it jest loads every test file for every mutant
+    // just to filter by test name: 4.3 s a mutant instead of 0.2 s (snapshot-keys.ts, 45 mutants,
+    // measured here). Unit tests import what they test statically, so nothing is missed.
+    enableFindRelatedTests: true,
   },
   coverageAnalysis: 'perTest',
   // Two cores: two jest workers.
