@@ -293,16 +293,23 @@ export async function abortRun(ctx: CommitContext, failedManifest: Manifest): Pr
     logger.warn('this run had already committed; nothing was aborted', { manifestKey });
     return { manifestKey, alreadyCommitted: true };
   }
-  const uploads = new Map<string, OpenUpload>();
+  let uploads: OpenUpload[] = [];
+  // Uploads it could not list stay open: they count as leftovers, so the run state that records
+  // them is kept for the next run of the slot to find and abort.
+  let unlisted = 0;
   try {
-    for (const upload of await openUploadsOfRun(ctx)) uploads.set(upload.uploadId, upload);
+    uploads = await openUploadsOfRun(ctx);
   } catch (error) {
-    logger.warn('could not list this run uploads; aborting the ones it knows', {
-      error: (error as Error).message,
-    });
+    unlisted = 1;
+    logger.warn(
+      'could not list this run uploads; its run state is kept, so the next run of the slot aborts them',
+      {
+        error: (error as Error).message,
+      },
+    );
   }
-  const notAborted = await abortUploads(s3, bucket, [...uploads.values()]);
-  let leftovers = notAborted.length;
+  const notAborted = await abortUploads(s3, bucket, uploads);
+  let leftovers = notAborted.length + unlisted;
   try {
     const completed: string[] = [];
     for (const kind of FILE_KINDS) completed.push(...(await listKeys(s3, bucket, keys.runFilePrefix(kind))));

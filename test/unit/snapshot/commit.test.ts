@@ -841,8 +841,9 @@ describe('what commit.ts logs, and the counts it reports', () => {
     );
   });
 
-  it('abortRun still writes the failed manifest when listing the run uploads fails, and says so', async () => {
+  it('abortRun still writes the failed manifest when listing the run uploads fails, and keeps the run state that records them', async () => {
     s3.listsUploads = false;
+    openRecordedUpload(s3, ME, 'unlisted-open');
     s3.fail = (command) =>
       command instanceof ListObjectsV2Command && command.input.Prefix?.includes('/uploads/')
         ? new Error('slow down')
@@ -852,9 +853,13 @@ describe('what commit.ts logs, and the counts it reports', () => {
 
     expect(result.manifestKey).toBe(keys.manifestKey());
     expect(s3.objects.has(keys.manifestKey())).toBe(true);
+    // The upload is still open, and its record with it: the next run of the slot finds and aborts it.
+    expect([...s3.uploads.keys()]).toEqual(['unlisted-open']);
+    expect(s3.objects.has(runKeys(ME).uploadRecordKey(dataKey(ME, 0), 'unlisted-open'))).toBe(true);
     expect(logsOf(logger, 'WARN')[0]).toMatch(
-      /^could not list this run uploads; aborting the ones it knows \{"error":"Listing s3:\/\/b\/p\/runs\//,
+      /^could not list this run uploads; its run state is kept, so the next run of the slot aborts them \{"error":"Listing s3:\/\/b\/p\/runs\//,
     );
+    expect(logsOf(logger, 'WARN')[1]).toContain('{"leftovers":1}');
   });
 
   it('abortRun reports the failed manifest it wrote when only removing its run state fails afterwards', async () => {
