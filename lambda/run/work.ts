@@ -11,7 +11,7 @@ import { NdjsonWriter } from '../snapshot/ndjson-writer';
 import { abortUploads } from '../snapshot/s3-objects';
 import { FILE_KINDS, type FileKind } from '../snapshot/snapshot-keys';
 import { Admission } from './admission';
-import type { ExportContext } from './job-context';
+import type { JobContext } from './job-context';
 import type { RunStore } from './run-store';
 import { type ScanSlice, scanUsers } from './scan-users';
 import { concurrencyShare, rateShare } from './segment-share';
@@ -85,7 +85,7 @@ const LIST_CHUNK = 500;
  * call outlasts an invocation, and handing over again would loop.
  * On a fatal error it aborts its own uploads and throws.
  */
-export async function runWork(input: WorkInput, ctx: ExportContext): Promise<WorkResult> {
+export async function runWork(input: WorkInput, ctx: JobContext): Promise<WorkResult> {
   return new Work(input, ctx).run();
 }
 
@@ -113,7 +113,7 @@ class Work {
 
   constructor(
     private readonly input: WorkInput,
-    private readonly ctx: ExportContext,
+    private readonly ctx: JobContext,
   ) {
     const { config } = ctx;
     this.resumeAt = input.cursor;
