@@ -107,7 +107,7 @@ class Work {
   private readonly writers: Record<FileKind, NdjsonWriter>;
   private readonly users: UserExport;
   private readonly admission: Admission;
-  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly apiCalls: ReturnType<typeof pLimit>;
   private readonly aimd: AdaptiveConcurrency | undefined;
   private readonly startedAt = Date.now();
 
@@ -121,13 +121,13 @@ class Work {
     // Every in-flight call and backoff sleep listens to this one signal.
     setMaxListeners(0, this.abort.signal);
     const concurrency = concurrencyShare(config.concurrency, input.segment, input.totalSegments);
-    this.limit = pLimit(concurrency);
+    this.apiCalls = pLimit(concurrency);
     const limiter =
       config.maxRps === undefined
         ? unlimited
         : createRateLimiter(rateShare(config.maxRps, input.totalSegments));
     this.aimd = config.adaptiveConcurrency ? new AdaptiveConcurrency({ max: concurrency }) : undefined;
-    this.admission = new Admission(concurrency * 2 + 32, () => this.limit.concurrency);
+    this.admission = new Admission(concurrency * 2 + 32, () => this.apiCalls.concurrency);
     const { store } = input;
     const writerName = writerId(input.segment, input.step, input.invocation);
     const writer = (kind: FileKind) =>
@@ -153,7 +153,7 @@ class Work {
       run: input.store.plan,
       fetchSessions: ctx.fetchSessions,
       copies: ctx.pii,
-      limit: this.limit,
+      apiCalls: this.apiCalls,
       limiter,
       aimd: this.aimd,
       admission: this.admission,
@@ -362,8 +362,8 @@ class Work {
       usersScanned: this.counts.users_scanned,
       usersDone: this.counts.users_processed,
       usersPerSecond: elapsedMs > 0 ? Math.round((this.counts.users_processed * 1000) / elapsedMs) : 0,
-      inFlight: this.limit.activeCount,
-      concurrency: this.limit.concurrency,
+      inFlight: this.apiCalls.activeCount,
+      concurrency: this.apiCalls.concurrency,
       sessionsExported: this.counts.sessions_exported,
       usersFailed: this.counts.users_failed,
       usersNotFound: this.counts.users_not_found,

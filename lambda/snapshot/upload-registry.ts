@@ -36,9 +36,9 @@ export async function listUploadRecords(
   const recordKeys = (await listKeys(s3, bucket, prefix)).filter(
     (key) => key.includes('/uploads/') && runIdOfKey(key, keys.slotStatePrefix()) !== undefined,
   );
-  const limit = pLimit(S3_PARALLELISM);
+  const s3Calls = pLimit(S3_PARALLELISM);
   const records = await Promise.all(
-    recordKeys.map((key) => limit(() => getJson<UploadRecord>(s3, bucket, key))),
+    recordKeys.map((key) => s3Calls(() => getJson<UploadRecord>(s3, bucket, key))),
   );
   return records.filter((r): r is UploadRecord => r !== undefined);
 }

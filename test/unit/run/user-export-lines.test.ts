@@ -57,7 +57,7 @@ async function linesFor(
     run: RUN,
     fetchSessions,
     copies,
-    limit: pLimit(1),
+    apiCalls: pLimit(1),
     limiter: unlimited,
     aimd: undefined,
     admission,

@@ -56,7 +56,7 @@ async function exportFailing(users: number) {
       throw Object.assign(new Error(`MoonKey answered 500 for ${userId}`), { name: 'ApiServerError' });
     },
     copies: RAW_ONLY,
-    limit: pLimit(8),
+    apiCalls: pLimit(8),
     limiter: unlimited,
     aimd: undefined,
     admission,
