@@ -31,7 +31,7 @@ export interface UserExportDeps {
   /** Which copies to write; the one place the policy is applied to a record. */
   readonly copies: PiiCopies;
   readonly apiCalls: LimitFunction;
-  readonly limiter: RateLimiter;
+  readonly rateLimiter: RateLimiter;
   /** AIMD on 429s; moves `apiCalls.concurrency` within [1, the worker's share of EXPORT_CONCURRENCY]. */
   readonly aimd: AdaptiveConcurrency | undefined;
   readonly admission: Admission;
@@ -163,7 +163,7 @@ export class UserExport {
     const { deps } = this;
     try {
       if (signal.aborted) throw signal.reason;
-      if (deps.limiter !== unlimited) await deps.limiter.acquire(signal);
+      if (deps.rateLimiter !== unlimited) await deps.rateLimiter.acquire(signal);
       deps.counts.requests++;
       const aimd = deps.aimd;
       let answer: Awaited<ReturnType<FetchSessions>>;

@@ -122,7 +122,7 @@ class Work {
     setMaxListeners(0, this.abort.signal);
     const concurrency = concurrencyShare(config.concurrency, input.segment, input.totalSegments);
     this.apiCalls = pLimit(concurrency);
-    const limiter =
+    const rateLimiter =
       config.maxRps === undefined
         ? unlimited
         : createRateLimiter(rateShare(config.maxRps, input.totalSegments));
@@ -154,7 +154,7 @@ class Work {
       fetchSessions: ctx.fetchSessions,
       copies: ctx.pii,
       apiCalls: this.apiCalls,
-      limiter,
+      rateLimiter,
       aimd: this.aimd,
       admission: this.admission,
       writers: this.writers,

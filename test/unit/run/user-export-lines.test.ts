@@ -58,7 +58,7 @@ async function linesFor(
     fetchSessions,
     copies,
     apiCalls: pLimit(1),
-    limiter: unlimited,
+    rateLimiter: unlimited,
     aimd: undefined,
     admission,
     writers: {

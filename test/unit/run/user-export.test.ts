@@ -57,7 +57,7 @@ async function exportFailing(users: number) {
     },
     copies: RAW_ONLY,
     apiCalls: pLimit(8),
-    limiter: unlimited,
+    rateLimiter: unlimited,
     aimd: undefined,
     admission,
     writers,
