@@ -13,7 +13,7 @@ import { FILE_KINDS, type FileKind } from '../snapshot/snapshot-keys';
 import { Admission } from './admission';
 import type { JobContext } from './job-context';
 import type { RunStore } from './run-store';
-import { type ScanSlice, scanUsers } from './scan-users';
+import { type ScanPosition, scanUsers } from './scan-users';
 import { concurrencyShare, rateShare } from './segment-share';
 import { UserExport } from './user-export';
 import type { WalkCursor, WorkCursor } from './work-cursor';
@@ -259,12 +259,12 @@ class Work {
 
   private async walkScan(start: Record<string, AttributeValue> | undefined): Promise<void> {
     const { config } = this.ctx;
-    const slice: ScanSlice = {
+    const position: ScanPosition = {
       segment: this.input.segment,
       totalSegments: this.input.totalSegments,
       cursor: start,
     };
-    const pages = scanUsers(this.ctx.dynamodb, slice, {
+    const pages = scanUsers(this.ctx.dynamodb, position, {
       tableName: config.usersTableName,
       idAttribute: config.userIdAttribute,
       pageSize: config.scanPageSize,
