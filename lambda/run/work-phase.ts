@@ -51,7 +51,7 @@ export async function workPhase(
     prev: slice.tail,
     segment: slice.segment,
     step: slice.step,
-    attempt: invocation,
+    invocation,
     files: result.files,
     counts: result.counts,
     failedUsers: result.failedUsers,
