@@ -88,7 +88,7 @@ export class UserExport {
       const answer = await withRetries(
         () => {
           deps.admission.attemptQueued();
-          return deps.apiCalls(() => this.attempt(userId, signal));
+          return deps.apiCalls(() => this.callOnce(userId, signal));
         },
         {
           maxAttempts: deps.config.maxAttempts,
@@ -156,7 +156,7 @@ export class UserExport {
   }
 
   /** One call inside a concurrency slot: rate cap, request, AIMD feedback, validation. */
-  private async attempt(
+  private async callOnce(
     userId: string,
     signal: AbortSignal,
   ): Promise<ValidatedSessions | typeof USER_NOT_FOUND> {
