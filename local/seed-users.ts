@@ -44,14 +44,14 @@ export async function putUserItems(
   items: WriteRequest['PutRequest'][],
   parallelism = 8,
 ): Promise<void> {
-  const limit = pLimit(parallelism);
+  const batchWrites = pLimit(parallelism);
   const batches: WriteRequest[][] = [];
   for (let i = 0; i < items.length; i += 25) {
     batches.push(items.slice(i, i + 25).map((PutRequest) => ({ PutRequest })));
   }
   await Promise.all(
     batches.map((batch) =>
-      limit(async () => {
+      batchWrites(async () => {
         let pending: WriteRequest[] | undefined = batch;
         for (let attempt = 0; pending && pending.length > 0; attempt++) {
           if (attempt > 10) throw new Error(`BatchWriteItem left ${pending.length} items unprocessed`);

@@ -40,13 +40,13 @@ async function main(): Promise<void> {
     { step: 'initialize' },
   );
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  const limit = pLimit(S3_PARALLELISM);
+  const s3Calls = pLimit(S3_PARALLELISM);
 
   let serial = 0;
   const openFiles = () =>
     Promise.all(
       Array.from({ length: FILES }, () =>
-        limit(async (): Promise<PendingFile> => {
+        s3Calls(async (): Promise<PendingFile> => {
           const key = `f/${++serial}.ndjson.gz`;
           const body = randomBytes(64 * 1024);
           const { UploadId } = await s3.send(
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const completeOnly = (files: PendingFile[]) =>
     Promise.all(
       files.map((f) =>
-        limit(() =>
+        s3Calls(() =>
           s3.send(
             new CompleteMultipartUploadCommand({
               Bucket: BUCKET,

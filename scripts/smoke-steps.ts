@@ -117,9 +117,9 @@ export async function chooseUsers(
   const stop = new AbortController();
   let pages = 0;
   try {
-    const slice = { segment: 0, totalSegments: 1, cursor: undefined };
+    const position = { segment: 0, totalSegments: 1, cursor: undefined };
     const pageSize = Math.max(choice.count, 25);
-    for await (const page of scanUsers(dynamodb, slice, {
+    for await (const page of scanUsers(dynamodb, position, {
       tableName: table,
       idAttribute: attribute,
       pageSize,

@@ -143,7 +143,7 @@ export function partitionFolder(date: string): string {
 }
 
 /**
- * Widths of the numbers in a writer id (`s<segment>-<step>-<attempt>`) and in a data file's
+ * Widths of the numbers in a writer id (`s<segment>-<step>-<invocation>`) and in a data file's
  * index, zero-padded so keys list in the order they were written. A step is one Work invocation;
  * Step Functions' 25,000-event history limit keeps an execution far below 100,000 of them.
  */
@@ -153,9 +153,9 @@ export const FILE_INDEX_DIGITS = 5;
 
 const padded = (value: number, digits: number) => String(value).padStart(digits, '0');
 
-/** `s002-00017-abc`: which Work wrote a file (segments run at once, steps one after another, attempts retry). */
-export function writerId(segment: number, step: number, attempt: string): string {
-  return `s${padded(segment, SEGMENT_DIGITS)}-${padded(step, STEP_DIGITS)}-${attempt}`;
+/** `s002-00017-abc`: which Work wrote a file (segments run at once, steps one after another, a retried step in a new invocation). */
+export function writerId(segment: number, step: number, invocation: string): string {
+  return `s${padded(segment, SEGMENT_DIGITS)}-${padded(step, STEP_DIGITS)}-${invocation}`;
 }
 
 /** `<writer>-00003.ndjson.gz`: the end of a data file's key. */
@@ -163,9 +163,9 @@ export function dataFileName(writer: string, index: number): string {
   return `${writer}-${padded(index, FILE_INDEX_DIGITS)}${DATA_FILE_SUFFIX}`;
 }
 
-/** `<segment>/<step>-<attempt>.json`: a Work step's result under the run's `work/` folder. */
-export function workStepName(segment: number, step: number, attempt: string): string {
-  return `${padded(segment, SEGMENT_DIGITS)}/${padded(step, STEP_DIGITS)}-${attempt}.json`;
+/** `<segment>/<step>-<invocation>.json`: a Work step's result under the run's `work/` folder. */
+export function workStepName(segment: number, step: number, invocation: string): string {
+  return `${padded(segment, SEGMENT_DIGITS)}/${padded(step, STEP_DIGITS)}-${invocation}.json`;
 }
 
 /**

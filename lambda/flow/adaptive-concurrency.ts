@@ -11,7 +11,7 @@
  * on (those calls were in the air together), so it does not shrink the window again.
  *
  * Pure logic with no clock and no I/O, so it is tested on its own; run/user-export.ts applies
- * `limit` to p-limit's settable `concurrency`.
+ * `limit` to `apiCalls.concurrency`, p-limit's settable bound.
  */
 export interface AdaptiveConcurrencyOptions {
   /** Upper bound and starting window: EXPORT_CONCURRENCY. */

@@ -42,19 +42,19 @@ const isRetryable = (error: unknown): error is ApiRetryableError | MalformedResp
   error instanceof ApiRetryableError || error instanceof MalformedResponseError;
 
 /**
- * Runs `attempt` until it succeeds, fails with a non-retryable error (thrown as is: 401/403
+ * Runs `operation` until it succeeds, fails with a non-retryable error (thrown as is: 401/403
  * must reach the run at once), or uses up `maxAttempts` (RetriesExhaustedError with the last cause).
  * A malformed body is retried too: a body cut short by a proxy is the common cause.
  */
 export async function withRetries<T>(
-  attempt: () => Promise<T>,
+  operation: () => Promise<T>,
   policy: RetryPolicy,
   signal: AbortSignal,
   onRetry: (error: Error, delayMs: number) => void,
 ): Promise<T> {
   for (let n = 1; ; n++) {
     try {
-      return await attempt();
+      return await operation();
     } catch (error) {
       if (!isRetryable(error) || signal.aborted) throw error;
       if (n >= policy.maxAttempts) throw new RetriesExhaustedError(n, { cause: error });

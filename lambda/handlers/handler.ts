@@ -9,7 +9,7 @@ import { planPhase } from '../run/plan-phase';
 import { planFromEvent, type RunPlan } from '../run/run-plan';
 import { workPhase } from '../run/work-phase';
 import { emptyCounts, type Manifest } from '../snapshot/manifest';
-import { cachedRuntime, createExportRuntime, type ExportRuntime, type RuntimeSource } from './export-context';
+import { cachedRuntime, createJobRuntime, type JobRuntime, type RuntimeSource } from './job-runtime';
 import { describeCaughtError, type PhaseInput, phaseInputSchema } from './phase-input';
 
 /**
@@ -39,7 +39,7 @@ export type PhaseResult = PlanOutput | WorkOutput | RunSummary;
  * The container's runtime: config parsed from the function's environment and clients built at
  * the first invocation (the cold start), then reused by every invocation the container serves.
  */
-const containerRuntime = cachedRuntime(() => createExportRuntime(loadConfig()));
+const containerRuntime = cachedRuntime(() => createJobRuntime(loadConfig()));
 
 /** The container's runtime, built on first use from process.env. */
 export const getRuntime: RuntimeSource = () => containerRuntime.get();
@@ -49,7 +49,7 @@ export const closeRuntime = (): Promise<void> => containerRuntime.close();
 
 /** Parses a trigger (scheduled event or audit request) into a plan, logging what was wrong. */
 function planOrReport(
-  rt: ExportRuntime,
+  rt: JobRuntime,
   event: unknown,
   now: Date,
   invocationId: string,
@@ -65,7 +65,7 @@ function planOrReport(
   }
 }
 
-const summary = (rt: ExportRuntime, outcome: RunOutcome): RunSummary => ({
+const summary = (rt: JobRuntime, outcome: RunOutcome): RunSummary => ({
   snapshotId: outcome.manifest.snapshot_id,
   runId: outcome.manifest.run_id,
   status: outcome.manifest.status,
@@ -109,7 +109,7 @@ export function createPhaseHandler(
 /** The Lambda entry: one phase of a run per invocation, on the container's cached runtime. */
 export const handler = createPhaseHandler(getRuntime);
 
-async function runPhase(rt: ExportRuntime, input: PhaseInput, context: LambdaContext): Promise<PhaseResult> {
+async function runPhase(rt: JobRuntime, input: PhaseInput, context: LambdaContext): Promise<PhaseResult> {
   switch (input.phase) {
     case 'plan': {
       const { name, startTime } = input.execution;

@@ -30,7 +30,7 @@ export interface RawResponse {
 export interface HttpTransport {
   /**
    * GETs `pathAndQuery` under the base URL. Rejects with the signal's reason once it aborts, with
-   * ResponseTooLargeError or ApiRequestTimeoutError past the options' limits, or with undici's
+   * ResponseTooLargeError or ApiRequestTimeoutError past the options' bounds, or with undici's
    * own error for a network failure.
    */
   get(pathAndQuery: string, signal: AbortSignal): Promise<RawResponse>;
@@ -45,7 +45,8 @@ const firstHeader = (value: string | string[] | undefined) => (Array.isArray(val
 /** The calls in flight of each run signal, so one listener per signal aborts them all. */
 type InFlight = WeakMap<AbortSignal, Set<Call>>;
 
-interface CallLimits {
+/** What one call may take: its body bytes and its whole time (the options' two limits). */
+interface CallBounds {
   readonly maxBytes: number;
   readonly totalTimeoutMs: number;
 }
@@ -74,12 +75,12 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     'accept-encoding',
     'identity',
   ];
-  const limits = { maxBytes: options.maxResponseBytes, totalTimeoutMs: options.requestTotalTimeoutMs };
+  const bounds = { maxBytes: options.maxResponseBytes, totalTimeoutMs: options.requestTotalTimeoutMs };
   const inFlight: InFlight = new WeakMap();
   return {
     get: (pathAndQuery, signal) =>
       new Promise<RawResponse>((resolve, reject) => {
-        const call = new Call(signal, inFlight, limits, resolve, reject);
+        const call = new Call(signal, inFlight, bounds, resolve, reject);
         pool.dispatch(
           {
             method: 'GET',
@@ -122,7 +123,7 @@ class Call implements Dispatcher.DispatchHandler {
   constructor(
     signal: AbortSignal,
     inFlight: InFlight,
-    private readonly limits: CallLimits,
+    private readonly bounds: CallBounds,
     private readonly resolve: (response: RawResponse) => void,
     private readonly reject: (error: unknown) => void,
   ) {
@@ -130,11 +131,11 @@ class Call implements Dispatcher.DispatchHandler {
       () =>
         this.failWith(
           new ApiRequestTimeoutError(
-            `the request took longer than EXPORT_REQUEST_TOTAL_TIMEOUT_MS=${limits.totalTimeoutMs} (${this.bytes} body bytes received)`,
+            `the request took longer than EXPORT_REQUEST_TOTAL_TIMEOUT_MS=${bounds.totalTimeoutMs} (${this.bytes} body bytes received)`,
             undefined,
           ),
         ),
-      limits.totalTimeoutMs,
+      bounds.totalTimeoutMs,
     );
     this.deadline.unref();
     let calls = inFlight.get(signal);
@@ -170,14 +171,14 @@ class Call implements Dispatcher.DispatchHandler {
     this.location = firstHeader(headers.location);
     this.contentEncoding = firstHeader(headers['content-encoding']);
     const declared = Number(firstHeader(headers['content-length']));
-    if (declared > this.limits.maxBytes) this.tooLarge(`declares Content-Length: ${declared}`);
+    if (declared > this.bounds.maxBytes) this.tooLarge(`declares Content-Length: ${declared}`);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.settled) return;
     this.bytes += chunk.length;
     // Checked before keeping the chunk: memory never holds more than the limit.
-    if (this.bytes > this.limits.maxBytes) this.tooLarge(`exceeded it after ${this.bytes} bytes`);
+    if (this.bytes > this.bounds.maxBytes) this.tooLarge(`exceeded it after ${this.bytes} bytes`);
     else this.chunks.push(chunk);
   }
 
@@ -211,8 +212,8 @@ class Call implements Dispatcher.DispatchHandler {
   private tooLarge(detail: string): void {
     this.failWith(
       new ResponseTooLargeError(
-        this.limits.maxBytes,
-        `HTTP ${this.statusCode} response larger than EXPORT_MAX_RESPONSE_BYTES=${this.limits.maxBytes} (${detail}); reading stopped and the connection was closed`,
+        this.bounds.maxBytes,
+        `HTTP ${this.statusCode} response larger than EXPORT_MAX_RESPONSE_BYTES=${this.bounds.maxBytes} (${detail}); reading stopped and the connection was closed`,
       ),
     );
   }

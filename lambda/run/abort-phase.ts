@@ -1,7 +1,7 @@
 import { reportRunEnd } from '../core/observability';
 import { abortRun } from '../snapshot/commit';
 import { buildManifest, sumCounts } from '../snapshot/manifest';
-import type { ExportContext } from './job-context';
+import type { JobContext } from './job-context';
 import type { RunOutcome, RunRef } from './phase-payloads';
 import { RunStore } from './run-store';
 
@@ -18,7 +18,7 @@ export interface AbortInput {
  * ABORT: the run will not commit. Aborts every open upload of the run, removes any file of it a
  * partial commit completed, and writes the failed manifest saying which step failed and why.
  */
-export async function abortPhase(ctx: ExportContext, input: AbortInput): Promise<RunOutcome> {
+export async function abortPhase(ctx: JobContext, input: AbortInput): Promise<RunOutcome> {
   const store = await RunStore.open(ctx.s3, ctx.config.bucket, ctx.config.prefix, input.run.planKey);
   const { plan } = store;
   // What is known of the work done: finished steps the caller can name, plus failed steps'

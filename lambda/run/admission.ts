@@ -10,7 +10,7 @@ export class Admission {
   /** Users started beyond the concurrency limit, so a freed slot is refilled from p-limit's queue at once. */
   static readonly FEED_AHEAD = 16;
   private outstanding = 0;
-  /** Attempts handed to the concurrency limit and not finished (running or queued in p-limit). */
+  /** Attempts handed to `apiCalls` (the p-limit function) and not finished: running or queued. */
   private wanting = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];

@@ -1,7 +1,7 @@
 import { reportRunEnd } from '../core/observability';
 import { commitRun } from '../snapshot/commit';
 import { buildManifest, sumCounts } from '../snapshot/manifest';
-import type { ExportContext } from './job-context';
+import type { JobContext } from './job-context';
 import type { RunOutcome, RunRef } from './phase-payloads';
 import { RunStore } from './run-store';
 import { toleranceError } from './tolerance';
@@ -12,7 +12,7 @@ import { toleranceError } from './tolerance';
  * machine's Catch then runs ABORT.
  */
 export async function commitPhase(
-  ctx: ExportContext,
+  ctx: JobContext,
   run: RunRef,
   tails: readonly (string | null)[],
 ): Promise<RunOutcome> {

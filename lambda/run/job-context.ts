@@ -6,10 +6,10 @@ import type { FetchSessions } from '../moonkey/sessions-client';
 import type { PiiCopies } from './pii-copies';
 
 /**
- * Clients and sinks built once per cold start (handlers/export-context.ts) and handed to every
+ * Clients and sinks built once per cold start (handlers/job-runtime.ts) and handed to every
  * phase, so tests can aim them anywhere.
  */
-export interface ExportContext {
+export interface JobContext {
   readonly config: Config;
   readonly s3: S3Client;
   readonly dynamodb: DynamoDBClient;

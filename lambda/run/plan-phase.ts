@@ -2,7 +2,7 @@ import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { effectiveSettings } from '../core/config';
 import { mostAutoSegments } from '../core/facts';
 import { takeOverSlot } from '../snapshot/commit';
-import type { ExportContext } from './job-context';
+import type { JobContext } from './job-context';
 import type { PlanOutput } from './phase-payloads';
 import type { RunPlan } from './run-plan';
 import { RunStore } from './run-store';
@@ -14,7 +14,7 @@ export const USERS_PER_AUTO_SEGMENT = 250_000;
  * PLAN: fixes the run (its plan is stored in S3 for the later phases), takes the slot over from
  * any earlier run that died (aborting its open uploads), and chooses the segments.
  */
-export async function planPhase(ctx: ExportContext, plan: RunPlan): Promise<PlanOutput> {
+export async function planPhase(ctx: JobContext, plan: RunPlan): Promise<PlanOutput> {
   const totalSegments = plan.users.kind === 'list' ? 1 : await chooseSegments(ctx);
   const settings = effectiveSettings(ctx.config);
   ctx.logger.info('snapshot started', {
@@ -46,7 +46,7 @@ export async function planPhase(ctx: ExportContext, plan: RunPlan): Promise<Plan
 }
 
 /** `auto`: one segment per USERS_PER_AUTO_SEGMENT items, at most mostAutoSegments(concurrency). */
-async function chooseSegments(ctx: ExportContext): Promise<number> {
+async function chooseSegments(ctx: JobContext): Promise<number> {
   const configured = ctx.config.scanSegments;
   if (configured !== 'auto') return configured;
   try {

@@ -24,7 +24,7 @@ export interface StoredPlan {
 /**
  * One Work step's result. Steps of a segment form a chain through `prev`: Commit walks back from
  * each segment's last step (the `tail` the state machine carries), so a step that a retried or
- * timed-out attempt wrote but the execution did not continue from is never part of the snapshot.
+ * timed-out invocation wrote but the execution did not continue from is never part of the snapshot.
  * `pending` are users the step took (and counted as scanned) but did not finish: the next step
  * starts with them, reading them here, since its slice's `tail` is this step.
  */
@@ -32,7 +32,7 @@ export interface WorkStep {
   readonly prev: string | null;
   readonly segment: number;
   readonly step: number;
-  readonly attempt: string;
+  readonly invocation: string;
   readonly files: readonly PendingFile[];
   readonly counts: RunCounts;
   readonly failedUsers: readonly FailedUser[];
@@ -120,13 +120,13 @@ export class RunStore {
 
   /** Saves a Work step's result; its key is what the next step's `prev` and the slice's `tail` name. */
   async saveStep(step: WorkStep): Promise<string> {
-    const key = this.keys.workStepKey(step.segment, step.step, step.attempt);
+    const key = this.keys.workStepKey(step.segment, step.step, step.invocation);
     await putJson(this.s3, this.bucket, key, step);
     return key;
   }
 
-  async saveFailedWork(segment: number, step: number, attempt: string, failed: FailedWork): Promise<void> {
-    await putJson(this.s3, this.bucket, this.keys.failedWorkKey(segment, step, attempt), failed);
+  async saveFailedWork(segment: number, step: number, invocation: string, failed: FailedWork): Promise<void> {
+    await putJson(this.s3, this.bucket, this.keys.failedWorkKey(segment, step, invocation), failed);
   }
 
   /** Every step of every segment, found by walking each tail back to the segment's first step. */

@@ -11,7 +11,7 @@ import { ScanUsersError } from '../core/errors';
  * Each Work invocation of the state machine walks one segment from its cursor and hands the
  * cursor it stopped at to the next Work of that segment. `cursor: undefined` means "from the start".
  */
-export interface ScanSlice {
+export interface ScanPosition {
   readonly segment: number;
   readonly totalSegments: number;
   readonly cursor: Record<string, AttributeValue> | undefined;
@@ -41,17 +41,17 @@ export interface ScanUsersOptions {
  */
 export async function* scanUsers(
   client: DynamoDBClient,
-  slice: ScanSlice,
+  position: ScanPosition,
   options: ScanUsersOptions,
 ): AsyncGenerator<UserPage> {
-  const ahead = (cursor: ScanSlice['cursor']) => {
-    const page = readPage(client, slice, cursor, options);
+  const ahead = (cursor: ScanPosition['cursor']) => {
+    const page = readPage(client, position, cursor, options);
     // Marked handled at once: it may fail while the consumer is busy (it sees the error when it
     // pulls) or after the consumer stopped early (nobody will ever look).
     page.catch(() => undefined);
     return page;
   };
-  let next: Promise<UserPage> | undefined = ahead(slice.cursor);
+  let next: Promise<UserPage> | undefined = ahead(position.cursor);
   while (next !== undefined) {
     const page: UserPage = await next;
     next = page.nextCursor === undefined ? undefined : ahead(page.nextCursor);
@@ -61,7 +61,7 @@ export async function* scanUsers(
 
 async function readPage(
   client: DynamoDBClient,
-  slice: ScanSlice,
+  position: ScanPosition,
   cursor: Record<string, AttributeValue> | undefined,
   options: ScanUsersOptions,
 ): Promise<UserPage> {
@@ -74,13 +74,15 @@ async function readPage(
         ExpressionAttributeNames: { '#id': options.idAttribute },
         Limit: options.pageSize,
         ExclusiveStartKey: cursor,
-        ...(slice.totalSegments > 1 ? { Segment: slice.segment, TotalSegments: slice.totalSegments } : {}),
+        ...(position.totalSegments > 1
+          ? { Segment: position.segment, TotalSegments: position.totalSegments }
+          : {}),
       }),
       { abortSignal: options.signal },
     );
   } catch (error) {
     throw new ScanUsersError(
-      `Scanning users table ${options.tableName} (segment ${slice.segment + 1}/${slice.totalSegments}) failed: ${(error as Error).message}`,
+      `Scanning users table ${options.tableName} (segment ${position.segment + 1}/${position.totalSegments}) failed: ${(error as Error).message}`,
       { cause: error },
     );
   }

@@ -30,9 +30,9 @@ export interface UserExportDeps {
   readonly fetchSessions: FetchSessions;
   /** Which copies to write; the one place the policy is applied to a record. */
   readonly copies: PiiCopies;
-  readonly limit: LimitFunction;
-  readonly limiter: RateLimiter;
-  /** AIMD on 429s; moves `limit.concurrency` within [1, the worker's share of EXPORT_CONCURRENCY]. */
+  readonly apiCalls: LimitFunction;
+  readonly rateLimiter: RateLimiter;
+  /** AIMD on 429s; moves `apiCalls.concurrency` within [1, the worker's share of EXPORT_CONCURRENCY]. */
   readonly aimd: AdaptiveConcurrency | undefined;
   readonly admission: Admission;
   readonly writers: Record<FileKind, NdjsonWriter>;
@@ -88,7 +88,7 @@ export class UserExport {
       const answer = await withRetries(
         () => {
           deps.admission.attemptQueued();
-          return deps.limit(() => this.attempt(userId, signal));
+          return deps.apiCalls(() => this.callOnce(userId, signal));
         },
         {
           maxAttempts: deps.config.maxAttempts,
@@ -156,14 +156,14 @@ export class UserExport {
   }
 
   /** One call inside a concurrency slot: rate cap, request, AIMD feedback, validation. */
-  private async attempt(
+  private async callOnce(
     userId: string,
     signal: AbortSignal,
   ): Promise<ValidatedSessions | typeof USER_NOT_FOUND> {
     const { deps } = this;
     try {
       if (signal.aborted) throw signal.reason;
-      if (deps.limiter !== unlimited) await deps.limiter.acquire(signal);
+      if (deps.rateLimiter !== unlimited) await deps.rateLimiter.acquire(signal);
       deps.counts.requests++;
       const aimd = deps.aimd;
       let answer: Awaited<ReturnType<FetchSessions>>;
@@ -174,11 +174,11 @@ export class UserExport {
           answer = await deps.fetchSessions(userId, signal);
         } catch (error) {
           if (error instanceof ApiThrottledError && aimd.onThrottle(ticket))
-            deps.limit.concurrency = aimd.limit;
+            deps.apiCalls.concurrency = aimd.limit;
           throw error;
         }
         // A not-found answer is a round trip like any other: it says nothing about our rate.
-        if (aimd.onSuccess()) deps.limit.concurrency = aimd.limit;
+        if (aimd.onSuccess()) deps.apiCalls.concurrency = aimd.limit;
       }
       return answer === USER_NOT_FOUND
         ? USER_NOT_FOUND

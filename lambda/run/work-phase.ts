@@ -1,4 +1,4 @@
-import type { ExportContext } from './job-context';
+import type { JobContext } from './job-context';
 import type { RunRef, SliceState, WorkOutput } from './phase-payloads';
 import { RunStore } from './run-store';
 import { runWork } from './work';
@@ -18,7 +18,7 @@ export interface WorkOptions {
  * Users the previous step handed over (its `pending`, read from the slice's tail) come first.
  */
 export async function workPhase(
-  ctx: ExportContext,
+  ctx: JobContext,
   run: RunRef,
   slice: SliceState,
   options: WorkOptions,
@@ -51,7 +51,7 @@ export async function workPhase(
     prev: slice.tail,
     segment: slice.segment,
     step: slice.step,
-    attempt: invocation,
+    invocation,
     files: result.files,
     counts: result.counts,
     failedUsers: result.failedUsers,

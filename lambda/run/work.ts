@@ -11,9 +11,9 @@ import { NdjsonWriter } from '../snapshot/ndjson-writer';
 import { abortUploads } from '../snapshot/s3-objects';
 import { FILE_KINDS, type FileKind } from '../snapshot/snapshot-keys';
 import { Admission } from './admission';
-import type { ExportContext } from './job-context';
+import type { JobContext } from './job-context';
 import type { RunStore } from './run-store';
-import { type ScanSlice, scanUsers } from './scan-users';
+import { type ScanPosition, scanUsers } from './scan-users';
 import { concurrencyShare, rateShare } from './segment-share';
 import { UserExport } from './user-export';
 import type { WalkCursor, WorkCursor } from './work-cursor';
@@ -85,7 +85,7 @@ const LIST_CHUNK = 500;
  * call outlasts an invocation, and handing over again would loop.
  * On a fatal error it aborts its own uploads and throws.
  */
-export async function runWork(input: WorkInput, ctx: ExportContext): Promise<WorkResult> {
+export async function runWork(input: WorkInput, ctx: JobContext): Promise<WorkResult> {
   return new Work(input, ctx).run();
 }
 
@@ -107,13 +107,13 @@ class Work {
   private readonly writers: Record<FileKind, NdjsonWriter>;
   private readonly users: UserExport;
   private readonly admission: Admission;
-  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly apiCalls: ReturnType<typeof pLimit>;
   private readonly aimd: AdaptiveConcurrency | undefined;
   private readonly startedAt = Date.now();
 
   constructor(
     private readonly input: WorkInput,
-    private readonly ctx: ExportContext,
+    private readonly ctx: JobContext,
   ) {
     const { config } = ctx;
     this.resumeAt = input.cursor;
@@ -121,13 +121,13 @@ class Work {
     // Every in-flight call and backoff sleep listens to this one signal.
     setMaxListeners(0, this.abort.signal);
     const concurrency = concurrencyShare(config.concurrency, input.segment, input.totalSegments);
-    this.limit = pLimit(concurrency);
-    const limiter =
+    this.apiCalls = pLimit(concurrency);
+    const rateLimiter =
       config.maxRps === undefined
         ? unlimited
         : createRateLimiter(rateShare(config.maxRps, input.totalSegments));
     this.aimd = config.adaptiveConcurrency ? new AdaptiveConcurrency({ max: concurrency }) : undefined;
-    this.admission = new Admission(concurrency * 2 + 32, () => this.limit.concurrency);
+    this.admission = new Admission(concurrency * 2 + 32, () => this.apiCalls.concurrency);
     const { store } = input;
     const writerName = writerId(input.segment, input.step, input.invocation);
     const writer = (kind: FileKind) =>
@@ -153,8 +153,8 @@ class Work {
       run: input.store.plan,
       fetchSessions: ctx.fetchSessions,
       copies: ctx.pii,
-      limit: this.limit,
-      limiter,
+      apiCalls: this.apiCalls,
+      rateLimiter,
       aimd: this.aimd,
       admission: this.admission,
       writers: this.writers,
@@ -259,12 +259,12 @@ class Work {
 
   private async walkScan(start: Record<string, AttributeValue> | undefined): Promise<void> {
     const { config } = this.ctx;
-    const slice: ScanSlice = {
+    const position: ScanPosition = {
       segment: this.input.segment,
       totalSegments: this.input.totalSegments,
       cursor: start,
     };
-    const pages = scanUsers(this.ctx.dynamodb, slice, {
+    const pages = scanUsers(this.ctx.dynamodb, position, {
       tableName: config.usersTableName,
       idAttribute: config.userIdAttribute,
       pageSize: config.scanPageSize,
@@ -362,8 +362,8 @@ class Work {
       usersScanned: this.counts.users_scanned,
       usersDone: this.counts.users_processed,
       usersPerSecond: elapsedMs > 0 ? Math.round((this.counts.users_processed * 1000) / elapsedMs) : 0,
-      inFlight: this.limit.activeCount,
-      concurrency: this.limit.concurrency,
+      inFlight: this.apiCalls.activeCount,
+      concurrency: this.apiCalls.concurrency,
       sessionsExported: this.counts.sessions_exported,
       usersFailed: this.counts.users_failed,
       usersNotFound: this.counts.users_not_found,

@@ -110,11 +110,11 @@ export async function completeFiles(
   bucket: string,
   files: readonly PendingFile[],
 ): Promise<void> {
-  const limit = pLimit(S3_PARALLELISM);
+  const s3Calls = pLimit(S3_PARALLELISM);
   let failure: { error: unknown } | undefined;
   await Promise.all(
     files.map((file) =>
-      limit(async () => {
+      s3Calls(async () => {
         if (failure) return;
         try {
           await completeFile(s3, bucket, file);
@@ -195,12 +195,12 @@ export async function cleanUpSlot(ctx: CommitContext): Promise<CleanupReport> {
   let visibleRunId: string | undefined;
   try {
     const manifestKeys = await listKeys(s3, bucket, keys.slotManifestPrefix());
-    const limit = pLimit(S3_PARALLELISM);
+    const s3Calls = pLimit(S3_PARALLELISM);
     const manifests = (
       await Promise.all(
         manifestKeys
           .filter((key) => runIdOfKey(key, keys.slotManifestPrefix()) !== undefined)
-          .map((key) => limit(async () => ({ key, manifest: await getJson<Manifest>(s3, bucket, key) }))),
+          .map((key) => s3Calls(async () => ({ key, manifest: await getJson<Manifest>(s3, bucket, key) }))),
       )
     ).filter((m): m is { key: string; manifest: Manifest } => m.manifest !== undefined);
     for (const { manifest } of manifests)

@@ -106,10 +106,10 @@ export async function abortUploads(
   bucket: string,
   uploads: readonly OpenUpload[],
 ): Promise<OpenUpload[]> {
-  const limit = pLimit(S3_PARALLELISM);
+  const s3Calls = pLimit(S3_PARALLELISM);
   const results = await Promise.all(
     uploads.map((upload) =>
-      limit(async () => {
+      s3Calls(async () => {
         try {
           await s3.send(
             new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }),

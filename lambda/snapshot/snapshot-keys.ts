@@ -49,7 +49,7 @@ export class SnapshotKeys {
     return `${this.slotFilePrefix(kind)}${this.runId}.`;
   }
 
-  /** `writer` tells apart writers that run at once or one after another (segments, steps, attempts). */
+  /** `writer` tells apart writers that run at once or one after another (segments, steps, invocations). */
   fileKey(kind: FileKind, writer: string, index: number): string {
     return `${this.runFilePrefix(kind)}${dataFileName(writer, index)}`;
   }
@@ -92,14 +92,14 @@ export class SnapshotKeys {
     return `${this.runStatePrefix(runId)}uploads/`;
   }
 
-  /** A Work step's result; `attempt` makes a retried step's result a new object, never an overwrite. */
-  workStepKey(segment: number, step: number, attempt: string): string {
-    return `${this.workStatePrefix()}${workStepName(segment, step, attempt)}`;
+  /** A Work step's result; `invocation` makes a retried step's result a new object, never an overwrite. */
+  workStepKey(segment: number, step: number, invocation: string): string {
+    return `${this.workStatePrefix()}${workStepName(segment, step, invocation)}`;
   }
 
   /** What a failed Work step had done (its counts and failed users), for the failed manifest. */
-  failedWorkKey(segment: number, step: number, attempt: string): string {
-    return this.workStepKey(segment, step, attempt).replace(/\.json$/, '.failed.json');
+  failedWorkKey(segment: number, step: number, invocation: string): string {
+    return this.workStepKey(segment, step, invocation).replace(/\.json$/, '.failed.json');
   }
 
   workStatePrefix(): string {

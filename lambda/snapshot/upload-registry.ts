@@ -10,7 +10,7 @@ export interface UploadRecord extends OpenUpload {
 /**
  * A small object per multipart upload, written after CreateMultipartUpload and before the first
  * part, under the run's state prefix. It is how a later run of the slot, or this run's Abort,
- * finds uploads that no surviving state lists (a Work attempt killed mid-slice, a process killed
+ * finds uploads that no surviving state lists (a Work invocation killed mid-step, a process killed
  * in commit). S3's ListMultipartUploads would find them too, but the local S3 server (fauxqs)
  * does not implement it, and a record works on any store; production also lists (commit.ts).
  * Only an upload killed between its Create and this write is missed, and it holds no parts.
@@ -36,9 +36,9 @@ export async function listUploadRecords(
   const recordKeys = (await listKeys(s3, bucket, prefix)).filter(
     (key) => key.includes('/uploads/') && runIdOfKey(key, keys.slotStatePrefix()) !== undefined,
   );
-  const limit = pLimit(S3_PARALLELISM);
+  const s3Calls = pLimit(S3_PARALLELISM);
   const records = await Promise.all(
-    recordKeys.map((key) => limit(() => getJson<UploadRecord>(s3, bucket, key))),
+    recordKeys.map((key) => s3Calls(() => getJson<UploadRecord>(s3, bucket, key))),
   );
   return records.filter((r): r is UploadRecord => r !== undefined);
 }

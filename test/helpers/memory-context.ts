@@ -3,14 +3,14 @@ import { parseConfig } from '../../lambda/core/config';
 import type { RunMetrics } from '../../lambda/core/observability';
 import type { SessionsResponse } from '../../lambda/moonkey/classify-response';
 import type { FetchSessions } from '../../lambda/moonkey/sessions-client';
-import type { ExportContext } from '../../lambda/run/job-context';
+import type { JobContext } from '../../lambda/run/job-context';
 import { RAW_ONLY } from '../../lambda/run/pii-copies';
 import type { RunPlan } from '../../lambda/run/run-plan';
 import { newRunId } from '../../lambda/snapshot/snapshot-id';
 import { type CapturedLogger, captureLogger } from './capture-logger';
 import { MemoryS3 } from './memory-s3';
 
-export interface MemoryContext extends ExportContext {
+export interface MemoryContext extends JobContext {
   readonly memory: MemoryS3;
   readonly logger: CapturedLogger;
   /** Every metrics record the run published. */
@@ -20,7 +20,7 @@ export interface MemoryContext extends ExportContext {
 }
 
 /**
- * An ExportContext on in-memory parts, for unit tests of one phase: S3 is MemoryS3, DynamoDB
+ * A JobContext on in-memory parts, for unit tests of one phase: S3 is MemoryS3, DynamoDB
  * answers `dynamodb(command)`, MoonKey answers `fetchSessions`. The integration suites run the
  * same phases on the real local servers through the state machine.
  */

@@ -1,7 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../../lambda/core/config';
 import type { JobLogger, MetricsSink } from '../../lambda/core/observability';
-import { createExportRuntime, type ExportRuntime } from '../../lambda/handlers/export-context';
 import {
   closeRuntime,
   createPhaseHandler,
@@ -9,6 +8,7 @@ import {
   handler as lambdaHandler,
   type RunSummary,
 } from '../../lambda/handlers/handler';
+import { createJobRuntime, type JobRuntime } from '../../lambda/handlers/job-runtime';
 import type { RunRef } from '../../lambda/run/phase-payloads';
 import type { Manifest } from '../../lambda/snapshot/manifest';
 import { getJson } from '../../lambda/snapshot/s3-objects';
@@ -86,14 +86,14 @@ export async function runViaStateMachine(
 ): Promise<StateMachineRun> {
   const restore = useProcessEnv(env);
   const logger = options.logger ?? captureLogger();
-  let runtime: ExportRuntime;
+  let runtime: JobRuntime;
   let base: PhaseHandler;
   try {
     if (options.lambdaEntry) {
       runtime = await getRuntime();
       base = lambdaHandler as PhaseHandler;
     } else {
-      runtime = await createExportRuntime(loadConfig(), {
+      runtime = await createJobRuntime(loadConfig(), {
         logger: logger as JobLogger,
         metrics: options.metrics,
       });

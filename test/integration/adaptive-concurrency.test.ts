@@ -101,7 +101,7 @@ describe('adaptive concurrency (AIMD)', () => {
     expect(summary?.decreases).toBeGreaterThan(0);
     expect(summary?.lowest).toBeLessThan(CONCURRENCY);
     // Never more calls in flight than the configured bound, whatever the controller does,
-    // counted where the calls arrive rather than by the limiter that is supposed to bound them.
+    // counted where the calls arrive rather than by the rate limiter that is supposed to bound them.
     expect(stack.api.stats.maxInFlight).toBeLessThanOrEqual(CONCURRENCY);
     for (const p of result.progress) expect(p.concurrency).toBeLessThanOrEqual(CONCURRENCY);
     const records = await readRecords(stack.s3Client, stack.bucket, 'aimd-limited/sessions/');

@@ -108,7 +108,7 @@ describe('a scheduled snapshot', () => {
     const runId = result.manifest.run_id;
     const keys = await listKeys(stack.s3Client, stack.bucket, `${result.prefix}/`);
     const manifestKey = `${result.prefix}/manifests/dt=2026-11-26/scheduled-20261126T043000Z.${runId}.json`;
-    // The file is named by its segment, step, attempt (the Work's request id) and index.
+    // The file is named by its segment, step, invocation (the Work's request id) and index.
     const sessionsKey = new RegExp(
       `^${result.prefix}/sessions/dt=2026-11-26/scheduled-20261126T043000Z\\.${runId}\\.s000-00000-[0-9a-f]{12}-00000\\.ndjson\\.gz$`,
     );

@@ -84,7 +84,7 @@ describe('EXPORT_MAX_RPS, counted by the API', () => {
     expect(result.manifest.status).toBe('committed');
     expect(stack.api.stats.arrivals).toHaveLength(listed.length);
     const busiest = busiestSecond(stack.api.stats.arrivals);
-    // The limiter allows a burst of 1% of the cap (at least one request). The fake API shares
+    // The rate limiter allows a burst of 1% of the cap (at least one request). The fake API shares
     // this process and a busy machine, so arrivals jitter by up to a few hundred ms around their
     // send times; a quarter of the cap covers that, and still fails a cap that is off by 2x or 10x.
     expect(busiest).toBeLessThanOrEqual(cap * 1.25 + 1);

@@ -206,7 +206,7 @@ describe('faults through the state machine definition', () => {
   const SLOW = { EXPORT_CONCURRENCY: '8' };
   beforeEach(() => stack.api.configure({ latencyMs: 10 }));
 
-  it('retries a Work that died mid-slice (after its uploads) and one Lambda refused: no duplicates, no open uploads', async () => {
+  it('retries a Work that died mid-step (after its uploads) and one Lambda refused: no duplicates, no open uploads', async () => {
     const faults = (call: PhaseCall): InjectedFault | undefined => {
       if (call.state !== 'Work') return undefined;
       if (call.count === 3) return { error: 'Lambda.ServiceException', at: 'before' };

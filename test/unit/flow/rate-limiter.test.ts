@@ -1,15 +1,15 @@
 import { getEventListeners } from 'node:events';
 import { createRateLimiter } from '../../../lambda/flow/rate-limiter';
 
-/** Runs `count` callers through a limiter on jest's fake clock; returns when each one started. */
+/** Runs `count` callers through a rate limiter on jest's fake clock; returns when each one started. */
 async function startTimes(maxRps: number, count: number, runForMs: number): Promise<number[]> {
   jest.useFakeTimers({ now: 0 });
   try {
-    const limiter = createRateLimiter(maxRps, () => Date.now());
+    const rateLimiter = createRateLimiter(maxRps, () => Date.now());
     const signal = new AbortController().signal;
     const started: number[] = [];
     const pending = Array.from({ length: count }, () =>
-      limiter.acquire(signal).then(() => started.push(Date.now())),
+      rateLimiter.acquire(signal).then(() => started.push(Date.now())),
     );
     await jest.advanceTimersByTimeAsync(runForMs);
     await Promise.all(pending);
@@ -33,11 +33,11 @@ describe('createRateLimiter', () => {
   it('does not catch up in a burst after the event loop stalls', async () => {
     jest.useFakeTimers({ now: 0 });
     try {
-      const limiter = createRateLimiter(10, () => Date.now());
+      const rateLimiter = createRateLimiter(10, () => Date.now());
       const signal = new AbortController().signal;
       const started: number[] = [];
       const pending = Array.from({ length: 12 }, () =>
-        limiter.acquire(signal).then(() => started.push(Date.now())),
+        rateLimiter.acquire(signal).then(() => started.push(Date.now())),
       );
       await jest.advanceTimersByTimeAsync(250);
       // The process stalls for 700 ms (GC, a CPU-bound neighbour): no timer fires meanwhile.
@@ -56,14 +56,16 @@ describe('createRateLimiter', () => {
   it('serves the callers already waiting before a newcomer, even when a late timer left slots free', async () => {
     jest.useFakeTimers({ now: 0 });
     try {
-      const limiter = createRateLimiter(10, () => Date.now());
+      const rateLimiter = createRateLimiter(10, () => Date.now());
       const signal = new AbortController().signal;
       const order: string[] = [];
-      const pending = ['w0', 'w1', 'w2'].map((name) => limiter.acquire(signal).then(() => order.push(name)));
+      const pending = ['w0', 'w1', 'w2'].map((name) =>
+        rateLimiter.acquire(signal).then(() => order.push(name)),
+      );
       await jest.advanceTimersByTimeAsync(0);
       // The timer due at 100 has not fired yet when the clock reads 500 (a stall).
       jest.setSystemTime(500);
-      pending.push(limiter.acquire(signal).then(() => order.push('newcomer')));
+      pending.push(rateLimiter.acquire(signal).then(() => order.push('newcomer')));
       await jest.advanceTimersByTimeAsync(1000);
       await Promise.all(pending);
 
@@ -78,11 +80,11 @@ describe('createRateLimiter', () => {
     try {
       // R = 1000/s: a burst of ten. Eleven callers: one waits; the timer fires after a stall,
       // with room for more than the one waiting.
-      const limiter = createRateLimiter(1000, () => Date.now());
+      const rateLimiter = createRateLimiter(1000, () => Date.now());
       const signal = new AbortController().signal;
       const started: number[] = [];
       const pending = Array.from({ length: 11 }, () =>
-        limiter.acquire(signal).then(() => started.push(Date.now())),
+        rateLimiter.acquire(signal).then(() => started.push(Date.now())),
       );
       await jest.advanceTimersByTimeAsync(0);
       jest.setSystemTime(50);
@@ -114,17 +116,17 @@ describe('createRateLimiter and a run abort', () => {
   });
 
   it('refuses a caller whose run is already aborted', async () => {
-    const limiter = createRateLimiter(10);
+    const rateLimiter = createRateLimiter(10);
     const controller = new AbortController();
     const reason = new Error('run aborted');
     controller.abort(reason);
 
-    await expect(limiter.acquire(controller.signal)).rejects.toBe(reason);
+    await expect(rateLimiter.acquire(controller.signal)).rejects.toBe(reason);
   });
 
   it('rejects the waiting callers of an aborted run at once, keeps the others and clears its timer', async () => {
     jest.useFakeTimers({ now: 0 });
-    const limiter = createRateLimiter(10, () => Date.now());
+    const rateLimiter = createRateLimiter(10, () => Date.now());
     const aborted = new AbortController();
     const other = new AbortController();
     const reason = new Error('run aborted');
@@ -135,9 +137,9 @@ describe('createRateLimiter and a run abort', () => {
         (error: unknown) =>
           outcome.push(`${name} ${error === reason ? 'aborted' : 'failed'} at ${Date.now()}`),
       );
-    const first = track('a0', limiter.acquire(aborted.signal));
-    const waiting = [1, 2, 3].map((i) => track(`a${i}`, limiter.acquire(aborted.signal)));
-    void track('b', limiter.acquire(other.signal));
+    const first = track('a0', rateLimiter.acquire(aborted.signal));
+    const waiting = [1, 2, 3].map((i) => track(`a${i}`, rateLimiter.acquire(aborted.signal)));
+    void track('b', rateLimiter.acquire(other.signal));
     // One abort listener per signal, however many of its callers wait.
     expect(getEventListeners(aborted.signal, 'abort')).toHaveLength(1);
 
@@ -160,7 +162,7 @@ describe('createRateLimiter and a run abort', () => {
 
   it('gives the slots of callers already started to no one twice when another run aborts', async () => {
     jest.useFakeTimers({ now: 0 });
-    const limiter = createRateLimiter(10, () => Date.now());
+    const rateLimiter = createRateLimiter(10, () => Date.now());
     const kept = new AbortController();
     const aborted = new AbortController();
     const started: string[] = [];
@@ -169,10 +171,10 @@ describe('createRateLimiter and a run abort', () => {
         () => started.push(`${name} at ${Date.now()}`),
         () => undefined,
       );
-    void track('k0', limiter.acquire(kept.signal));
-    void track('k1', limiter.acquire(kept.signal));
-    void track('a', limiter.acquire(aborted.signal));
-    void track('k2', limiter.acquire(kept.signal));
+    void track('k0', rateLimiter.acquire(kept.signal));
+    void track('k1', rateLimiter.acquire(kept.signal));
+    void track('a', rateLimiter.acquire(aborted.signal));
+    void track('k2', rateLimiter.acquire(kept.signal));
     await jest.advanceTimersByTimeAsync(150);
 
     aborted.abort(new Error('stop'));
@@ -184,9 +186,9 @@ describe('createRateLimiter and a run abort', () => {
 
   it('arms no timer once every waiter of the only run has been aborted', async () => {
     jest.useFakeTimers({ now: 0 });
-    const limiter = createRateLimiter(10, () => Date.now());
+    const rateLimiter = createRateLimiter(10, () => Date.now());
     const controller = new AbortController();
-    const pending = [0, 1, 2].map(() => limiter.acquire(controller.signal).catch(() => 'aborted'));
+    const pending = [0, 1, 2].map(() => rateLimiter.acquire(controller.signal).catch(() => 'aborted'));
     expect(jest.getTimerCount()).toBe(1);
 
     controller.abort(new Error('stop'));

@@ -31,41 +31,41 @@ describe('withRetries', () => {
   const fast = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 };
 
   it('retries retryable failures and returns the first success', async () => {
-    const attempt = jest
+    const operation = jest
       .fn<Promise<string>, []>()
       .mockRejectedValueOnce(new ApiRetryableError('HTTP 503', undefined))
       .mockResolvedValueOnce('ok');
     const onRetry = jest.fn();
 
-    await expect(withRetries(attempt, fast, signal, onRetry)).resolves.toBe('ok');
-    expect(attempt).toHaveBeenCalledTimes(2);
+    await expect(withRetries(operation, fast, signal, onRetry)).resolves.toBe('ok');
+    expect(operation).toHaveBeenCalledTimes(2);
     expect(onRetry).toHaveBeenCalledTimes(1);
   });
 
   it('does not retry a 401 or a 404', async () => {
     for (const error of [new ApiAuthError(401), new ApiRequestError(404, 'HTTP 404')]) {
-      const attempt = jest.fn<Promise<string>, []>().mockRejectedValue(error);
+      const operation = jest.fn<Promise<string>, []>().mockRejectedValue(error);
 
-      await expect(withRetries(attempt, fast, signal, () => {})).rejects.toBe(error);
-      expect(attempt).toHaveBeenCalledTimes(1);
+      await expect(withRetries(operation, fast, signal, () => {})).rejects.toBe(error);
+      expect(operation).toHaveBeenCalledTimes(1);
     }
   });
 
   it('gives up after maxAttempts with the last error as the cause', async () => {
     const last = new ApiRetryableError('HTTP 502', undefined);
-    const attempt = jest.fn<Promise<string>, []>().mockRejectedValue(last);
+    const operation = jest.fn<Promise<string>, []>().mockRejectedValue(last);
 
-    const error = await withRetries(attempt, fast, signal, () => {}).catch((e: unknown) => e);
+    const error = await withRetries(operation, fast, signal, () => {}).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(RetriesExhaustedError);
     expect((error as RetriesExhaustedError).cause).toBe(last);
     expect((error as Error).message).toBe('gave up after 3 attempts: HTTP 502');
-    expect(attempt).toHaveBeenCalledTimes(3);
+    expect(operation).toHaveBeenCalledTimes(3);
   });
 
   it('leaves no abort listener behind on the run signal after a finished backoff sleep', async () => {
     const controller = new AbortController();
-    const attempt = jest
+    const operation = jest
       .fn<Promise<string>, []>()
       // Retry-After sets a floor, so each backoff really sleeps (a 0 ms draw would not).
       .mockRejectedValueOnce(new ApiRetryableError('HTTP 503', 5))
@@ -74,7 +74,7 @@ describe('withRetries', () => {
     const delays: number[] = [];
 
     await expect(
-      withRetries(attempt, { maxAttempts: 3, baseDelayMs: 2, maxDelayMs: 2 }, controller.signal, (_e, ms) =>
+      withRetries(operation, { maxAttempts: 3, baseDelayMs: 2, maxDelayMs: 2 }, controller.signal, (_e, ms) =>
         delays.push(ms),
       ),
     ).resolves.toBe('ok');
@@ -87,14 +87,14 @@ describe('withRetries', () => {
   it('throws a retryable failure that comes back after the run was aborted, without retrying', async () => {
     const controller = new AbortController();
     const failure = new ApiRetryableError('HTTP 503', undefined);
-    const attempt = jest.fn<Promise<string>, []>().mockImplementation(async () => {
+    const operation = jest.fn<Promise<string>, []>().mockImplementation(async () => {
       controller.abort(new Error('run aborted'));
       throw failure;
     });
     const onRetry = jest.fn();
 
-    await expect(withRetries(attempt, fast, controller.signal, onRetry)).rejects.toBe(failure);
-    expect(attempt).toHaveBeenCalledTimes(1);
+    await expect(withRetries(operation, fast, controller.signal, onRetry)).rejects.toBe(failure);
+    expect(operation).toHaveBeenCalledTimes(1);
     expect(onRetry).not.toHaveBeenCalled();
   });
 
@@ -102,12 +102,12 @@ describe('withRetries', () => {
     jest.useFakeTimers();
     try {
       const controller = new AbortController();
-      const attempt = jest
+      const operation = jest
         .fn<Promise<string>, []>()
         .mockRejectedValue(new ApiRetryableError('HTTP 429', 60_000));
       const reason = new Error('run aborted');
       let outcome: unknown = 'pending';
-      const pending = withRetries(attempt, { ...fast, maxAttempts: 5 }, controller.signal, () => {});
+      const pending = withRetries(operation, { ...fast, maxAttempts: 5 }, controller.signal, () => {});
       pending.catch((error: unknown) => {
         outcome = error;
       });
@@ -119,7 +119,7 @@ describe('withRetries', () => {
       await jest.advanceTimersByTimeAsync(0);
 
       expect(outcome).toBe(reason);
-      expect(attempt).toHaveBeenCalledTimes(1);
+      expect(operation).toHaveBeenCalledTimes(1);
       // The sleep's timer is cleared, not left to fire 59 s later.
       expect(jest.getTimerCount()).toBe(0);
     } finally {
@@ -129,16 +129,16 @@ describe('withRetries', () => {
 
   it('stops waiting as soon as the run is aborted', async () => {
     const controller = new AbortController();
-    const attempt = jest
+    const operation = jest
       .fn<Promise<string>, []>()
       .mockRejectedValue(new ApiRetryableError('HTTP 429', 60_000));
     const reason = new Error('run aborted');
 
-    const pending = withRetries(attempt, { ...fast, maxAttempts: 5 }, controller.signal, () =>
+    const pending = withRetries(operation, { ...fast, maxAttempts: 5 }, controller.signal, () =>
       controller.abort(reason),
     );
 
     await expect(pending).rejects.toBe(reason);
-    expect(attempt).toHaveBeenCalledTimes(1);
+    expect(operation).toHaveBeenCalledTimes(1);
   });
 });

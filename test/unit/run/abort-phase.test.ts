@@ -48,7 +48,7 @@ describe('abortPhase', () => {
       prev: null,
       segment: 0,
       step: 0,
-      attempt: 'done',
+      invocation: 'done',
       files: [],
       counts: counts({ users_processed: 100 }),
       failedUsers: [],

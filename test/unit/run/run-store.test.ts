@@ -18,7 +18,7 @@ function step(overrides: Partial<WorkStep> = {}): WorkStep {
     prev: null,
     segment: 0,
     step: 0,
-    attempt: 'a1',
+    invocation: 'a1',
     files: [],
     counts: emptyCounts(),
     failedUsers: [],
@@ -95,9 +95,9 @@ describe('RunStore plans', () => {
 describe('RunStore steps', () => {
   it('saves a step under the key its segment, step and invocation name, and walks chains back from their tails', async () => {
     const { store } = await newStore();
-    const a0 = await store.saveStep(step({ segment: 0, step: 0, attempt: 'x' }));
-    const a1 = await store.saveStep(step({ segment: 0, step: 1, attempt: 'y', prev: a0 }));
-    const b0 = await store.saveStep(step({ segment: 1, step: 0, attempt: 'z' }));
+    const a0 = await store.saveStep(step({ segment: 0, step: 0, invocation: 'x' }));
+    const a1 = await store.saveStep(step({ segment: 0, step: 1, invocation: 'y', prev: a0 }));
+    const b0 = await store.saveStep(step({ segment: 1, step: 0, invocation: 'z' }));
 
     expect(a1).toBe(store.keys.workStepKey(0, 1, 'y'));
     const steps = await store.collectSteps([a1, b0, null]);
@@ -111,7 +111,7 @@ describe('RunStore steps', () => {
   it('refuses a chain that loops or names a step S3 does not hold', async () => {
     const { store } = await newStore();
     const key = store.keys.workStepKey(0, 0, 'x');
-    await store.saveStep(step({ attempt: 'x', prev: key }));
+    await store.saveStep(step({ invocation: 'x', prev: key }));
 
     await expect(store.collectSteps([key])).rejects.toThrow(`run state loops at ${key}`);
     await expect(store.collectSteps(['gone.json'])).rejects.toThrow('missing Work step s3://b/gone.json');
@@ -119,7 +119,7 @@ describe('RunStore steps', () => {
 
   it('lists what failed Work steps recorded of themselves, and nothing else under the work prefix', async () => {
     const { store } = await newStore();
-    await store.saveStep(step({ attempt: 'ok' }));
+    await store.saveStep(step({ invocation: 'ok' }));
     await store.saveFailedWork(0, 1, 'bad', {
       counts: { ...emptyCounts(), users_processed: 7 },
       failedUsers: [],

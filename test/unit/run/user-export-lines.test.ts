@@ -57,8 +57,8 @@ async function linesFor(
     run: RUN,
     fetchSessions,
     copies,
-    limit: pLimit(1),
-    limiter: unlimited,
+    apiCalls: pLimit(1),
+    rateLimiter: unlimited,
     aimd: undefined,
     admission,
     writers: {

@@ -56,8 +56,8 @@ async function exportFailing(users: number) {
       throw Object.assign(new Error(`MoonKey answered 500 for ${userId}`), { name: 'ApiServerError' });
     },
     copies: RAW_ONLY,
-    limit: pLimit(8),
-    limiter: unlimited,
+    apiCalls: pLimit(8),
+    rateLimiter: unlimited,
     aimd: undefined,
     admission,
     writers,

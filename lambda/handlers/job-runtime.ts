@@ -5,10 +5,11 @@ import type { Config } from '../core/config';
 import { createLogger, createMetricsSink, type JobLogger, type MetricsSink } from '../core/observability';
 import { resolvePiiKey } from '../core/pii-key';
 import { createSessionsClient } from '../moonkey/sessions-client';
-import type { ExportContext } from '../run/job-context';
+import type { JobContext } from '../run/job-context';
 import { createPiiCopies } from '../run/pii-copies';
 
-export interface ExportRuntime extends ExportContext {
+/** A job context that also owns its clients' sockets: built once per cold start, closed with `close()`. */
+export interface JobRuntime extends JobContext {
   close(): Promise<void>;
 }
 
@@ -18,10 +19,10 @@ export interface ExportRuntime extends ExportContext {
  * (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB, AWS_REQUEST_CHECKSUM_CALCULATION, ...), so
  * pointing the job at emulators needs no code path of its own; only path-style is ours.
  */
-export async function createExportRuntime(
+export async function createJobRuntime(
   config: Config,
   overrides: { logger?: JobLogger; metrics?: MetricsSink } = {},
-): Promise<ExportRuntime> {
+): Promise<JobRuntime> {
   const apiKey = await resolveApiKey(config.apiKey);
   // Read once here and held only by the tokenizer's closure: never in the config, a log or the state.
   const pii = createPiiCopies(
@@ -58,7 +59,7 @@ export async function createExportRuntime(
 }
 
 /** Where a handler gets its runtime (config and clients) for an invocation. */
-export type RuntimeSource = () => Promise<ExportRuntime>;
+export type RuntimeSource = () => Promise<JobRuntime>;
 
 /** A runtime built on first use and then shared, with the means to release it. */
 export interface CachedRuntime {
@@ -72,8 +73,8 @@ export interface CachedRuntime {
  * failed build (say, Secrets Manager was briefly unreachable) is not kept, so the next call
  * tries again.
  */
-export function cachedRuntime(create: () => Promise<ExportRuntime>): CachedRuntime {
-  let runtime: Promise<ExportRuntime> | undefined;
+export function cachedRuntime(create: () => Promise<JobRuntime>): CachedRuntime {
+  let runtime: Promise<JobRuntime> | undefined;
   return {
     get() {
       runtime ??= Promise.resolve()

@@ -1,7 +1,7 @@
-import { cachedRuntime, type ExportRuntime } from '../../../lambda/handlers/export-context';
+import { cachedRuntime, type JobRuntime } from '../../../lambda/handlers/job-runtime';
 
 /** A stand-in runtime: only `close` is called by the cache. */
-function fakeRuntime(name: string): ExportRuntime & { closed: number } {
+function fakeRuntime(name: string): JobRuntime & { closed: number } {
   const runtime = {
     name,
     closed: 0,
@@ -9,7 +9,7 @@ function fakeRuntime(name: string): ExportRuntime & { closed: number } {
       runtime.closed++;
     },
   };
-  return runtime as unknown as ExportRuntime & { closed: number };
+  return runtime as unknown as JobRuntime & { closed: number };
 }
 
 describe('cachedRuntime', () => {
@@ -27,7 +27,7 @@ describe('cachedRuntime', () => {
 
   it('does not keep a failed build: the next call tries again', async () => {
     const create = jest
-      .fn<Promise<ExportRuntime>, []>()
+      .fn<Promise<JobRuntime>, []>()
       .mockRejectedValueOnce(new Error('Secrets Manager unreachable'))
       .mockResolvedValueOnce(fakeRuntime('second try'));
     const cache = cachedRuntime(create);
@@ -41,7 +41,7 @@ describe('cachedRuntime', () => {
 
   it('closes the runtime it built, and builds a new one on the next call', async () => {
     const first = fakeRuntime('first');
-    const create = jest.fn<Promise<ExportRuntime>, []>().mockResolvedValueOnce(first);
+    const create = jest.fn<Promise<JobRuntime>, []>().mockResolvedValueOnce(first);
     create.mockResolvedValueOnce(fakeRuntime('second'));
     const cache = cachedRuntime(create);
     await cache.get();
