@@ -83,23 +83,27 @@ describe('scanUsers: pages', () => {
 });
 
 describe('scanUsers: segments', () => {
-  it('scans its own segment of a parallel scan; the segments together hold every user once', async () => {
-    const table = new MemoryUsersTable();
-    const ids = table.addUsers(31);
+  it.each([2, 3])(
+    'scans its own segment of a parallel scan in %d segments; the segments together hold every user once',
+    async (totalSegments) => {
+      const table = new MemoryUsersTable();
+      const ids = table.addUsers(31);
+      const segments = [...Array(totalSegments).keys()];
 
-    const segments = await Promise.all(
-      [0, 1, 2].map((segment) => allPages(table, { segment, totalSegments: 3, cursor: undefined })),
-    );
+      const pages = await Promise.all(
+        segments.map((segment) => allPages(table, { segment, totalSegments, cursor: undefined })),
+      );
 
-    const bySegment = segments.map((pages) => pages.flatMap((p) => p.userIds));
-    for (const [segment, users] of bySegment.entries()) {
-      expect(users).toEqual(table.segmentItems(segment, 3).map((item) => item.user_id?.S));
-    }
-    expect(bySegment.flat().sort()).toEqual(ids);
-    expect(new Set(table.scans.map((s) => `${s.Segment}/${s.TotalSegments}`))).toEqual(
-      new Set(['0/3', '1/3', '2/3']),
-    );
-  });
+      const bySegment = pages.map((p) => p.flatMap((page) => page.userIds));
+      for (const [segment, users] of bySegment.entries()) {
+        expect(users).toEqual(table.segmentItems(segment, totalSegments).map((item) => item.user_id?.S));
+      }
+      expect(bySegment.flat().sort()).toEqual(ids);
+      expect(new Set(table.scans.map((s) => `${s.Segment}/${s.TotalSegments}`))).toEqual(
+        new Set(segments.map((segment) => `${segment}/${totalSegments}`)),
+      );
+    },
+  );
 
   it('sends no Segment for a scan of one segment', async () => {
     const table = new MemoryUsersTable();
