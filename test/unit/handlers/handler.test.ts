@@ -1,4 +1,9 @@
-import { InvalidEventError, InvalidPhaseInputError, WorkStalledError } from '../../../lambda/core/errors';
+import {
+  InvalidEventError,
+  InvalidPhaseInputError,
+  RunAbandonedError,
+  WorkStalledError,
+} from '../../../lambda/core/errors';
 import type { ExportRuntime } from '../../../lambda/handlers/export-context';
 import {
   closeRuntime,
@@ -219,6 +224,34 @@ describe('createPhaseHandler: work and its deadline', () => {
     expect(error).toBeInstanceOf(WorkStalledError);
     expect((error as Error).message).toContain("in this Work's whole invocation (100 ms to its hard stop)");
     expect(table.scans).toHaveLength(1);
+  });
+
+  it('stops a Work of a run that Abort already gave up, calling nobody', async () => {
+    const called: string[] = [];
+    const rt = memoryRuntime(
+      {},
+      {
+        fetchSessions: async (userId) => {
+          called.push(userId);
+          return moonkeyAnswer({ sessions: [] });
+        },
+      },
+    );
+    const run = createPhaseHandler(async () => rt);
+    const plan = (await run(planInput(audit(ids(3))), lambdaContext())) as PlanOutput;
+    // Another segment failed: the state machine's Catch ran Abort while this Work was queued.
+    await run(
+      {
+        phase: 'abort',
+        run: plan.run,
+        failedStep: 'Work',
+        error: { Error: 'ScanUsersError', Cause: 'gone' },
+      },
+      lambdaContext(),
+    );
+
+    await expect(run(firstSlice(plan), lambdaContext())).rejects.toThrow(RunAbandonedError);
+    expect(called).toEqual([]);
   });
 
   it("names the step's state and files after the request id, and hands the next Work its place", async () => {
