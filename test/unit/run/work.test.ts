@@ -4,16 +4,18 @@ import {
   ApiRequestError,
   ApiRetryableError,
   RunAbandonedError,
+  ScanUsersError,
   WorkStalledError,
 } from '../../../lambda/core/errors';
 import type { FetchSessions } from '../../../lambda/moonkey/sessions-client';
+import { createPiiCopies } from '../../../lambda/run/pii-copies';
 import { planPhase } from '../../../lambda/run/plan-phase';
 import type { RunPlan } from '../../../lambda/run/run-plan';
 import { RunStore } from '../../../lambda/run/run-store';
 import { runWork, type WorkInput } from '../../../lambda/run/work';
 import { putJson } from '../../../lambda/snapshot/s3-objects';
 import { sessionsFor } from '../../../local/fake-sessions';
-import { until } from '../../helpers/gate';
+import { gate, until } from '../../helpers/gate';
 import { type MemoryContext, memoryContext, moonkeyAnswer, runPlan } from '../../helpers/memory-context';
 import { commandName } from '../../helpers/memory-s3';
 
@@ -273,6 +275,8 @@ describe('runWork: what it writes', () => {
     }
     const failedLines = openUploadLines(ctx, store.keys.runFilePrefix('failed-users'));
     expect(failedLines.map((l) => l.user_id).sort()).toEqual(['user_00001', 'user_00011', 'user_00021']);
+    // The step's own list, for the manifest.
+    expect(out.failedUsers.map((f) => f.user_id).sort()).toEqual(['user_00001', 'user_00011', 'user_00021']);
   });
 
   it('records each upload before it sends the upload its first part', async () => {
@@ -519,8 +523,10 @@ describe('runWork: the hard stop', () => {
           userId === 'h1' ? Promise.resolve(moonkeyAnswer({ sessions: [] })) : untilAborted(userId, signal),
       },
     );
+    // Nothing of the segment is left after them: the hand-over is all this Work takes.
     const { result } = await workOn(ctx, audit(['c']), {
       handedOver: ['h1', 'h2'],
+      cursor: null,
       hardStopAt: Date.now() + HARD_STOP_MS,
     });
 
@@ -529,7 +535,9 @@ describe('runWork: the hard stop', () => {
     await settle();
     jest.advanceTimersByTime(HARD_STOP_MS);
 
-    expect((await out).pending.sort()).toEqual(['c', 'h2']);
+    const done = await out;
+    expect(done.pending).toEqual(['h2']);
+    expect(done.next).toEqual({ kind: 'handover', users: 1, after: null });
   });
 
   it.each([
@@ -538,7 +546,14 @@ describe('runWork: the hard stop', () => {
   ])(
     'fails with WorkStalledError when none of the users handed over (%j) finished',
     async (handedOver, named) => {
-      const ctx = memoryContext({}, { fetchSessions: untilAborted });
+      // The walk's own user is answered: only the users handed over decide.
+      const ctx = memoryContext(
+        {},
+        {
+          fetchSessions: (userId, signal) =>
+            userId === 'z' ? Promise.resolve(moonkeyAnswer({ sessions: [] })) : untilAborted(userId, signal),
+        },
+      );
       const { store, result } = await workOn(ctx, audit(['z']), {
         handedOver,
         hardStopAt: Date.now() + HARD_STOP_MS,
@@ -619,6 +634,42 @@ describe('runWork: the hard stop', () => {
     expect(done.next).toEqual({ kind: 'scan', key: table.keyOf(0) });
   });
 
+  it('starts no new chunk once its clock reaches stopAt itself', async () => {
+    const ctx = memoryContext();
+    const { result } = await workOn(ctx, audit(ids(600)), {
+      stopAt: Date.now(),
+      hardStopAt: Date.now() + HARD_STOP_MS,
+    });
+
+    const out = await result();
+
+    expect(out.next).toEqual({ kind: 'list', offset: 500 });
+  });
+
+  it('leaves the next chunk to its cursor when the hard stop comes between chunks', async () => {
+    const ctx = memoryContext();
+    const { store, result } = await workOn(ctx, audit(ids(600)), { hardStopAt: Date.now() + HARD_STOP_MS });
+    // The check of the run between the chunks is held until the hard stop has come.
+    const check = gate();
+    let manifestReads = 0;
+    ctx.memory.latency = (command) => {
+      const input = (command as { input: { Key?: string } }).input;
+      if (commandName(command) !== 'GetObjectCommand' || input.Key !== store.keys.manifestKey())
+        return undefined;
+      return ++manifestReads === 2 ? check.promise : undefined;
+    };
+
+    const out = result();
+    await until(() => manifestReads === 2, 'the check between chunks');
+    jest.advanceTimersByTime(HARD_STOP_MS);
+    check.open();
+    const done = await out;
+
+    expect(done.counts).toMatchObject({ users_scanned: 500, users_processed: 500 });
+    expect(done.pending).toEqual([]);
+    expect(done.next).toEqual({ kind: 'list', offset: 500 });
+  });
+
   it('logs its progress every EXPORT_PROGRESS_INTERVAL_MS while it runs, and not after', async () => {
     const moonkey = heldMoonKey();
     const ctx = memoryContext(
@@ -687,14 +738,14 @@ describe('runWork: its summary log line', () => {
     ]);
   });
 
-  it('says nothing of adaptive concurrency when it is off', async () => {
+  it('says nothing of adaptive concurrency when it is off, and that the segment is not done when it stopped early', async () => {
     const ctx = memoryContext({ EXPORT_ADAPTIVE_CONCURRENCY: 'false' });
-    const { result } = await workOn(ctx, audit(ids(3)), { stopAt: Date.now() - 1 });
+    const { result } = await workOn(ctx, audit(ids(600)), { stopAt: Date.now() - 1 });
 
     await result();
 
     expect(finished(ctx)).toEqual([expect.not.objectContaining({ adaptiveConcurrency: expect.anything() })]);
-    expect(finished(ctx)[0]).toMatchObject({ done: true });
+    expect(finished(ctx)[0]).toMatchObject({ done: false, handedOver: 0 });
   });
 });
 
@@ -740,10 +791,16 @@ describe('runWork: a failed Work', () => {
   /** 120 users with sessions, written to many small files, then one whose key MoonKey rejects. */
   async function failingWork() {
     const ctx = memoryContext(
-      { EXPORT_CONCURRENCY: '1', EXPORT_TARGET_FILE_BYTES: '1024', EXPORT_GZIP_LEVEL: '1' },
+      {
+        EXPORT_CONCURRENCY: '1',
+        EXPORT_TARGET_FILE_BYTES: '1024',
+        EXPORT_GZIP_LEVEL: '1',
+        EXPORT_FAILED_USERS_TOLERANCE: '1',
+      },
       {
         fetchSessions: async (userId) => {
           if (userId === ids(121)[120]) throw new ApiAuthError(401);
+          if (userId === ids(121)[7]) throw new ApiRequestError(400, 'HTTP 400: no such user id format');
           return moonkeyAnswer({ sessions: sessionsFor(userId, 1_764_115_200) });
         },
       },
@@ -764,7 +821,10 @@ describe('runWork: a failed Work', () => {
     ).toBeGreaterThan(1);
     expect(runUploads(ctx, store.plan.runId)).toEqual([]);
     const record = JSON.parse(ctx.memory.objects.get(store.keys.failedWorkKey(0, 0, 'inv0')) as string);
-    expect(record).toMatchObject({ counts: { users_processed: 120, users_failed: 0 }, failedUsers: [] });
+    expect(record).toMatchObject({
+      counts: { users_processed: 120, users_failed: 1 },
+      failedUsers: [{ user_id: ids(8)[7], error_type: 'ApiRequestError' }],
+    });
     expect(ctx.logger.text()).not.toContain('could not be aborted');
   });
 
@@ -794,5 +854,110 @@ describe('runWork: a failed Work', () => {
         : undefined;
 
     await expect(result()).rejects.toThrow(ApiAuthError);
+  });
+});
+
+describe('runWork: errors of the walk', () => {
+  it('fails with ScanUsersError when the users table cannot be read', async () => {
+    const ctx = memoryContext(
+      {},
+      {
+        dynamodb: async (command) => {
+          if (command.constructor.name !== 'ScanCommand') return { Table: { ItemCount: 10 } };
+          throw Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' });
+        },
+      },
+    );
+    const { result } = await workOn(ctx, runPlan());
+
+    await expect(result()).rejects.toThrow(ScanUsersError);
+  });
+
+  it('stops its calls in flight at once when the run was given up between pages', async () => {
+    let store: RunStore | undefined;
+    const table = usersTable([['a', 'b'], ['c']]);
+    const ctx = memoryContext(
+      {},
+      {
+        dynamodb: async (command) => {
+          // Another segment failed and Abort wrote the failed manifest while this page was read.
+          if (command.constructor.name === 'ScanCommand' && store)
+            await putJson(ctx.s3, 'exports', store.keys.manifestKey(), { status: 'failed' });
+          return table.dynamodb(command);
+        },
+        fetchSessions: untilAborted,
+      },
+    );
+    const work = await workOn(ctx, runPlan());
+    store = work.store;
+
+    let ended = false;
+    const out = work.result().finally(() => {
+      ended = true;
+    });
+    out.catch(() => undefined);
+    await until(() => ended, 'the Work ended');
+
+    await expect(out).rejects.toThrow(
+      new RunAbandonedError(
+        `run ${store.plan.runId} of ${store.plan.snapshotId} was already given up (its failed manifest exists); this Work stopped`,
+      ),
+    );
+  });
+
+  it('throws the error that failed the run, not the page read it cut short', async () => {
+    const table = usersTable([['a', 'b'], ['c']]);
+    let scans = 0;
+    const base = memoryContext(
+      {},
+      {
+        fetchSessions: async (userId) => {
+          if (userId === 'b') throw new ApiAuthError(403);
+          return moonkeyAnswer({ sessions: [] });
+        },
+      },
+    );
+    const ctx: MemoryContext = {
+      ...base,
+      dynamodb: {
+        send: (
+          command: { constructor: { name: string }; input: unknown },
+          options: { abortSignal: AbortSignal },
+        ) => {
+          scans++;
+          if (scans === 1) return table.dynamodb(command);
+          return new Promise((_resolve, reject) =>
+            options.abortSignal.addEventListener('abort', () => reject(new Error('aborted'))),
+          );
+        },
+      } as never,
+    };
+    const { input } = await workOn(base, runPlan());
+
+    await expect(runWork(input, ctx)).rejects.toThrow(ApiAuthError);
+  });
+});
+
+describe('runWork: the pseudonymized copy', () => {
+  it('writes pseudonymized sessions and rejects under their own prefixes', async () => {
+    const key = 'a-local-test-hmac-key-of-enough-length!!';
+    const base = memoryContext(
+      { EXPORT_COPIES: 'pseudonymized', EXPORT_PII_KEY: key, EXPORT_REJECTED_ITEMS_TOLERANCE: '100%' },
+      {
+        fetchSessions: async (userId) =>
+          moonkeyAnswer({ sessions: [...sessionsFor(userId, 1_764_115_200), { not: 'a session' }] }),
+      },
+    );
+    const ctx: MemoryContext = { ...base, pii: createPiiCopies(base.config.pii, Buffer.from(key)) };
+    const { store, result } = await workOn(ctx, audit(ids(5)));
+
+    const out = await result();
+
+    const prefixes = out.files.map((file) =>
+      (['pseudonymized/sessions', 'pseudonymized/rejects'] as const).find((kind) =>
+        file.key.startsWith(store.keys.runFilePrefix(kind)),
+      ),
+    );
+    expect(prefixes.sort()).toEqual(['pseudonymized/rejects', 'pseudonymized/sessions']);
   });
 });
