@@ -788,8 +788,11 @@ describe('runWork: the rate cap', () => {
 });
 
 describe('runWork: a failed Work', () => {
-  /** 120 users with sessions, written to many small files, then one whose key MoonKey rejects. */
-  async function failingWork() {
+  /**
+   * `before` users with sessions, written to small files (120 fill more than one), one of them
+   * failed, then one whose key MoonKey rejects.
+   */
+  async function failingWork(before = 120) {
     const ctx = memoryContext(
       {
         EXPORT_CONCURRENCY: '1',
@@ -799,13 +802,13 @@ describe('runWork: a failed Work', () => {
       },
       {
         fetchSessions: async (userId) => {
-          if (userId === ids(121)[120]) throw new ApiAuthError(401);
-          if (userId === ids(121)[7]) throw new ApiRequestError(400, 'HTTP 400: no such user id format');
+          if (userId === ids(before + 1)[before]) throw new ApiAuthError(401);
+          if (userId === ids(8)[7]) throw new ApiRequestError(400, 'HTTP 400: no such user id format');
           return moonkeyAnswer({ sessions: sessionsFor(userId, 1_764_115_200) });
         },
       },
     );
-    const work = await workOn(ctx, audit(ids(130)));
+    const work = await workOn(ctx, audit(ids(before + 10)));
     return { ctx, ...work };
   }
   const runUploads = (ctx: MemoryContext, runId: string) =>
@@ -846,7 +849,7 @@ describe('runWork: a failed Work', () => {
   });
 
   it('still throws the error that stopped it when its record cannot be saved', async () => {
-    const { ctx, result } = await failingWork();
+    const { ctx, result } = await failingWork(10);
     ctx.memory.fail = (command) =>
       commandName(command) === 'PutObjectCommand' &&
       String((command as { input: { Key: string } }).input.Key).endsWith('.failed.json')
