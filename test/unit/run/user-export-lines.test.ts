@@ -175,8 +175,16 @@ describe('UserExport: the session lines', () => {
 
       expect(written.sessions).toBe('');
       expect(written.rejects).toBe('');
-      expect(written['pseudonymized/sessions']).toContain(`"run_id":"${RUN.runId}"`);
-      expect(written['pseudonymized/rejects']).toContain(`"run_id":"${RUN.runId}"`);
+      // One JSON object a line, each naming the run.
+      for (const kind of ['pseudonymized/sessions', 'pseudonymized/rejects'] as const) {
+        const lines = written[kind].split('\n');
+        expect(lines.pop()).toBe('');
+        expect(lines).toHaveLength(1);
+        expect(JSON.parse(lines[0] as string)).toMatchObject({
+          snapshot_id: RUN.snapshotId,
+          run_id: RUN.runId,
+        });
+      }
     });
 
     it('writes both copies from the one answer in both mode', async () => {
