@@ -150,8 +150,8 @@ function harness(
   parts: {
     env?: Record<string, string>;
     fetchSessions?: FetchSessions;
-    limit?: LimitFunction;
-    limiter?: RateLimiter;
+    apiCalls?: LimitFunction;
+    rateLimiter?: RateLimiter;
     aimd?: AdaptiveConcurrency;
     /** A writer of this kind fails each write with this error. */
     failingWriter?: { kind: FileKind; error: Error };
@@ -168,8 +168,8 @@ function harness(
         written[kind].push(lines);
       },
     }) as unknown as NdjsonWriter;
-  const limit = parts.limit ?? pLimit(4);
-  const admission = new Admission(10_000, () => limit.concurrency);
+  const apiCalls = parts.apiCalls ?? pLimit(4);
+  const admission = new Admission(10_000, () => apiCalls.concurrency);
   const counts = emptyCounts();
   const failedUsers: FailedUser[] = [];
   const logger = captureLogger();
@@ -189,8 +189,8 @@ function harness(
     run: RUN,
     fetchSessions: parts.fetchSessions ?? (async () => moonkeyAnswer({ sessions: [] })),
     copies: RAW_ONLY,
-    limit,
-    limiter: parts.limiter ?? unlimited,
+    apiCalls,
+    rateLimiter: parts.rateLimiter ?? unlimited,
     aimd: parts.aimd,
     admission,
     writers: Object.fromEntries(FILE_KINDS.map((kind) => [kind, writer(kind)])) as Record<
@@ -412,7 +412,7 @@ describe('UserExport: the abort', () => {
     const held = gate();
     const fetched: string[] = [];
     const h = harness({
-      limit: pLimit(1),
+      apiCalls: pLimit(1),
       fetchSessions: async (userId) => {
         fetched.push(userId);
         await held.promise;
@@ -464,7 +464,7 @@ describe('UserExport: the rate cap and the slots', () => {
     const acquiredWith: AbortSignal[] = [];
     const fetched: string[] = [];
     const h = harness({
-      limiter: {
+      rateLimiter: {
         acquire: (signal) => {
           acquiredWith.push(signal);
           return allowed.promise;
@@ -493,7 +493,7 @@ describe('UserExport: the rate cap and the slots', () => {
     const held = gate();
     let calls = 0;
     const h = harness({
-      limit: pLimit(1),
+      apiCalls: pLimit(1),
       fetchSessions: async () => {
         calls++;
         await held.promise;
@@ -594,16 +594,16 @@ describe('UserExport: adaptive concurrency', () => {
     const moonkey = heldMoonKey((userId) =>
       userId === 'throttled' ? new ApiThrottledError(undefined) : undefined,
     );
-    const limit = pLimit(4);
+    const apiCalls = pLimit(4);
     const aimd = new AdaptiveConcurrency({ max: 4 });
-    const h = harness({ limit, aimd, fetchSessions: moonkey.fetchSessions });
+    const h = harness({ apiCalls, aimd, fetchSessions: moonkey.fetchSessions });
 
     h.userExport.start('throttled');
     await until(() => moonkey.inFlight() === 1, 'the retry is in flight');
     moonkey.release();
     await h.admission.drained();
     // 4 × 0.8 rounded down.
-    expect(limit.concurrency).toBe(3);
+    expect(apiCalls.concurrency).toBe(3);
 
     for (const user of users(8)) h.userExport.start(user);
     await until(() => moonkey.inFlight() === 3, 'three calls in flight');
@@ -617,7 +617,7 @@ describe('UserExport: adaptive concurrency', () => {
     await until(() => moonkey.inFlight() === 4, 'four calls in flight');
     await settle();
     expect(moonkey.inFlight()).toBe(4);
-    expect(limit.concurrency).toBe(4);
+    expect(apiCalls.concurrency).toBe(4);
     moonkey.releaseAll();
     await h.admission.drained();
     expect(h.counts.users_processed).toBe(9);
@@ -628,9 +628,9 @@ describe('UserExport: adaptive concurrency', () => {
     const moonkey = heldMoonKey((userId) =>
       userId === 'flaky' ? new ApiRetryableError('HTTP 503', undefined) : undefined,
     );
-    const limit = pLimit(4);
+    const apiCalls = pLimit(4);
     const h = harness({
-      limit,
+      apiCalls,
       aimd: new AdaptiveConcurrency({ max: 4 }),
       fetchSessions: moonkey.fetchSessions,
     });
@@ -641,6 +641,6 @@ describe('UserExport: adaptive concurrency', () => {
     await h.admission.drained();
 
     expect(h.counts.retries).toBe(1);
-    expect(limit.concurrency).toBe(4);
+    expect(apiCalls.concurrency).toBe(4);
   });
 });
