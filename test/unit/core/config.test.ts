@@ -45,7 +45,9 @@ describe('parseConfig', () => {
       'EXPORT_CONCURRENCY must be at least 1',
       'EXPORT_MAX_RPS must be greater than 0',
     ]);
-    expect(error.message).toContain('EXPORT_CONCURRENCY must be at least 1');
+    expect(error.message).toBe(
+      'Invalid configuration: EXPORT_PREFIX must be key segments separated by "/", without leading or trailing "/"; EXPORT_CONCURRENCY must be at least 1; EXPORT_MAX_RPS must be greater than 0',
+    );
   });
 
   it('requires the table and bucket names', () => {
@@ -59,9 +61,9 @@ describe('parseConfig', () => {
     const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:moonkey-AbCdEf';
     const { MOONKEY_API_KEY: _, ...withoutKey } = minimal;
 
-    expect(errorOf(withoutKey).message).toContain(
-      'exactly one of MOONKEY_API_KEY or MOONKEY_API_KEY_SECRET_ARN',
-    );
+    expect(errorOf(withoutKey).issues).toEqual([
+      'MOONKEY_API_KEY exactly one of MOONKEY_API_KEY or MOONKEY_API_KEY_SECRET_ARN must be set (found 0)',
+    ]);
     expect(errorOf({ ...minimal, MOONKEY_API_KEY_SECRET_ARN: arn }).message).toContain('(found 2)');
     expect(parseConfig({ ...withoutKey, MOONKEY_API_KEY_SECRET_ARN: arn }).apiKey).toEqual({
       kind: 'secret',
@@ -490,6 +492,11 @@ describe('parseConfig: URLs, ARNs and prefixes', () => {
     expect(parseConfig({ ...minimal, MOONKEY_API_URL: 'https://api.example.com/@team' }).apiUrl).toBe(
       'https://api.example.com/@team',
     );
+    // A gateway path that carries another URL is a path, not credentials.
+    expect(
+      parseConfig({ ...minimal, MOONKEY_API_URL: 'https://gw.example.com/to/http://team@api.example.com' })
+        .apiUrl,
+    ).toBe('https://gw.example.com/to/http://team@api.example.com');
   });
 
   it('strips every trailing slash of the API URL', () => {
@@ -539,11 +546,14 @@ describe('parseConfig: URLs, ARNs and prefixes', () => {
 });
 
 describe('parseConfig: tolerances and rates', () => {
-  it.each(['1.5', '%', '5%%', 'x5%', '5%x', '.5%'])('refuses EXPORT_FAILED_USERS_TOLERANCE=%s', (value) => {
-    expect(errorOf({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: value }).issues).toEqual([
-      'EXPORT_FAILED_USERS_TOLERANCE must be a count like "10" or a percentage like "0.5%"',
-    ]);
-  });
+  it.each(['1.5', '%', '5%%', 'x5%', '5%x', '.5%', '1x5%'])(
+    'refuses EXPORT_FAILED_USERS_TOLERANCE=%s',
+    (value) => {
+      expect(errorOf({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: value }).issues).toEqual([
+        'EXPORT_FAILED_USERS_TOLERANCE must be a count like "10" or a percentage like "0.5%"',
+      ]);
+    },
+  );
 
   it('accepts a percentage of exactly 100% and a whole percentage', () => {
     expect(parseConfig({ ...minimal, EXPORT_FAILED_USERS_TOLERANCE: '100%' }).failedUsersTolerance).toEqual({
@@ -560,7 +570,7 @@ describe('parseConfig: tolerances and rates', () => {
     });
   });
 
-  it.each(['2.', '.5', '2.5.1', 'x2', '2x', '-2'])('refuses EXPORT_MAX_RPS=%s', (value) => {
+  it.each(['2.', '.5', '2.5.1', 'x2', '2x', '-2', '2x5'])('refuses EXPORT_MAX_RPS=%s', (value) => {
     expect(errorOf({ ...minimal, EXPORT_MAX_RPS: value }).issues).toEqual([
       'EXPORT_MAX_RPS must be a decimal number (like 50 or 2.5)',
     ]);
