@@ -29,6 +29,18 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     expect(items(text)).toEqual(['{"id":"a"}', '{"id":"b"}']);
   });
 
+  it('reads the keys after the sessions array, nested values included, and keeps them out of the items', () => {
+    const text =
+      '{"sessions":[{"id":"a"},{"id":"b","tags":[{"k":1}]}],"meta":{"pages":[{"n":1}],"s":"]}"},"next":null}';
+    expect(items(text)).toEqual(['{"id":"a"}', '{"id":"b","tags":[{"k":1}]}']);
+  });
+
+  it('finds sessions only under its own key, not under a longer or a same-length one', () => {
+    expect(items('{"sessionsX":[{"id":"a"}]}')).toBeUndefined();
+    expect(items('{"sessionz":[{"id":"a"}]}')).toBeUndefined();
+    expect(items('{"sessionz":[{"id":"z"}],"sessions":[{"id":"a"}]}')).toEqual(['{"id":"a"}']);
+  });
+
   it('returns no items for an empty list', () => {
     expect(items('{"sessions":[]}')).toEqual([]);
   });
@@ -47,6 +59,10 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     expect(items('{"items":[{"id":"a"}]}')).toBeUndefined();
     expect(items('{"sessions":[{"id":"a"}')).toBeUndefined();
     expect(items('[{"sessions":[{"id":"a"}]}]')).toBeUndefined();
+    // An array as an element, an unterminated string, a stray closing brace.
+    expect(items('{"sessions":[[{"id":"a"}]]}')).toBeUndefined();
+    expect(items('{"sessions":[{"id":"a}]}')).toBeUndefined();
+    expect(items('{"sessions":[{"id":"a"}]}}')).toBeUndefined();
   });
 });
 
