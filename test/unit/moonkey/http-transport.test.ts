@@ -108,7 +108,7 @@ describe('createHttpTransport: the answer', () => {
     });
   });
 
-  it('takes the first of a repeated Location or Content-Encoding, and hands back every Retry-After', async () => {
+  it('takes the first of a repeated Location or Content-Encoding (identity: read as text), and hands back every Retry-After', async () => {
     handle = (_req, res) => {
       res.setHeader('location', ['/first', '/second']);
       res.setHeader('content-encoding', ['identity', 'gzip']);
@@ -120,6 +120,9 @@ describe('createHttpTransport: the answer', () => {
       location: '/first',
       contentEncoding: 'identity',
       retryAfter: ['5', '6'],
+      // A declared encoding other than gzip leaves the body as text.
+      gzip: false,
+      text: '{}',
     });
   });
 
