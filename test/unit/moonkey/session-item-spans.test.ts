@@ -18,6 +18,25 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     expect(items(text)?.map((raw) => JSON.parse(raw))).toEqual([a, b]);
   });
 
+  it.each([
+    ['one', '\\'],
+    ['two', '\\\\'],
+    ['three', '\\\\\\'],
+  ])(
+    'ends a string after %s trailing backslash(es) where JSON does, with brackets in the next one',
+    (_count, slashes) => {
+      const a = { id: 'a', path: `dir${slashes}`, next: '}]{[', quoted: `${slashes}"}` };
+      const b = { id: 'b', last: slashes };
+      const text = JSON.stringify({ sessions: [a, b] });
+
+      expect(items(text)).toEqual([JSON.stringify(a), JSON.stringify(b)]);
+    },
+  );
+
+  it('takes a top-level value that reads "sessions" for a value, not for the key', () => {
+    expect(items('{"kind":"sessions","sessions":[{"id":"a"}]}')).toEqual(['{"id":"a"}']);
+  });
+
   it('keeps spaces as the API sent them and skips other top-level keys', () => {
     const text = '{ "next" : "x:y", "meta": {"sessions": [1]}, "sessions" : [ {"id": "a" } , {"id":"b"} ] }';
     expect(items(text)).toEqual(['{"id": "a" }', '{"id":"b"}']);
@@ -56,6 +75,7 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     expect(items('{"sessions":[{"id":"a"}, 3]}')).toBeUndefined();
     expect(items('{"sessions":["a"]}')).toBeUndefined();
     expect(items('{"sessions":null}')).toBeUndefined();
+    expect(items('{"sessions":{}}')).toBeUndefined();
     expect(items('{"items":[{"id":"a"}]}')).toBeUndefined();
     expect(items('{"sessions":[{"id":"a"}')).toBeUndefined();
     expect(items('[{"sessions":[{"id":"a"}]}]')).toBeUndefined();
