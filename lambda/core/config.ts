@@ -7,6 +7,7 @@ import {
   DEFAULT_EXPORT_PREFIX,
   DEFAULT_METRICS_NAMESPACE,
   DEFAULT_USER_ID_ATTRIBUTE,
+  MAX_SEGMENTS,
 } from './facts';
 
 const MIB = 1024 * 1024;
@@ -16,7 +17,7 @@ const MIB = 1024 * 1024;
  * "0b11" and " 12 ", which nobody means in a setting; refusing them keeps a typo from turning
  * into a surprising value.
  */
-const int = (min: number, max: number) =>
+const int = (min: number, max: number, whyMax?: string) =>
   z
     .string()
     .regex(/^\d+$/, { error: 'must be a whole number in decimal digits (like 16)' })
@@ -25,7 +26,7 @@ const int = (min: number, max: number) =>
       z
         .number()
         .min(min, { error: `must be at least ${min}` })
-        .max(max, { error: `must be at most ${max}` }),
+        .max(max, { error: `must be at most ${max}${whyMax === undefined ? '' : ` (${whyMax})`}` }),
     );
 
 /** A positive decimal like "12" or "2.5"; no exponent, hex or sign. */
@@ -125,7 +126,17 @@ export const envShape = z.object({
   EXPORT_RETRY_MAX_DELAY_MS: int(1, 900_000).default(20_000),
   // `auto`: from the table's size (DescribeTable's item count, run/plan-phase.ts), 1 to
   // mostAutoSegments(EXPORT_CONCURRENCY) segments (core/facts.ts).
-  EXPORT_SCAN_SEGMENTS: z.union([z.literal('auto'), int(1, 1000)]).default('auto'),
+  // The stack refuses more than MAX_SEGMENTS too (infra/validate-props.ts); this catches a job run
+  // with an environment the stack never checked (the CLI, the local runner).
+  EXPORT_SCAN_SEGMENTS: z
+    .union(
+      [
+        z.literal('auto'),
+        int(1, MAX_SEGMENTS, `an inline Map runs at most ${MAX_SEGMENTS} segments at once`),
+      ],
+      { error: `must be auto or a whole number of segments from 1 to ${MAX_SEGMENTS}` },
+    )
+    .default('auto'),
   // The SDK's default (3 attempts in standard mode) gives up after ~2 s of throttling; 10 adaptive
   // attempts wait out ~45 s on average (jittered 0.5 s doubling, capped at 20 s) in a 15-minute job.
   EXPORT_DYNAMODB_MAX_ATTEMPTS: int(1, 30).default(10),

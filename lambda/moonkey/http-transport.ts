@@ -97,6 +97,28 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
 }
 
 /**
+ * The set of `signal`'s calls in flight, with the one abort listener that aborts them. Outside
+ * Call's constructor on purpose: a listener created there would share the constructor's closure
+ * scope, `this` included, and the live signal would keep its first call (and that call's
+ * settled promise with the whole response body) for as long as the run lasts.
+ */
+function callsOf(signal: AbortSignal, inFlight: InFlight): Set<Call> {
+  const known = inFlight.get(signal);
+  if (known !== undefined) return known;
+  const group = new Set<Call>();
+  inFlight.set(signal, group);
+  signal.addEventListener(
+    'abort',
+    () => {
+      for (const call of group) call.abort(signal.reason as Error);
+      group.clear();
+    },
+    { once: true },
+  );
+  return group;
+}
+
+/**
  * One call as an undici dispatch handler: the body's chunks go straight into an array and the
  * promise settles once, with no Readable body stream, no `body.text()` promise chain and no
  * parsed header object per call (the request API's costs; about a third of the client's CPU at
@@ -138,22 +160,8 @@ class Call implements Dispatcher.DispatchHandler {
       bounds.totalTimeoutMs,
     );
     this.deadline.unref();
-    let calls = inFlight.get(signal);
-    if (calls === undefined) {
-      const group = new Set<Call>();
-      calls = group;
-      inFlight.set(signal, group);
-      signal.addEventListener(
-        'abort',
-        () => {
-          for (const call of group) call.abort(signal.reason as Error);
-          group.clear();
-        },
-        { once: true },
-      );
-    }
-    this.calls = calls;
-    calls.add(this);
+    this.calls = callsOf(signal, inFlight);
+    this.calls.add(this);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -226,7 +234,8 @@ class Call implements Dispatcher.DispatchHandler {
     this.abort(error);
   }
 
-  private abort(reason: Error): void {
+  /** Not private: the run signal's abort listener (callsOf) calls it. */
+  abort(reason: Error): void {
     this.abortReason = reason;
     // Not started yet: onRequestStart aborts it as soon as undici hands it a connection.
     this.controller?.abort(reason);

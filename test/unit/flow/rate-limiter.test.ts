@@ -1,4 +1,6 @@
 import { getEventListeners } from 'node:events';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createRateLimiter } from '../../../lambda/flow/rate-limiter';
 
 /** Runs `count` callers through a rate limiter on jest's fake clock; returns when each one started. */
@@ -107,6 +109,40 @@ describe('createRateLimiter', () => {
     }
     expect(worst).toBeLessThanOrEqual(1000 * 1.01);
     expect(worst).toBeGreaterThanOrEqual(990);
+  });
+});
+
+describe('createRateLimiter: memory', () => {
+  it('lets go of the callers it has released while the run goes on', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    jest.useFakeTimers({ now: 0 });
+    try {
+      // R = 1000/s: a burst of ten, then one per millisecond. 1,100 callers wait in one queue:
+      // more than the 1,024 released callers the limiter lets pile up, and drained whole.
+      const limiter = createRateLimiter(1000, () => Date.now());
+      const signal = new AbortController().signal;
+      // In a function of its own, so no frame of this test refers to the callers' promises.
+      const queued = () => {
+        const calls = Array.from({ length: 1100 }, () => limiter.acquire(signal));
+        return {
+          early: new WeakRef(calls[20] as Promise<void>),
+          all: Promise.all(calls).then(() => undefined),
+        };
+      };
+      const { early, all } = queued();
+
+      await jest.advanceTimersByTimeAsync(2000);
+      await all;
+      gc();
+
+      // The signal is live and the limiter still in use; an early caller released long ago is not kept.
+      expect(signal.aborted).toBe(false);
+      expect(early.deref()).toBeUndefined();
+      await expect(limiter.acquire(signal)).resolves.toBeUndefined();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 

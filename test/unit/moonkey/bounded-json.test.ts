@@ -9,6 +9,10 @@ describe('boundedJson', () => {
     ['empty containers', [[], {}, [[]]]],
     ['undefined members and elements', { a: undefined, b: 1, c: [undefined, 2] }],
     ['non-finite numbers', { a: Number.NaN, b: [Number.POSITIVE_INFINITY] }],
+    [
+      'functions and symbols, as null elements and skipped members',
+      { a: [() => 1, Symbol('s')], b: () => 1, c: Symbol('s'), d: 1 },
+    ],
   ])('writes %s exactly as JSON.stringify does', (_label, value) => {
     const expected = JSON.stringify(value);
 
@@ -22,6 +26,22 @@ describe('boundedJson', () => {
 
     expect(text).toBe(JSON.stringify(value).slice(0, 20));
     expect(length).toBe(JSON.stringify(value).length);
+  });
+
+  it('writes a bigint (a reviver can make one) as its digits, where JSON.stringify throws', () => {
+    expect(boundedJson({ n: 12345678901234567890n }, 100)).toEqual({
+      text: '{"n":12345678901234567890}',
+      length: 26,
+    });
+  });
+
+  it('cuts inside a piece, and at a piece boundary, without a character too many', () => {
+    const value = { key: 'value' };
+    const whole = JSON.stringify(value);
+
+    for (let limit = 0; limit <= whole.length + 1; limit++) {
+      expect(boundedJson(value, limit)).toEqual({ text: whole.slice(0, limit), length: whole.length });
+    }
   });
 
   it('writes a value nested 100,000 deep, which JSON.stringify cannot', () => {

@@ -3,8 +3,11 @@
  * (status, headers, body text, gzip), and the limits it enforces on one call (bytes, total time,
  * the run's abort).
  */
+import { getEventListeners, once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { ApiRequestTimeoutError, ResponseTooLargeError } from '../../../lambda/core/errors';
 import { createHttpTransport, type HttpTransport } from '../../../lambda/moonkey/http-transport';
@@ -105,6 +108,24 @@ describe('createHttpTransport: the answer', () => {
     });
   });
 
+  it('takes the first of a repeated Location or Content-Encoding (identity: read as text), and hands back every Retry-After', async () => {
+    handle = (_req, res) => {
+      res.setHeader('location', ['/first', '/second']);
+      res.setHeader('content-encoding', ['identity', 'gzip']);
+      res.setHeader('retry-after', ['5', '6']);
+      res.end('{}');
+    };
+
+    expect(await transport().get('/', live())).toMatchObject({
+      location: '/first',
+      contentEncoding: 'identity',
+      retryAfter: ['5', '6'],
+      // A declared encoding other than gzip leaves the body as text.
+      gzip: false,
+      text: '{}',
+    });
+  });
+
   it('joins a body sent in many chunks, a character split across two of them included', async () => {
     const text = `{"note":"${'é'.repeat(3000)}"}`;
     const bytes = Buffer.from(text);
@@ -201,19 +222,25 @@ describe('createHttpTransport: the byte limit', () => {
 });
 
 describe('createHttpTransport: time', () => {
-  it('fails an attempt that outlasts the total timeout, saying how much body had come', async () => {
+  it('fails an attempt that outlasts the total timeout, saying how much body had come, and closes its connection', async () => {
+    let closed: Promise<unknown> | undefined;
     handle = (_req, res) => {
       res.writeHead(200);
       res.write('abc');
+      closed = once(res, 'close');
       open.push(res);
     };
 
-    const error = await failureOf(transport({ requestTotalTimeoutMs: 300 }).get('/', live()));
+    // The idle timeout is far away: only the transport's own teardown can close the connection soon.
+    const error = await failureOf(
+      transport({ requestTotalTimeoutMs: 300, requestTimeoutMs: 120_000 }).get('/', live()),
+    );
 
     expect(error).toBeInstanceOf(ApiRequestTimeoutError);
     expect(error.message).toBe(
       'the request took longer than EXPORT_REQUEST_TOTAL_TIMEOUT_MS=300 (3 body bytes received)',
     );
+    await closed;
   });
 
   it("rejects with undici's own error when no header comes within the idle timeout", async () => {
@@ -224,6 +251,106 @@ describe('createHttpTransport: time', () => {
     const error = await failureOf(transport({ requestTimeoutMs: 200 }).get('/', live()));
 
     expect((error as { code?: string }).code).toBe('UND_ERR_HEADERS_TIMEOUT');
+  });
+
+  it("rejects with undici's own error when the body stalls for the idle timeout", async () => {
+    handle = (_req, res) => {
+      res.writeHead(200);
+      res.write('{"sessions":[');
+      open.push(res);
+    };
+
+    const error = await failureOf(transport({ requestTimeoutMs: 200 }).get('/', live()));
+
+    expect((error as { code?: string }).code).toBe('UND_ERR_BODY_TIMEOUT');
+  });
+
+  it('fails a connection that never completes its TLS handshake within the idle timeout', async () => {
+    // Accepts TCP and never answers: the handshake, not the request, is what waits.
+    const sockets: Socket[] = [];
+    const silent = createTcpServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      // The total timeout is well below undici's own 10 s connect timeout: the error says which fired.
+      const error = await failureOf(
+        transport({
+          apiUrl: `https://127.0.0.1:${port}`,
+          requestTimeoutMs: 200,
+          requestTotalTimeoutMs: 8_000,
+        }).get('/', live()),
+      );
+
+      expect((error as { code?: string }).code).toBe('UND_ERR_CONNECT_TIMEOUT');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe('createHttpTransport: what a call holds', () => {
+  const refTimers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+
+  it('does not keep the process alive with the total timeout of a call in flight', async () => {
+    handle = (_req, res) => {
+      open.push(res);
+    };
+    const run = new AbortController();
+    const t = transport({ connections: 3 });
+    const before = refTimers();
+
+    const calls = [t.get('/a', run.signal), t.get('/b', run.signal), t.get('/c', run.signal)].map((p) =>
+      p.catch((e: unknown) => e),
+    );
+    await waitFor(() => received.length === 3);
+
+    expect(refTimers()).toBeLessThan(before + 3);
+    run.abort(new Error('done'));
+    await Promise.all(calls);
+  });
+
+  it('adds one abort listener to a run signal, however many of its calls are in flight', async () => {
+    handle = (_req, res) => {
+      open.push(res);
+    };
+    const run = new AbortController();
+    const t = transport({ connections: 3 });
+
+    const calls = [t.get('/a', run.signal), t.get('/b', run.signal), t.get('/c', run.signal)].map((p) =>
+      p.catch((e: unknown) => e),
+    );
+    await waitFor(() => received.length === 3);
+
+    expect(getEventListeners(run.signal, 'abort')).toHaveLength(1);
+    run.abort(new Error('done'));
+    expect(await Promise.all(calls)).toEqual([new Error('done'), new Error('done'), new Error('done')]);
+  });
+
+  it('keeps nothing of a settled call, its answer included, while its run signal lives on', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const run = new AbortController();
+    const t = transport();
+    // In a function of its own, so no frame of this test still refers to the call's promise.
+    const settled = async () => {
+      const call = t.get('/', run.signal);
+      const ref = new WeakRef(call);
+      await call;
+      return ref;
+    };
+
+    const ref = await settled();
+    // Two rounds: undici lets go of the handler a turn after the answer, and a WeakRef's target
+    // survives the job that last touched it.
+    for (const _ of [1, 2]) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      gc();
+    }
+
+    // The run's signal is still live (and still in the transport's map): the call must not be.
+    expect(run.signal.aborted).toBe(false);
+    expect(ref.deref()).toBeUndefined();
   });
 });
 

@@ -13,10 +13,13 @@ describe('parseRetryAfter', () => {
   it('reads an HTTP date relative to now, never negative', () => {
     expect(parseRetryAfter('Thu, 26 Nov 2026 10:00:05 GMT', now)).toBe(5000);
     expect(parseRetryAfter('Thu, 26 Nov 2026 09:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter(' Thu, 26 Nov 2026 10:00:05 GMT\t', now)).toBe(5000);
   });
 
   it('ignores a missing or unreadable value', () => {
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
+    expect(parseRetryAfter([], now)).toBeUndefined();
+    expect(parseRetryAfter(['  '], now)).toBeUndefined();
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter('', now)).toBeUndefined();
     expect(parseRetryAfter('  ', now)).toBeUndefined();

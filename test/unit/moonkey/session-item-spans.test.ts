@@ -18,6 +18,25 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     expect(items(text)?.map((raw) => JSON.parse(raw))).toEqual([a, b]);
   });
 
+  it.each([
+    ['one', '\\'],
+    ['two', '\\\\'],
+    ['three', '\\\\\\'],
+  ])(
+    'ends a string after %s trailing backslash(es) where JSON does, with brackets in the next one',
+    (_count, slashes) => {
+      const a = { id: 'a', path: `dir${slashes}`, next: '}]{[', quoted: `${slashes}"}` };
+      const b = { id: 'b', last: slashes };
+      const text = JSON.stringify({ sessions: [a, b] });
+
+      expect(items(text)).toEqual([JSON.stringify(a), JSON.stringify(b)]);
+    },
+  );
+
+  it('takes a top-level value that reads "sessions" for a value, not for the key', () => {
+    expect(items('{"kind":"sessions","sessions":[{"id":"a"}]}')).toEqual(['{"id":"a"}']);
+  });
+
   it('keeps spaces as the API sent them and skips other top-level keys', () => {
     const text = '{ "next" : "x:y", "meta": {"sessions": [1]}, "sessions" : [ {"id": "a" } , {"id":"b"} ] }';
     expect(items(text)).toEqual(['{"id": "a" }', '{"id":"b"}']);
@@ -27,6 +46,18 @@ describe('sessionItemSpans (raw text of each session item)', () => {
   it('skips tabs between tokens like spaces', () => {
     const text = '{"sessions":\t[\t{"id":"a"},\t{"id":"b"}\t]\t}';
     expect(items(text)).toEqual(['{"id":"a"}', '{"id":"b"}']);
+  });
+
+  it('reads the keys after the sessions array, nested values included, and keeps them out of the items', () => {
+    const text =
+      '{"sessions":[{"id":"a"},{"id":"b","tags":[{"k":1}]}],"meta":{"pages":[{"n":1}],"s":"]}"},"next":null}';
+    expect(items(text)).toEqual(['{"id":"a"}', '{"id":"b","tags":[{"k":1}]}']);
+  });
+
+  it('finds sessions only under its own key, not under a longer or a same-length one', () => {
+    expect(items('{"sessionsX":[{"id":"a"}]}')).toBeUndefined();
+    expect(items('{"sessionz":[{"id":"a"}]}')).toBeUndefined();
+    expect(items('{"sessionz":[{"id":"z"}],"sessions":[{"id":"a"}]}')).toEqual(['{"id":"a"}']);
   });
 
   it('returns no items for an empty list', () => {
@@ -44,9 +75,14 @@ describe('sessionItemSpans (raw text of each session item)', () => {
     expect(items('{"sessions":[{"id":"a"}, 3]}')).toBeUndefined();
     expect(items('{"sessions":["a"]}')).toBeUndefined();
     expect(items('{"sessions":null}')).toBeUndefined();
+    expect(items('{"sessions":{}}')).toBeUndefined();
     expect(items('{"items":[{"id":"a"}]}')).toBeUndefined();
     expect(items('{"sessions":[{"id":"a"}')).toBeUndefined();
     expect(items('[{"sessions":[{"id":"a"}]}]')).toBeUndefined();
+    // An array as an element, an unterminated string, a stray closing brace.
+    expect(items('{"sessions":[[{"id":"a"}]]}')).toBeUndefined();
+    expect(items('{"sessions":[{"id":"a}]}')).toBeUndefined();
+    expect(items('{"sessions":[{"id":"a"}]}}')).toBeUndefined();
   });
 });
 
