@@ -29,6 +29,9 @@ import {
   RUN_STATE_FOLDER,
   SEGMENT_DIGITS,
   SERVICE_NAME,
+  SNAPSHOT_COMMITTED_EVENT,
+  SNAPSHOT_EVENT_SOURCE,
+  SNAPSHOT_FAILED_EVENT,
   STEP_DIGITS,
   scheduledSnapshotId,
   workStepName,
@@ -37,6 +40,7 @@ import {
 import type { RunMetrics } from '../../../lambda/core/observability';
 import { planFromEvent, scheduledTimeProblem } from '../../../lambda/run/run-plan';
 import { emfLinesOf } from '../../helpers/emf-lines';
+import { SNAPSHOT_EVENT_SCHEMA } from '../../helpers/snapshot-event-schema';
 
 describe('mostAutoSegments', () => {
   it('is one segment per call in flight, up to the 40 an inline Map runs at once', () => {
@@ -188,5 +192,14 @@ describe('METRICS', () => {
   it('names exactly the metrics the job emits, each once per run', () => {
     const emitted = emittedNames();
     expect([...emitted].sort()).toEqual(Object.values(METRICS).sort());
+  });
+});
+
+describe('completion events', () => {
+  it('are named as the shipped event schema tells subscribers to match them', () => {
+    const properties = SNAPSHOT_EVENT_SCHEMA.properties as Record<string, unknown>;
+
+    expect(properties.source).toEqual({ const: SNAPSHOT_EVENT_SOURCE });
+    expect(properties['detail-type']).toEqual({ enum: [SNAPSHOT_COMMITTED_EVENT, SNAPSHOT_FAILED_EVENT] });
   });
 });

@@ -63,11 +63,17 @@ describe('phaseInputSchema', () => {
   it('accepts each phase as the state machine sends it', () => {
     const slice = { segment: 0, totalSegments: 2, cursor: null, step: 0, tail: null };
     for (const input of [
-      { phase: 'plan', trigger: {}, execution: { name: 'x', startTime: '2026-12-01T02:00:00.000Z' } },
+      {
+        phase: 'plan',
+        trigger: {},
+        execution: { name: 'scheduled-20261201T020000Z-7f3a', startTime: '2026-12-01T02:00:00.000Z' },
+      },
+      { phase: 'plan', trigger: {}, execution: { name: 'x', startTime: '2026-12-01T03:00:00+01:00' } },
       { phase: 'work', run, slice },
       { phase: 'commit', run, tails: ['a', null] },
       { phase: 'abort', run, failedStep: 'Commit', error: { Error: 'E', Cause: 'c' } },
       { phase: 'abort', failedStep: 'Plan', error: { Error: 'E' } },
+      { phase: 'abort', run, failedStep: 'Commit', tails: ['a', null, 'b'], error: { Error: 'E' } },
     ])
       expect(phaseInputSchema.safeParse(input).success).toBe(true);
   });
@@ -85,6 +91,19 @@ describe('phaseInputSchema', () => {
       { phase: 'work', run, slice: { segment: 0, totalSegments: 0, cursor: null, step: 0, tail: null } },
     ],
     ['an unknown phase', { phase: 'publish', run }],
+    [
+      'a Plan without an execution name',
+      { phase: 'plan', trigger: {}, execution: { name: '', startTime: '2026-12-01T02:00:00Z' } },
+    ],
+    [
+      'a Plan whose start time is not an ISO time',
+      { phase: 'plan', trigger: {}, execution: { name: 'x', startTime: 'Tue Dec 01 2026' } },
+    ],
+    ['an Abort whose error has no Error name', { phase: 'abort', failedStep: 'Work', error: { Cause: 'c' } }],
+    [
+      'an Abort with an empty tails list',
+      { phase: 'abort', failedStep: 'Commit', tails: [], error: { Error: 'E' } },
+    ],
   ])('refuses %s', (_, input) => {
     expect(phaseInputSchema.safeParse(input).success).toBe(false);
   });

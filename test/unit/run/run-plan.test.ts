@@ -84,6 +84,13 @@ describe('planFromEvent', () => {
     expect(plan.snapshotId).toBe('scheduled-20261126T020000Z');
   });
 
+  it('accepts the event `npm run export` sends as the scheduler (source moonkey.cli)', () => {
+    const plan = planFromEvent({ ...ruleEvent, source: 'moonkey.cli' }, now, 'req');
+
+    expect(plan.trigger).toBe('scheduled');
+    expect(plan.snapshotId).toBe('scheduled-20261126T020000Z');
+  });
+
   it('gives an audit its own id and records the reason, deduplicating user ids', () => {
     const plan = planFromEvent(
       { reason: '  SEC-142 account takeover review ', userIds: ['user_a', 'user_b', 'user_a'] },
@@ -116,6 +123,32 @@ describe('planFromEvent', () => {
     expect(rejection({ reason: 'review', userIds: [] }).issues).toEqual([
       'userIds: must name at least one user when given',
     ]);
+  });
+
+  it.each([
+    ['a reason too short to say why', { reason: ' ab ' }, 'reason: must be at least 3 characters'],
+    [
+      'a reason of more than 1000 characters',
+      { reason: 'x'.repeat(1001) },
+      'reason: must be at most 1000 characters',
+    ],
+    ['an empty user id', { reason: 'review', userIds: ['u', ''] }, 'userIds.1: must not be empty'],
+    [
+      'user ids that are not a list',
+      { reason: 'review', userIds: 'u1' },
+      'userIds: must be a list of user ids',
+    ],
+    [
+      'more than 10000 user ids',
+      { reason: 'review', userIds: Array.from({ length: 10_001 }, (_, i) => `u${i}`) },
+      'userIds: must name at most 10000 users (omit it to export everyone)',
+    ],
+    ['a dryRun that is not a boolean', { reason: 'review', dryRun: 'yes' }, 'dryRun: must be true or false'],
+  ])('rejects an audit request with %s, saying what the rule is', (_, event, issue) => {
+    const error = rejection(event);
+
+    expect(error.issues).toEqual([issue]);
+    expect(error.message).toContain(`As an audit request: ${issue}`);
   });
 
   it('rejects a scheduled event with a bad time, explaining it as a scheduled event', () => {

@@ -124,6 +124,15 @@ describe('manifestColumns', () => {
     expect(runId && hiveType(runId.type)).toBe('string');
   });
 
+  it('lists the files of each kind as key, bytes and records', () => {
+    const files = manifestColumns.find((c) => c.name === 'files');
+    const fileList = 'array<struct<key:string,bytes:bigint,records:bigint>>';
+
+    expect(files && hiveType(files.type)).toBe(
+      `struct<sessions:${fileList},rejects:${fileList},failed_users:${fileList},pseudonymized_sessions:${fileList},pseudonymized_rejects:${fileList}>`,
+    );
+  });
+
   it('has a bigint field for every count a manifest carries, users_not_found included', () => {
     const counts = manifestColumns.find((c) => c.name === 'counts')?.type;
     const fields = counts?.kind === 'struct' ? counts.fields : [];
@@ -156,6 +165,13 @@ describe('prestoType', () => {
   it('rejects a field that is not a valid Athena column name', () => {
     const bad = z.object({ 'Bad-Name': z.string() });
     expect(() => athenaColumnsOf(bad)).toThrow(/Bad-Name is not a valid Athena column name/);
+    // A lower-case start is not enough: the whole name must be a Hive identifier.
+    expect(() => athenaColumnsOf(z.object({ userId: z.string() }))).toThrow(
+      /userId is not a valid Athena column name/,
+    );
+    expect(() => athenaColumnsOf(z.object({ 'user-id': z.string() }))).toThrow(
+      /user-id is not a valid Athena column name/,
+    );
   });
 
   it('names every column once in each table (Glue refuses a duplicate)', () => {
@@ -163,6 +179,11 @@ describe('prestoType', () => {
       const names = columns.map((c) => c.name);
       expect(new Set(names).size).toBe(names.length);
     }
+  });
+
+  it('partitions both tables by dt, a string column (the dt=YYYY-MM-DD path segment)', () => {
+    expect(PARTITION_COLUMN.name).toBe('dt');
+    expect(hiveType(PARTITION_COLUMN.type)).toBe('string');
   });
 
   it('keeps the partition column out of the data columns', () => {

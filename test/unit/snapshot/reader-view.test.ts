@@ -1,13 +1,16 @@
 import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { manifestColumns, sessionColumns } from '../../../lambda/snapshot/athena-columns';
+import { CHANGES_VIEW_NAME } from '../../../lambda/snapshot/change-view';
 import {
   MANIFESTS_TABLE,
   RAW_SESSIONS_TABLE,
+  READER_VIEW_NAME,
   readerViewColumns,
   readerViewSql,
 } from '../../../lambda/snapshot/reader-view';
 import { readNdjson } from '../../../local/duckdb-reader';
+import { SNAPSHOT_EVENT_SCHEMA } from '../../helpers/snapshot-event-schema';
 
 /**
  * The reader view's SQL, the very text the stack encodes into the Glue view, run by DuckDB over
@@ -100,5 +103,17 @@ describe('the reader view SQL, run by DuckDB over tables named as in Glue', () =
 
   it('returns the declared view columns, in order', () => {
     expect(columnNames).toEqual(readerViewColumns.map((c) => c.name));
+  });
+});
+
+describe('the names readers query by', () => {
+  it('are the ones the shipped completion event schema promises in its views', () => {
+    const views = (SNAPSHOT_EVENT_SCHEMA.$defs as { views: { properties: Record<string, unknown> } }).views;
+
+    expect(views.properties).toMatchObject({
+      sessions: { const: READER_VIEW_NAME },
+      changes: { const: CHANGES_VIEW_NAME },
+      manifests: { const: MANIFESTS_TABLE },
+    });
   });
 });
