@@ -25,6 +25,10 @@ export default {
     projectType: 'custom',
     configFile: 'jest.config.js',
     config: {
+      // lambda/ in the haste map too, so --findRelatedTests follows imports through modules of
+      // other folders (a test of phase-input.ts reaches run/phase-payloads.ts); with test/ alone
+      // jest sees only direct imports and a mutant covered that way ran no test.
+      roots: ['<rootDir>/test', '<rootDir>/lambda'],
       testMatch: only ?? (all ? ['**/*.test.ts'] : ['<rootDir>/test/unit/**/*.test.ts']),
       testPathIgnorePatterns: [
         '/node_modules/',
@@ -50,13 +54,14 @@ export default {
     enableFindRelatedTests: true,
   },
   coverageAnalysis: 'perTest',
-  // Two cores: two jest workers.
-  concurrency: 2,
+  // Three jest workers on two cores: a mutant that hangs an await holds its worker idle until the
+  // timeout, so a third keeps the cores busy (the timeout allows 1.5 times a test's own time).
+  concurrency: 3,
   // A mutant that loops forever (say, in the response scanner) costs the timeout plus a worker
   // restart; keep both small. Timed-out mutants count as detected. The limit is 1.5 times the
-  // covering tests' own time in the dry run plus 5 s, slack enough for a loaded machine; the unit
+  // covering tests' own time in the dry run plus 3 s, slack enough for a loaded machine; the unit
   // tests hang on a hung await, not on slow work.
-  timeoutMS: 5_000,
+  timeoutMS: 3_000,
   timeoutFactor: 1.5,
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
