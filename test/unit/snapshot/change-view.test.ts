@@ -4,7 +4,7 @@ import { readerViewColumns } from '../../../lambda/snapshot/reader-view';
 
 /**
  * The change view's declared columns, what the stack gives Glue beside the SQL (Glue refuses a view
- * whose columns differ from its SELECT's; test/infra/change-view.test.ts runs the SQL on DuckDB and
+ * whose columns differ from its SELECT's; test/unit/snapshot/change-view-duckdb.test.ts runs the SQL on DuckDB and
  * compares). Readers query by these names and types.
  */
 const typeOf = (name: string) => {

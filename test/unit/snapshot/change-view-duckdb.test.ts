@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { NAMED_QUERIES } from '../../infra/constructs/named-queries';
-import { changeViewColumns } from '../../lambda/snapshot/change-view';
-import { queryLocalSnapshots } from '../../local/duckdb-reader';
+import { NAMED_QUERIES } from '../../../infra/constructs/named-queries';
+import { changeViewColumns } from '../../../lambda/snapshot/change-view';
+import { queryLocalSnapshots } from '../../../local/duckdb-reader';
 
 /**
  * The change view's SQL and the three change queries, the very text the stack declares, run by
