@@ -115,8 +115,6 @@ export const FILE_KINDS = [
   'pseudonymized/sessions',
   'pseudonymized/rejects',
 ] as const;
-/** Where the pseudonymized copy's files live under the prefix. */
-export const PSEUDONYMIZED_DIR = 'pseudonymized';
 export type FileKind = (typeof FILE_KINDS)[number];
 
 /** Folders under the prefix besides the file kinds: the commit points, and run state outside every table. */

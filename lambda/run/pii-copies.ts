@@ -19,7 +19,6 @@ export type PiiManifestEntry = ManifestPii;
  */
 export interface PiiCopies {
   readonly writesRaw: boolean;
-  readonly writesPseudonymized: boolean;
   readonly manifestEntry: PiiManifestEntry;
   /** A session as its pseudonymized line, with our fields; undefined in `raw` mode. */
   readonly sessionLine:
@@ -33,7 +32,6 @@ export interface PiiCopies {
 
 export const RAW_ONLY: PiiCopies = {
   writesRaw: true,
-  writesPseudonymized: false,
   manifestEntry: { copies: 'raw', policy: null, key_fingerprint: null },
   sessionLine: undefined,
   rejectLine: undefined,
@@ -46,7 +44,6 @@ export function createPiiCopies(config: PiiConfig, key: Buffer | undefined): Pii
   const apply = createPolicyApplier(config.policy, createTokenizer(key));
   return {
     writesRaw: config.copies === 'both',
-    writesPseudonymized: true,
     manifestEntry: {
       copies: config.copies,
       policy: describePolicy(config.policy),

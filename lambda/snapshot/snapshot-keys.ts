@@ -11,7 +11,7 @@ import {
 } from '../core/facts';
 import { isRunId, partitionDate } from './snapshot-id';
 
-export { FILE_KINDS, type FileKind, PSEUDONYMIZED_DIR } from '../core/facts';
+export { FILE_KINDS, type FileKind } from '../core/facts';
 
 /**
  * Where everything of one run of one snapshot slot lives.

@@ -136,7 +136,7 @@ describe('createJobRuntime: the PII key', () => {
       config({ EXPORT_COPIES: 'pseudonymized', EXPORT_PII_KEY_SECRET_ARN: PII_SECRET }),
     );
 
-    expect(rt.pii.writesPseudonymized).toBe(true);
+    expect(rt.pii.sessionLine).toBeDefined();
     expect(rt.pii.writesRaw).toBe(false);
     expect(rt.pii.manifestEntry.key_fingerprint).toBe(keyFingerprint(Buffer.from(PII_KEY)));
     expect(secrets.commandCalls(GetSecretValueCommand).map((c) => c.args[0].input)).toEqual([

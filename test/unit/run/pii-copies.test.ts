@@ -27,7 +27,7 @@ describe('createPiiCopies', () => {
       { copies: 'pseudonymized', policy: PII_PRESETS.analytics, key: undefined },
       KEY,
     );
-    expect([pseudo.writesRaw, pseudo.writesPseudonymized]).toEqual([false, true]);
+    expect([pseudo.writesRaw, pseudo.sessionLine !== undefined]).toEqual([false, true]);
     expect(pseudo.manifestEntry).toEqual({
       copies: 'pseudonymized',
       policy:
@@ -35,7 +35,7 @@ describe('createPiiCopies', () => {
       key_fingerprint: expect.stringMatching(/^hmac-sha256:[0-9a-f]{16}$/),
     });
     const both = createPiiCopies({ copies: 'both', policy: PII_PRESETS.analytics, key: undefined }, KEY);
-    expect([both.writesRaw, both.writesPseudonymized]).toEqual([true, true]);
+    expect([both.writesRaw, both.sessionLine !== undefined]).toEqual([true, true]);
     expect(both.manifestEntry.copies).toBe('both');
   });
 
