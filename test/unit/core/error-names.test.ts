@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { buildSync } from 'esbuild';
+import * as coreErrors from '../../../lambda/core/errors';
 
 const LAMBDA = join(__dirname, '../../../lambda');
 
@@ -69,5 +70,27 @@ describe('error names in the minified bundle', () => {
     const error = new (Class as new (...args: unknown[]) => Error)('message', { cause }, { cause });
     expect(error.name).toBe(name);
     expect(error).toBeInstanceOf(Error);
+  });
+});
+
+describe('error names in the source', () => {
+  // The same contract on the modules as the job imports them: the name a manifest, a failed-users
+  // line and Step Functions' Error field carry is the class's own, and the cause is kept.
+  const classes = (Object.entries(coreErrors) as [string, unknown][])
+    .filter(([name, value]) => typeof value === 'function' && name.endsWith('Error'))
+    .map(([name, value]) => [name, value as new (...args: unknown[]) => Error] as const);
+
+  it('covers every error class of core/errors.ts', () => {
+    expect(classes.length).toBe(
+      errorClassesInSource().filter((c) => c.file === join('core', 'errors.ts')).length,
+    );
+  });
+
+  it.each(classes)('%s is named after its class', (name, Class) => {
+    const cause = new Error('cause');
+    const error = new Class('message', { cause }, { cause });
+    expect(error.name).toBe(name);
+    expect(error).toBeInstanceOf(Error);
+    expect(String(error)).toMatch(new RegExp(`^${name}: `));
   });
 });
