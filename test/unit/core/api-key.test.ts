@@ -15,6 +15,7 @@ describe('resolveApiKey', () => {
     ['a bare key', 'sk_live_abc\n', 'sk_live_abc'],
     ['{"apiKey": ...}', '{"apiKey":"sk_live_abc"}', 'sk_live_abc'],
     ['{"api_key": ...}', '{"api_key":"sk_live_abc"}', 'sk_live_abc'],
+    ['a JSON key with spaces around it', '  {"apiKey":" sk_live_abc "}\n', 'sk_live_abc'],
   ])('reads %s from the secret', async (_label, secret, key) => {
     const client = clientReturning(Promise.resolve({ SecretString: secret }));
 
@@ -29,6 +30,21 @@ describe('resolveApiKey', () => {
     expect(error).toBeInstanceOf(SecretFetchError);
     expect((error as Error).message).toContain(secretArn);
     expect((error as Error).message).not.toContain('sk_live_abc');
+  });
+
+  it.each([
+    ['an empty secret', ''],
+    ['only white space', '  \n'],
+    ['a blank apiKey', '{"apiKey":"   "}'],
+    ['an apiKey that is not a string', '{"apiKey":12345}'],
+    ['JSON that does not parse', '{"apiKey":'],
+    ['no SecretString at all', undefined],
+  ])('refuses a secret holding %s, with what to set', async (_label, secret) => {
+    const client = clientReturning(Promise.resolve(secret === undefined ? {} : { SecretString: secret }));
+
+    await expect(resolveApiKey({ kind: 'secret', secretArn }, client)).rejects.toThrow(
+      `Secret ${secretArn} holds no API key: set its value to the key, or to {"apiKey": "<key>"}`,
+    );
   });
 
   it('wraps a Secrets Manager failure and keeps the cause', async () => {
