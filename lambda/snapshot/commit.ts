@@ -293,23 +293,19 @@ export async function abortRun(ctx: CommitContext, failedManifest: Manifest): Pr
     logger.warn('this run had already committed; nothing was aborted', { manifestKey });
     return { manifestKey, alreadyCommitted: true };
   }
-  let uploads: OpenUpload[] = [];
-  // Uploads it could not list stay open: they count as leftovers, so the run state that records
-  // them is kept for the next run of the slot to find and abort.
-  let unlisted = 0;
-  try {
-    uploads = await openUploadsOfRun(ctx);
-  } catch (error) {
-    unlisted = 1;
+  const listed = await openUploadsOfRun(ctx).catch((error: unknown) => {
     logger.warn(
       'could not list this run uploads; its run state is kept, so the next run of the slot aborts them',
       {
         error: (error as Error).message,
       },
     );
-  }
-  const notAborted = await abortUploads(s3, bucket, uploads);
-  let leftovers = notAborted.length + unlisted;
+    return undefined;
+  });
+  const notAborted = await abortUploads(s3, bucket, listed ?? []);
+  // Uploads it could not list stay open: they count as a leftover, so the run state that records
+  // them is kept for the next run of the slot to find and abort.
+  let leftovers = notAborted.length + (listed === undefined ? 1 : 0);
   try {
     const completed: string[] = [];
     for (const kind of FILE_KINDS) completed.push(...(await listKeys(s3, bucket, keys.runFilePrefix(kind))));
