@@ -322,6 +322,24 @@ function usersTable(pages: readonly (readonly (string | undefined)[])[]) {
   return { dynamodb, scans, keyOf };
 }
 
+/** A client that answers the first Scan from `table` and holds every later one until its call is aborted. */
+function firstPageThenHang(table: ReturnType<typeof usersTable>) {
+  let scans = 0;
+  const dynamodb = {
+    send: (
+      command: { constructor: { name: string }; input: unknown },
+      options: { abortSignal: AbortSignal },
+    ) => {
+      scans++;
+      if (scans === 1) return table.dynamodb(command);
+      return new Promise((_resolve, reject) =>
+        options.abortSignal.addEventListener('abort', () => reject(new Error('aborted'))),
+      );
+    },
+  } as never;
+  return { dynamodb, scans: () => scans };
+}
+
 describe('runWork: a scanned segment', () => {
   it('walks its segment of the table page by page until the Scan ends, counting unusable items', async () => {
     const table = usersTable([['a', 'b', undefined], ['c']]);
@@ -605,27 +623,13 @@ describe('runWork: the hard stop', () => {
 
   it('keeps the pages it took when the hard stop cuts the read of the next one: that page is read again', async () => {
     const table = usersTable([['a', 'b'], ['c']]);
-    let scans = 0;
     const base = memoryContext();
-    const ctx: MemoryContext = {
-      ...base,
-      dynamodb: {
-        send: (
-          command: { constructor: { name: string }; input: unknown },
-          options: { abortSignal: AbortSignal },
-        ) => {
-          scans++;
-          if (scans === 1) return table.dynamodb(command);
-          return new Promise((_resolve, reject) =>
-            options.abortSignal.addEventListener('abort', () => reject(new Error('aborted'))),
-          );
-        },
-      } as never,
-    };
+    const stalled = firstPageThenHang(table);
+    const ctx: MemoryContext = { ...base, dynamodb: stalled.dynamodb };
     const { input } = await workOn(base, runPlan(), { hardStopAt: Date.now() + HARD_STOP_MS });
 
     const out = runWork(input, ctx);
-    await until(() => scans === 2, 'the second page was asked for');
+    await until(() => stalled.scans() === 2, 'the second page was asked for');
     await settle();
     jest.advanceTimersByTime(HARD_STOP_MS);
 
@@ -910,7 +914,6 @@ describe('runWork: errors of the walk', () => {
 
   it('throws the error that failed the run, not the page read it cut short', async () => {
     const table = usersTable([['a', 'b'], ['c']]);
-    let scans = 0;
     const base = memoryContext(
       {},
       {
@@ -920,21 +923,7 @@ describe('runWork: errors of the walk', () => {
         },
       },
     );
-    const ctx: MemoryContext = {
-      ...base,
-      dynamodb: {
-        send: (
-          command: { constructor: { name: string }; input: unknown },
-          options: { abortSignal: AbortSignal },
-        ) => {
-          scans++;
-          if (scans === 1) return table.dynamodb(command);
-          return new Promise((_resolve, reject) =>
-            options.abortSignal.addEventListener('abort', () => reject(new Error('aborted'))),
-          );
-        },
-      } as never,
-    };
+    const ctx: MemoryContext = { ...base, dynamodb: firstPageThenHang(table).dynamodb };
     const { input } = await workOn(base, runPlan());
 
     await expect(runWork(input, ctx)).rejects.toThrow(ApiAuthError);
